@@ -1,0 +1,394 @@
+//! [`WgpuBackend`]: the [`Backend`] trait over a wgpu device (Metal, Vulkan, DX12, GL).
+//!
+//! Besides buffers, it owns the one command encoder that kernels record into
+//! ([`WgpuBackend::encode`]) and submits it as one batch ([`WgpuBackend::flush`]), so a training
+//! step costs few submits. Every submit gets a [`SubmissionIndex`]; a callback from
+//! `on_submitted_work_done` advances the completed index, which is what lets the pool reuse a
+//! buffer only once the GPU is done with it.
+
+mod budget;
+mod select;
+
+use super::{
+    AdapterDescription, Backend, BufferUsage, Capabilities, SubmissionIndex, check_aligned,
+    check_range, checked_allocation_size,
+};
+use crate::error::{Error, OutOfMemoryReport, Result};
+use crate::memory::MemoryStats;
+use crate::sync::lock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Largest readback staging buffer; larger reads go through it in chunks.
+const STAGING_CHUNK: u64 = 16 << 20;
+
+/// Options for creating a [`WgpuBackend`]. Environment variables fill what is left `None`.
+#[derive(Debug, Clone, Default)]
+pub struct WgpuBackendOptions {
+    /// Backends to consider; `None` reads `WGMEM_BACKEND` / `WGPU_BACKEND`, else all.
+    pub backends: Option<wgpu::Backends>,
+    /// Case-insensitive substring of the adapter name; `None` reads `WGMEM_ADAPTER` /
+    /// `WGPU_ADAPTER_NAME`, else the best adapter is taken.
+    pub adapter_name: Option<String>,
+    /// Memory budget in bytes; `None` reads `WGMEM_MEMORY_BUDGET`, then the platform
+    /// (Metal), then [`super::DEFAULT_MEMORY_BUDGET`].
+    pub memory_budget: Option<u64>,
+}
+
+/// The wgpu implementation of [`Backend`].
+pub struct WgpuBackend {
+    adapter: wgpu::Adapter,
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    description: AdapterDescription,
+    caps: Capabilities,
+    pending: Mutex<Option<wgpu::CommandEncoder>>,
+    submitted: AtomicU64,
+    completed: Arc<AtomicU64>,
+    lost: Arc<Mutex<Option<String>>>,
+    staging: Mutex<Option<wgpu::Buffer>>,
+    buffers_created: AtomicU64,
+}
+
+impl std::fmt::Debug for WgpuBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WgpuBackend")
+            .field("adapter", &self.description)
+            .field("capabilities", &self.caps)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WgpuBackend {
+    /// Creates a backend on the best adapter, honouring the environment overrides.
+    pub fn new() -> Result<Self> {
+        Self::with_options(WgpuBackendOptions::default())
+    }
+
+    /// Creates a backend with explicit options.
+    pub fn with_options(options: WgpuBackendOptions) -> Result<Self> {
+        let backends = options.backends.unwrap_or_else(|| {
+            select::backends_from_env(wgpu::Backends::all() - wgpu::Backends::BROWSER_WEBGPU)
+        });
+        let name = options
+            .adapter_name
+            .clone()
+            .or_else(select::adapter_name_from_env);
+        let adapter = select::select_adapter(backends, name.as_deref())?;
+        let info = adapter.get_info();
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("wgmem"),
+            required_features: wgpu::Features::empty(),
+            required_limits: adapter.limits(),
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        }))
+        .map_err(|e| Error::DeviceRequest {
+            adapter: select::describe(&info),
+            reason: e.to_string(),
+        })?;
+
+        let lost = Arc::new(Mutex::new(None));
+        let lost_in_callback = Arc::clone(&lost);
+        device.set_device_lost_callback(move |reason, message| {
+            log::error!("wgpu device lost ({reason:?}): {message}");
+            *lock(&lost_in_callback) = Some(format!("{reason:?}: {message}"));
+        });
+        device.on_uncaptured_error(Arc::new(|error| {
+            log::error!("uncaptured wgpu error: {error}");
+        }));
+
+        let limits = device.limits();
+        let (memory_budget, budget_source, unified) =
+            budget::resolve(options.memory_budget, &device)?;
+        let unified_memory = unified.unwrap_or(matches!(
+            info.device_type,
+            wgpu::DeviceType::IntegratedGpu | wgpu::DeviceType::Cpu
+        ));
+        let caps = Capabilities {
+            max_buffer_size: limits.max_buffer_size,
+            max_storage_binding_size: limits.max_storage_buffer_binding_size,
+            copy_alignment: wgpu::COPY_BUFFER_ALIGNMENT,
+            storage_offset_alignment: u64::from(limits.min_storage_buffer_offset_alignment),
+            memory_budget,
+            budget_source,
+            unified_memory,
+        };
+        let description = AdapterDescription {
+            name: info.name.clone(),
+            api: format!("{:?}", info.backend),
+            device_type: format!("{:?}", info.device_type),
+            driver: format!("{} {}", info.driver, info.driver_info)
+                .trim()
+                .to_string(),
+        };
+        log::info!("wgmem: using {description}, budget {memory_budget} bytes ({budget_source:?})");
+        Ok(Self {
+            adapter,
+            device,
+            queue,
+            description,
+            caps,
+            pending: Mutex::new(None),
+            submitted: AtomicU64::new(0),
+            completed: Arc::new(AtomicU64::new(0)),
+            lost,
+            staging: Mutex::new(None),
+            buffers_created: AtomicU64::new(0),
+        })
+    }
+
+    /// The wgpu device, for kernels and pipelines.
+    pub fn device(&self) -> &wgpu::Device {
+        &self.device
+    }
+
+    /// The wgpu queue.
+    pub fn queue(&self) -> &wgpu::Queue {
+        &self.queue
+    }
+
+    /// The wgpu adapter.
+    pub fn wgpu_adapter(&self) -> &wgpu::Adapter {
+        &self.adapter
+    }
+
+    /// How many `create_buffer` calls this backend has made (allocations plus staging).
+    /// A training step in the steady state should leave this unchanged.
+    pub fn buffers_created(&self) -> u64 {
+        self.buffers_created.load(Ordering::Relaxed)
+    }
+
+    /// Records GPU commands into the pending batch. They run at the next [`Self::flush`]
+    /// (or before the next read or write, which flush first).
+    pub fn encode<R>(&self, record: impl FnOnce(&mut wgpu::CommandEncoder) -> R) -> Result<R> {
+        self.check_lost()?;
+        let mut pending = lock(&self.pending);
+        let encoder = pending.get_or_insert_with(|| {
+            self.device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("wgmem batch"),
+                })
+        });
+        Ok(record(encoder))
+    }
+
+    /// Submits the pending batch, if any, and returns the index of the latest submission.
+    pub fn flush(&self) -> Result<SubmissionIndex> {
+        self.check_lost()?;
+        let encoder = lock(&self.pending).take();
+        if let Some(encoder) = encoder {
+            self.submit(encoder.finish());
+        }
+        Ok(self.submitted.load(Ordering::SeqCst))
+    }
+
+    fn submit(&self, commands: wgpu::CommandBuffer) -> SubmissionIndex {
+        self.queue.submit([commands]);
+        let index = self.submitted.fetch_add(1, Ordering::SeqCst) + 1;
+        let completed = Arc::clone(&self.completed);
+        self.queue.on_submitted_work_done(move || {
+            completed.fetch_max(index, Ordering::SeqCst);
+        });
+        index
+    }
+
+    fn check_lost(&self) -> Result<()> {
+        match &*lock(&self.lost) {
+            Some(reason) => Err(Error::DeviceLost {
+                reason: reason.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn wait(&self) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map(|_| ())
+            .map_err(|e| Error::DeviceLost {
+                reason: e.to_string(),
+            })
+    }
+
+    fn create_buffer(
+        &self,
+        size: u64,
+        usage: wgpu::BufferUsages,
+        label: &str,
+    ) -> Result<wgpu::Buffer> {
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size,
+            usage,
+            mapped_at_creation: false,
+        });
+        if let Some(error) = pollster::block_on(scope.pop()) {
+            buffer.destroy();
+            return Err(Error::OutOfMemory(Box::new(OutOfMemoryReport {
+                requested: size,
+                limit: None,
+                stats: MemoryStats::default(),
+                largest: Vec::new(),
+                device_message: Some(error.to_string()),
+            })));
+        }
+        self.buffers_created.fetch_add(1, Ordering::Relaxed);
+        Ok(buffer)
+    }
+
+    /// Reads one chunk (`len <= STAGING_CHUNK`, offset and len aligned to 4) through the
+    /// reusable staging buffer.
+    fn read_chunk(
+        &self,
+        buffer: &wgpu::Buffer,
+        offset: u64,
+        out: &mut [u8],
+        aligned_len: u64,
+    ) -> Result<()> {
+        let mut staging_slot = lock(&self.staging);
+        if staging_slot.as_ref().is_none_or(|s| s.size() < aligned_len) {
+            let size = aligned_len.next_power_of_two().clamp(4096, STAGING_CHUNK);
+            *staging_slot = Some(self.create_buffer(
+                size,
+                wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                "wgmem readback",
+            )?);
+        }
+        let staging = staging_slot
+            .as_ref()
+            .expect("staging buffer was just created");
+        let mut encoder = self.device.create_command_encoder(&Default::default());
+        encoder.copy_buffer_to_buffer(buffer, offset, staging, 0, aligned_len);
+        self.submit(encoder.finish());
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging
+            .slice(..aligned_len)
+            .map_async(wgpu::MapMode::Read, move |r| {
+                let _ = tx.send(r);
+            });
+        self.wait()?;
+        rx.recv()
+            .map_err(|_| Error::Map("the map callback never ran".into()))?
+            .map_err(|e| Error::Map(e.to_string()))?;
+        {
+            let view = staging
+                .slice(..aligned_len)
+                .get_mapped_range()
+                .map_err(|e| Error::Map(e.to_string()))?;
+            out.copy_from_slice(&view[..out.len()]);
+        }
+        staging.unmap();
+        Ok(())
+    }
+}
+
+impl Backend for WgpuBackend {
+    type Buffer = wgpu::Buffer;
+
+    fn name(&self) -> &'static str {
+        "wgpu"
+    }
+
+    fn adapter(&self) -> &AdapterDescription {
+        &self.description
+    }
+
+    fn capabilities(&self) -> &Capabilities {
+        &self.caps
+    }
+
+    fn allocate(&self, size: u64, usage: BufferUsage) -> Result<wgpu::Buffer> {
+        self.check_lost()?;
+        let size = checked_allocation_size(size, &self.caps)?;
+        let usages = match usage {
+            BufferUsage::Storage => {
+                wgpu::BufferUsages::STORAGE
+                    | wgpu::BufferUsages::COPY_SRC
+                    | wgpu::BufferUsages::COPY_DST
+            }
+            BufferUsage::Uniform => wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+        };
+        self.create_buffer(size, usages, "wgmem buffer")
+    }
+
+    fn free(&self, buffer: wgpu::Buffer) {
+        // wgpu keeps the memory alive until in-flight work that uses it completes.
+        buffer.destroy();
+    }
+
+    fn size(&self, buffer: &wgpu::Buffer) -> u64 {
+        buffer.size()
+    }
+
+    fn write(&self, buffer: &wgpu::Buffer, offset: u64, data: &[u8]) -> Result<()> {
+        let len = data.len() as u64;
+        check_aligned("write", offset, len, self.caps.copy_alignment)?;
+        check_range("write", offset, len, buffer.size())?;
+        // Queue writes run before the next submit's commands, so earlier recorded commands
+        // must be submitted first to keep program order.
+        self.flush()?;
+        self.queue.write_buffer(buffer, offset, data);
+        Ok(())
+    }
+
+    fn read(&self, buffer: &wgpu::Buffer, offset: u64, out: &mut [u8]) -> Result<()> {
+        let len = out.len() as u64;
+        check_range("read", offset, len, buffer.size())?;
+        self.flush()?;
+        let mut done = 0u64;
+        while done < len {
+            let start = offset + done;
+            let aligned_start = start - start % self.caps.copy_alignment;
+            let lead = start - aligned_start;
+            let chunk = (len - done).min(STAGING_CHUNK - lead);
+            let aligned_len = (lead + chunk)
+                .next_multiple_of(self.caps.copy_alignment)
+                .min(buffer.size() - aligned_start);
+            let mut tmp = vec![0u8; (lead + chunk) as usize];
+            self.read_chunk(buffer, aligned_start, &mut tmp, aligned_len)?;
+            out[done as usize..(done + chunk) as usize].copy_from_slice(&tmp[lead as usize..]);
+            done += chunk;
+        }
+        Ok(())
+    }
+
+    fn copy(
+        &self,
+        src: &wgpu::Buffer,
+        src_offset: u64,
+        dst: &wgpu::Buffer,
+        dst_offset: u64,
+        len: u64,
+    ) -> Result<()> {
+        if src == dst {
+            return Err(Error::SameBuffer);
+        }
+        check_aligned("copy source", src_offset, len, self.caps.copy_alignment)?;
+        check_aligned(
+            "copy destination",
+            dst_offset,
+            len,
+            self.caps.copy_alignment,
+        )?;
+        check_range("copy source", src_offset, len, src.size())?;
+        check_range("copy destination", dst_offset, len, dst.size())?;
+        self.encode(|encoder| encoder.copy_buffer_to_buffer(src, src_offset, dst, dst_offset, len))
+    }
+
+    fn last_submission(&self) -> SubmissionIndex {
+        self.submitted.load(Ordering::SeqCst)
+    }
+
+    fn completed_submission(&self) -> SubmissionIndex {
+        let _ = self.device.poll(wgpu::PollType::Poll);
+        self.completed.load(Ordering::SeqCst)
+    }
+
+    fn wait_idle(&self) -> Result<()> {
+        self.flush()?;
+        self.wait()
+    }
+}

@@ -1,0 +1,201 @@
+//! GPU kernels: embedded WGSL, a pipeline cache, and dispatch into the backend's batch.
+//!
+//! [`Gpu`] wraps a [`WgpuBackend`]. Each dispatch records into the backend's pending command
+//! encoder; nothing is submitted until something needs the results (a read) or the caller
+//! flushes, so a training step is a handful of submits rather than one per kernel.
+//!
+//! Kernel parameters (sizes, scalars) go through one uniform ring buffer created with the
+//! `Gpu`: each dispatch writes its parameters into the next 256-byte slot. When the ring is
+//! full the batch is submitted and the ring starts over; queue order guarantees the earlier
+//! batch has read its slots before they are overwritten. So dispatching creates no buffers.
+
+mod elementwise;
+mod pipelines;
+mod shaders;
+
+pub use elementwise::{axpby, fill};
+pub use pipelines::Kernel;
+pub use shaders::{SHADERS, ShaderSource, shader, validate_wgsl};
+
+use crate::backend::{Backend, BufferUsage, WgpuBackend};
+use crate::error::{Error, Result};
+use crate::sync::lock;
+use pipelines::PipelineCache;
+use std::sync::{Arc, Mutex};
+
+/// Bytes in the parameter ring.
+const PARAM_RING_BYTES: u64 = 256 << 10;
+
+/// A range of a buffer bound to a kernel.
+#[derive(Debug, Clone, Copy)]
+pub struct Binding<'a> {
+    /// The buffer.
+    pub buffer: &'a wgpu::Buffer,
+    /// Byte offset (a multiple of the storage offset alignment).
+    pub offset: u64,
+    /// Byte length (a multiple of 4, at least 4).
+    pub size: u64,
+}
+
+impl<'a> Binding<'a> {
+    /// Binds the first `len` f32 values of `buffer`.
+    pub fn f32s(buffer: &'a wgpu::Buffer, len: usize) -> Self {
+        Self {
+            buffer,
+            offset: 0,
+            size: (len.max(1) * 4) as u64,
+        }
+    }
+}
+
+struct ParamRing {
+    buffer: wgpu::Buffer,
+    slot: u64,
+    next: u64,
+}
+
+/// Kernel dispatch on a [`WgpuBackend`].
+pub struct Gpu {
+    backend: Arc<WgpuBackend>,
+    pipelines: PipelineCache,
+    params: Mutex<ParamRing>,
+    workgroup_size: u32,
+    max_groups_per_dim: u32,
+}
+
+impl std::fmt::Debug for Gpu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gpu")
+            .field("adapter", self.backend.adapter())
+            .field("workgroup_size", &self.workgroup_size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Gpu {
+    /// Prepares kernel dispatch on `backend`: picks the workgroup size from the adapter's
+    /// limits and creates the parameter ring.
+    pub fn new(backend: Arc<WgpuBackend>) -> Result<Self> {
+        let limits = backend.device().limits();
+        let workgroup_size = 256u32
+            .min(limits.max_compute_invocations_per_workgroup)
+            .min(limits.max_compute_workgroup_size_x);
+        let slot = u64::from(limits.min_uniform_buffer_offset_alignment).max(256);
+        let buffer = backend.allocate(PARAM_RING_BYTES, BufferUsage::Uniform)?;
+        Ok(Self {
+            params: Mutex::new(ParamRing {
+                buffer,
+                slot,
+                next: 0,
+            }),
+            pipelines: PipelineCache::default(),
+            workgroup_size,
+            max_groups_per_dim: limits.max_compute_workgroups_per_dimension,
+            backend,
+        })
+    }
+
+    /// The backend this dispatches on.
+    pub fn backend(&self) -> &Arc<WgpuBackend> {
+        &self.backend
+    }
+
+    /// The workgroup size chosen for 1-D kernels.
+    pub fn workgroup_size(&self) -> u32 {
+        self.workgroup_size
+    }
+
+    /// Workgroup counts `[x, y, 1]` covering `n` threads of the 1-D kernels, folding into the
+    /// second dimension past the per-dimension limit.
+    pub fn groups_for(&self, n: u64) -> Result<[u32; 3]> {
+        let groups = n.div_ceil(u64::from(self.workgroup_size)).max(1);
+        let x = groups.min(u64::from(self.max_groups_per_dim));
+        let y = groups.div_ceil(x);
+        if y > u64::from(self.max_groups_per_dim) {
+            return Err(Error::invalid(
+                "dispatch size",
+                format!("{n} elements exceed what one dispatch can cover"),
+            ));
+        }
+        Ok([x as u32, y as u32, 1])
+    }
+
+    /// Records one dispatch of `kernel` with `params` at binding 0 and `bindings` at 1, 2, ...
+    pub fn dispatch<P: bytemuck::Pod>(
+        &self,
+        kernel: Kernel,
+        params: &P,
+        bindings: &[Binding<'_>],
+        groups: [u32; 3],
+    ) -> Result<()> {
+        let pipeline = self
+            .pipelines
+            .get(self.backend.device(), kernel, self.workgroup_size)?;
+        let bytes = bytemuck::bytes_of(params);
+        let mut ring = lock(&self.params);
+        if bytes.len() as u64 > ring.slot {
+            return Err(Error::invalid(
+                "kernel parameters",
+                format!("{} bytes exceed the {}-byte slot", bytes.len(), ring.slot),
+            ));
+        }
+        if ring.next + ring.slot > PARAM_RING_BYTES {
+            self.backend.flush()?;
+            ring.next = 0;
+        }
+        let offset = ring.next;
+        ring.next += ring.slot;
+        self.backend
+            .queue()
+            .write_buffer(&ring.buffer, offset, bytes);
+        let mut entries = Vec::with_capacity(bindings.len() + 1);
+        entries.push(wgpu::BindGroupEntry {
+            binding: 0,
+            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                buffer: &ring.buffer,
+                offset,
+                size: wgpu::BufferSize::new(bytes.len().next_multiple_of(16) as u64),
+            }),
+        });
+        for (i, b) in bindings.iter().enumerate() {
+            entries.push(wgpu::BindGroupEntry {
+                binding: i as u32 + 1,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: b.buffer,
+                    offset: b.offset,
+                    size: wgpu::BufferSize::new(b.size.next_multiple_of(4).max(4)),
+                }),
+            });
+        }
+        let bind_group = self
+            .backend
+            .device()
+            .create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(kernel.entry),
+                layout: &pipeline.get_bind_group_layout(0),
+                entries: &entries,
+            });
+        drop(ring);
+        self.backend.encode(|encoder| {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(kernel.entry),
+                timestamp_writes: None,
+            });
+            pass.set_pipeline(&pipeline);
+            pass.set_bind_group(0, &bind_group, &[]);
+            pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+        })
+    }
+
+    /// Submits everything recorded so far.
+    pub fn flush(&self) -> Result<()> {
+        self.backend.flush().map(|_| ())
+    }
+}
+
+impl Drop for Gpu {
+    fn drop(&mut self) {
+        let ring = self.params.get_mut().unwrap_or_else(|e| e.into_inner());
+        ring.buffer.destroy();
+    }
+}

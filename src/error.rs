@@ -1,0 +1,191 @@
+//! The crate's one error type.
+//!
+//! Each variant is a case a caller handles differently: an out-of-memory can be recovered from
+//! (free something, shrink the batch, retry); a request over the device maximum never fits; a
+//! shape mismatch is a bug in the caller's code; a lost device means rebuilding from saved state.
+//! Every variant says what was asked and what would have been accepted.
+
+use crate::memory::MemoryStats;
+use std::fmt;
+
+/// Result alias used throughout the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in wgmem.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No adapter matched the request (or none exists on this machine).
+    #[error("no GPU adapter found: {reason}; adapters seen: [{}]", seen.join(", "))]
+    NoAdapter {
+        /// Why the search failed (the filter that matched nothing, or the driver's answer).
+        reason: String,
+        /// The adapters that were enumerated, as `name (backend, type)`.
+        seen: Vec<String>,
+    },
+
+    /// The adapter refused to create a device.
+    #[error("the adapter '{adapter}' could not create a device: {reason}")]
+    DeviceRequest {
+        /// Adapter name.
+        adapter: String,
+        /// The driver's message.
+        reason: String,
+    },
+
+    /// An allocation of zero bytes was asked for.
+    #[error("cannot allocate a buffer of 0 bytes; ask for at least 1 byte")]
+    ZeroSize,
+
+    /// A single buffer larger than the device can ever create.
+    #[error("requested {requested} bytes, but this device's largest buffer is {max} bytes")]
+    TooLarge {
+        /// Bytes asked for.
+        requested: u64,
+        /// The device's `max_buffer_size`.
+        max: u64,
+    },
+
+    /// The memory (device, or the manager's hard limit) is exhausted even after eviction and
+    /// cleanup. Carries the request and a snapshot of the account at the time.
+    #[error("{0}")]
+    OutOfMemory(Box<OutOfMemoryReport>),
+
+    /// A byte range falls outside a buffer.
+    #[error("{op}: range {offset}..{end} is outside the buffer of {size} bytes", end = offset + len)]
+    OutOfBounds {
+        /// The operation (`"read"`, `"write"`, `"copy source"`, ...).
+        op: &'static str,
+        /// Start of the range.
+        offset: u64,
+        /// Length of the range.
+        len: u64,
+        /// Size of the buffer.
+        size: u64,
+    },
+
+    /// An offset or length is not a multiple of the required alignment.
+    #[error("{op}: {what} {value} is not a multiple of {alignment}")]
+    Misaligned {
+        /// The operation.
+        op: &'static str,
+        /// Which value (`"offset"`, `"length"`).
+        what: &'static str,
+        /// The value given.
+        value: u64,
+        /// The alignment required.
+        alignment: u64,
+    },
+
+    /// Source and destination of a copy are the same buffer.
+    #[error("copy source and destination are the same buffer; copy through a second buffer")]
+    SameBuffer,
+
+    /// Tensor or buffer shapes do not fit together.
+    #[error("shape mismatch in {op}: {left:?} vs {right:?} ({reason})")]
+    Shape {
+        /// The operation.
+        op: &'static str,
+        /// The first operand's shape.
+        left: Vec<usize>,
+        /// The second operand's shape.
+        right: Vec<usize>,
+        /// What would have been accepted.
+        reason: String,
+    },
+
+    /// A value given by the caller is not acceptable.
+    #[error("invalid {what}: {reason}")]
+    InvalidArgument {
+        /// The argument.
+        what: &'static str,
+        /// What was wrong and what would be right.
+        reason: String,
+    },
+
+    /// A WGSL shader failed to parse or validate.
+    #[error("shader '{name}' does not compile: {message}")]
+    ShaderCompile {
+        /// The shader's name (file stem).
+        name: String,
+        /// naga's diagnostic, with the source location.
+        message: String,
+    },
+
+    /// The GPU device was lost (driver reset, unplugged, or destroyed).
+    #[error("the GPU device was lost: {reason}; rebuild the backend and resume from saved state")]
+    DeviceLost {
+        /// The driver's reason.
+        reason: String,
+    },
+
+    /// Mapping a buffer for reading failed.
+    #[error("could not map a buffer for reading: {0}")]
+    Map(String),
+
+    /// An I/O error (saving state, reading data).
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// What was asked and what the account looked like when an allocation could not be satisfied.
+#[derive(Debug, Clone)]
+pub struct OutOfMemoryReport {
+    /// Bytes asked for (after rounding to the size class).
+    pub requested: u64,
+    /// The limit that was hit, if it was the manager's hard limit rather than the device.
+    pub limit: Option<u64>,
+    /// The account at the time of failure.
+    pub stats: MemoryStats,
+    /// The largest live allocations, largest first: `(tag, bytes)`.
+    pub largest: Vec<(String, u64)>,
+    /// The driver's message, when the device itself refused.
+    pub device_message: Option<String>,
+}
+
+impl fmt::Display for OutOfMemoryReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "out of memory: requested {}",
+            crate::memory::human_bytes(self.requested)
+        )?;
+        if let Some(limit) = self.limit {
+            write!(
+                f,
+                " with a hard limit of {}",
+                crate::memory::human_bytes(limit)
+            )?;
+        }
+        write!(
+            f,
+            "; live {}, cached {}",
+            crate::memory::human_bytes(self.stats.live_bytes),
+            crate::memory::human_bytes(self.stats.cached_bytes)
+        )?;
+        if let Some(msg) = &self.device_message {
+            write!(f, "; device: {msg}")?;
+        }
+        if !self.largest.is_empty() {
+            write!(f, "; largest live:")?;
+            for (tag, bytes) in &self.largest {
+                write!(f, " {tag}={}", crate::memory::human_bytes(*bytes))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Error {
+    /// True when freeing memory and retrying might succeed.
+    pub fn is_out_of_memory(&self) -> bool {
+        matches!(self, Error::OutOfMemory(_))
+    }
+
+    pub(crate) fn invalid(what: &'static str, reason: impl Into<String>) -> Self {
+        Error::InvalidArgument {
+            what,
+            reason: reason.into(),
+        }
+    }
+}

@@ -1,0 +1,36 @@
+//! # wgmem: memory-managed GPU compute and training on wgpu
+//!
+//! Memory is the limit when training on one GPU, most of all on a laptop whose GPU shares the
+//! machine's memory. wgmem makes it a measured, first-class thing: every buffer is obtained
+//! through one seam ([`backend::Backend`]), accounted, pooled and released on time.
+//!
+//! Layers, from the bottom: [`backend`] (the allocation seam: [`WgpuBackend`] for Metal,
+//! Vulkan, DX12 and GL; [`HostBackend`] for exact tests), [`memory`] (the account), [`compute`]
+//! (WGSL kernels, pipeline cache, batched dispatch).
+//!
+//! ```
+//! use wgmem::{Backend, BufferUsage, HostBackend};
+//!
+//! let backend = HostBackend::new();
+//! let buffer = backend.allocate(1024, BufferUsage::Storage)?;
+//! backend.write(&buffer, 0, bytemuck::cast_slice(&[1.0f32, 2.0, 3.0, 4.0]))?;
+//! let mut out = [0.0f32; 4];
+//! backend.read(&buffer, 0, bytemuck::cast_slice_mut(&mut out))?;
+//! assert_eq!(out, [1.0, 2.0, 3.0, 4.0]);
+//! backend.free(buffer);
+//! # Ok::<(), wgmem::Error>(())
+//! ```
+#![deny(missing_docs)]
+
+pub mod backend;
+pub mod compute;
+mod error;
+pub mod memory;
+mod sync;
+
+pub use backend::{
+    Backend, BufferUsage, Capabilities, HostBackend, WgpuBackend, WgpuBackendOptions,
+};
+pub use compute::Gpu;
+pub use error::{Error, OutOfMemoryReport, Result};
+pub use memory::MemoryStats;

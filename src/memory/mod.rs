@@ -1,0 +1,5 @@
+//! Memory accounting above the [`crate::backend::Backend`] seam.
+
+mod stats;
+
+pub use stats::{MemoryStats, human_bytes};

@@ -1,0 +1,73 @@
+//! Helpers shared by the integration tests: one GPU backend per test binary, deterministic
+//! random data, and CPU references.
+#![allow(dead_code)]
+
+use std::sync::{Arc, OnceLock};
+use wgmem::{Backend, Gpu, WgpuBackend};
+
+/// The GPU backend for this test binary, created once (lavapipe in CI). Logs the adapter so
+/// every run records what it ran on.
+pub fn gpu_backend() -> Arc<WgpuBackend> {
+    static BACKEND: OnceLock<Arc<WgpuBackend>> = OnceLock::new();
+    Arc::clone(BACKEND.get_or_init(|| {
+        let backend =
+            WgpuBackend::new().unwrap_or_else(|e| panic!("the GPU tests need an adapter: {e}"));
+        eprintln!("GPU tests run on: {}", backend.adapter());
+        Arc::new(backend)
+    }))
+}
+
+/// Kernel dispatch on [`gpu_backend`], created once.
+pub fn gpu() -> Arc<Gpu> {
+    static GPU: OnceLock<Arc<Gpu>> = OnceLock::new();
+    Arc::clone(GPU.get_or_init(|| Arc::new(Gpu::new(gpu_backend()).expect("kernel setup"))))
+}
+
+/// A small deterministic generator (SplitMix64) so tests need no extra crate for data.
+pub struct Rng(u64);
+
+impl Rng {
+    /// Seeds the generator.
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    /// Next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [-1, 1).
+    pub fn uniform(&mut self) -> f32 {
+        (self.next_u64() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+    }
+
+    /// `n` values uniform in [-1, 1).
+    pub fn vec(&mut self, n: usize) -> Vec<f32> {
+        (0..n).map(|_| self.uniform()).collect()
+    }
+}
+
+/// Writes f32s into a fresh buffer of `backend`.
+pub fn upload<B: Backend>(backend: &B, data: &[f32]) -> B::Buffer {
+    let buffer = backend
+        .allocate((data.len().max(1) * 4) as u64, wgmem::BufferUsage::Storage)
+        .expect("allocate");
+    backend
+        .write(&buffer, 0, bytemuck::cast_slice(data))
+        .expect("write");
+    buffer
+}
+
+/// Reads `n` f32s from `buffer`.
+pub fn download<B: Backend>(backend: &B, buffer: &B::Buffer, n: usize) -> Vec<f32> {
+    let mut out = vec![0f32; n];
+    backend
+        .read(buffer, 0, bytemuck::cast_slice_mut(&mut out))
+        .expect("read");
+    out
+}
