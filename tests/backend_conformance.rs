@@ -186,4 +186,5 @@ macro_rules! conformance {
 }
 
 conformance!(host, std::sync::Arc::new(wgmem::HostBackend::new()));
-conformance!(wgpu, crate::common::gpu_backend());
+// Each test gets its own device so that submission counters see only its own work.
+conformance!(wgpu, crate::common::fresh_gpu_backend());

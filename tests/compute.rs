@@ -70,7 +70,7 @@ fn kernels_reject_bad_lengths_and_aliasing() {
 #[test]
 fn dispatch_creates_no_buffers() {
     // Its own backend, so buffers created by tests running in parallel are not counted.
-    let gpu = wgmem::Gpu::new(std::sync::Arc::new(wgmem::WgpuBackend::new().unwrap())).unwrap();
+    let gpu = wgmem::Gpu::new(common::fresh_gpu_backend()).unwrap();
     let b = gpu.backend();
     let buf = upload(&**b, &[0.0; 1024]);
     fill(&gpu, &buf, 1024, 1.0).unwrap(); // compile the pipeline first

@@ -17,6 +17,14 @@ pub fn gpu_backend() -> Arc<WgpuBackend> {
     }))
 }
 
+/// A GPU backend of its own, for tests whose counters must not see other tests' work.
+pub fn fresh_gpu_backend() -> Arc<WgpuBackend> {
+    let backend =
+        WgpuBackend::new().unwrap_or_else(|e| panic!("the GPU tests need an adapter: {e}"));
+    eprintln!("GPU test runs on: {}", backend.adapter());
+    Arc::new(backend)
+}
+
 /// Kernel dispatch on [`gpu_backend`], created once.
 pub fn gpu() -> Arc<Gpu> {
     static GPU: OnceLock<Arc<Gpu>> = OnceLock::new();
