@@ -33,4 +33,4 @@ pub use backend::{
 };
 pub use compute::Gpu;
 pub use error::{Error, OutOfMemoryReport, Result};
-pub use memory::MemoryStats;
+pub use memory::{ManagedBuffer, MemoryConfig, MemoryManager, MemoryStats};

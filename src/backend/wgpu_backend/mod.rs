@@ -16,7 +16,7 @@ use super::{
 use crate::error::{Error, OutOfMemoryReport, Result};
 use crate::memory::MemoryStats;
 use crate::sync::lock;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Largest readback staging buffer; larger reads go through it in chunks.
@@ -43,6 +43,7 @@ pub struct WgpuBackend {
     description: AdapterDescription,
     caps: Capabilities,
     pending: Mutex<Option<wgpu::CommandEncoder>>,
+    has_pending: AtomicBool,
     submitted: AtomicU64,
     completed: Arc<AtomicU64>,
     lost: Arc<Mutex<Option<String>>>,
@@ -131,6 +132,7 @@ impl WgpuBackend {
             description,
             caps,
             pending: Mutex::new(None),
+            has_pending: AtomicBool::new(false),
             submitted: AtomicU64::new(0),
             completed: Arc::new(AtomicU64::new(0)),
             lost,
@@ -165,6 +167,7 @@ impl WgpuBackend {
     pub fn encode<R>(&self, record: impl FnOnce(&mut wgpu::CommandEncoder) -> R) -> Result<R> {
         self.check_lost()?;
         let mut pending = lock(&self.pending);
+        self.has_pending.store(true, Ordering::SeqCst);
         let encoder = pending.get_or_insert_with(|| {
             self.device
                 .create_command_encoder(&wgpu::CommandEncoderDescriptor {
@@ -177,10 +180,12 @@ impl WgpuBackend {
     /// Submits the pending batch, if any, and returns the index of the latest submission.
     pub fn flush(&self) -> Result<SubmissionIndex> {
         self.check_lost()?;
-        let encoder = lock(&self.pending).take();
-        if let Some(encoder) = encoder {
+        let mut pending = lock(&self.pending);
+        if let Some(encoder) = pending.take() {
             self.submit(encoder.finish());
         }
+        self.has_pending.store(false, Ordering::SeqCst);
+        drop(pending);
         Ok(self.submitted.load(Ordering::SeqCst))
     }
 
@@ -315,8 +320,10 @@ impl Backend for WgpuBackend {
     }
 
     fn free(&self, buffer: wgpu::Buffer) {
-        // wgpu keeps the memory alive until in-flight work that uses it completes.
-        buffer.destroy();
+        // Dropping (not destroying) lets wgpu keep the memory alive until recorded and
+        // in-flight work that uses it has completed; `destroy` would invalidate a batch that
+        // is recorded but not yet submitted.
+        drop(buffer);
     }
 
     fn size(&self, buffer: &wgpu::Buffer) -> u64 {
@@ -378,8 +385,11 @@ impl Backend for WgpuBackend {
         self.encode(|encoder| encoder.copy_buffer_to_buffer(src, src_offset, dst, dst_offset, len))
     }
 
+    /// Covers work recorded into the pending batch too: that batch will be submitted under
+    /// the next index.
     fn last_submission(&self) -> SubmissionIndex {
-        self.submitted.load(Ordering::SeqCst)
+        let recorded = u64::from(self.has_pending.load(Ordering::SeqCst));
+        self.submitted.load(Ordering::SeqCst) + recorded
     }
 
     fn completed_submission(&self) -> SubmissionIndex {

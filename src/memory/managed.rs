@@ -1,0 +1,107 @@
+//! [`ManagedBuffer`]: the RAII handle of a buffer acquired from a
+//! [`MemoryManager`](super::MemoryManager).
+//!
+//! Dropping it returns the buffer to the pool and updates the account. The raw buffer is
+//! only ever lent out (`&B::Buffer` tied to the handle's lifetime), and release consumes the
+//! handle, so a buffer cannot be used after release or released twice: the compiler rejects
+//! both.
+
+use super::manager::MemoryManager;
+use super::pool::Pooled;
+use crate::backend::{Backend, BufferUsage};
+use crate::error::Result;
+
+/// A pooled, accounted buffer. See the module docs.
+pub struct ManagedBuffer<B: Backend> {
+    manager: MemoryManager<B>,
+    pooled: Option<Pooled<B::Buffer>>,
+    id: u64,
+    requested: u64,
+    tag: &'static str,
+}
+
+impl<B: Backend> ManagedBuffer<B> {
+    pub(super) fn new(
+        manager: MemoryManager<B>,
+        pooled: Pooled<B::Buffer>,
+        id: u64,
+        requested: u64,
+        tag: &'static str,
+    ) -> Self {
+        Self {
+            manager,
+            pooled: Some(pooled),
+            id,
+            requested,
+            tag,
+        }
+    }
+
+    fn pooled(&self) -> &Pooled<B::Buffer> {
+        self.pooled.as_ref().expect("present until drop")
+    }
+
+    /// The backend buffer, borrowed for as long as the handle lives.
+    pub fn raw(&self) -> &B::Buffer {
+        &self.pooled().buffer
+    }
+
+    /// Bytes the buffer really has (its size class).
+    pub fn size(&self) -> u64 {
+        self.pooled().class
+    }
+
+    /// Bytes that were asked for.
+    pub fn requested(&self) -> u64 {
+        self.requested
+    }
+
+    /// The accounting tag.
+    pub fn tag(&self) -> &'static str {
+        self.tag
+    }
+
+    /// The buffer's usage.
+    pub fn usage(&self) -> BufferUsage {
+        self.pooled().usage
+    }
+
+    /// A unique id for this acquisition (not reused).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The manager this buffer belongs to.
+    pub fn manager(&self) -> &MemoryManager<B> {
+        &self.manager
+    }
+
+    /// Writes bytes at `offset` through the backend.
+    pub fn write(&self, offset: u64, data: &[u8]) -> Result<()> {
+        self.manager.backend().write(self.raw(), offset, data)
+    }
+
+    /// Reads bytes at `offset` through the backend.
+    pub fn read(&self, offset: u64, out: &mut [u8]) -> Result<()> {
+        self.manager.backend().read(self.raw(), offset, out)
+    }
+}
+
+impl<B: Backend> std::fmt::Debug for ManagedBuffer<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ManagedBuffer")
+            .field("id", &self.id)
+            .field("tag", &self.tag)
+            .field("requested", &self.requested)
+            .field("size", &self.size())
+            .finish()
+    }
+}
+
+impl<B: Backend> Drop for ManagedBuffer<B> {
+    fn drop(&mut self) {
+        if let Some(pooled) = self.pooled.take() {
+            self.manager.release(pooled, self.id, self.requested);
+        }
+    }
+}

@@ -1,0 +1,589 @@
+//! [`MemoryManager`]: the single account of bytes for one backend.
+//!
+//! Every buffer above the backend is acquired here and comes back here when its
+//! [`ManagedBuffer`] drops. The manager keeps the account (live, cached, peaks, per-tag bytes,
+//! counters), serves acquisitions from its [`BufferPool`], enforces a hard limit (never
+//! exceeded) and a soft limit (caches are trimmed to it), and recovers from out-of-memory in
+//! steps before giving up:
+//!
+//! 1. evict cached buffers, least recently used first, until the request fits;
+//! 2. wait for in-flight GPU work, reclaim its buffers, evict again;
+//! 3. run the registered cleanup callbacks (highest priority first), which may drop memory
+//!    of their own;
+//! 4. return [`Error::OutOfMemory`] with the request, the stats and the largest live
+//!    allocations. Nothing aborts.
+//!
+//! One mutex guards the account and the pool; a pool hit is a lock, a map lookup and a few
+//! additions. Backend allocation (slow on a GPU) happens outside the lock, with its bytes
+//! reserved in the account first so concurrent threads cannot overshoot the hard limit.
+
+use super::managed::ManagedBuffer;
+use super::pool::{BufferPool, Pooled};
+use super::size_class::SizeClasses;
+use super::stats::MemoryStats;
+use crate::backend::{Backend, BufferUsage};
+use crate::error::{Error, OutOfMemoryReport, Result};
+use crate::sync::lock;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Configuration of a [`MemoryManager`]. `Default` gives no limits, 8 size classes per
+/// doubling and a reuse cap of 1.25.
+#[derive(Debug, Clone)]
+pub struct MemoryConfig {
+    /// Reserved bytes (live + cached) are never allowed above this.
+    pub hard_limit: Option<u64>,
+    /// After a release, caches are trimmed (LRU) until reserved bytes are at most this.
+    pub soft_limit: Option<u64>,
+    /// How requests are rounded to classes.
+    pub size_classes: SizeClasses,
+    /// A reused buffer's class may be at most this multiple of the request's class.
+    pub max_reuse_ratio: f64,
+    /// How many of the largest live allocations an out-of-memory report lists.
+    pub report_top: usize,
+}
+
+impl Default for MemoryConfig {
+    fn default() -> Self {
+        Self {
+            hard_limit: None,
+            soft_limit: None,
+            size_classes: SizeClasses::default(),
+            max_reuse_ratio: 1.25,
+            report_top: 8,
+        }
+    }
+}
+
+impl MemoryConfig {
+    /// Sets the hard limit.
+    pub fn with_hard_limit(mut self, bytes: u64) -> Self {
+        self.hard_limit = Some(bytes);
+        self
+    }
+
+    /// Sets the soft limit.
+    pub fn with_soft_limit(mut self, bytes: u64) -> Self {
+        self.soft_limit = Some(bytes);
+        self
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.hard_limit == Some(0) {
+            return Err(Error::invalid(
+                "hard limit",
+                "a hard limit of 0 bytes admits nothing; use None for no limit",
+            ));
+        }
+        if let (Some(soft), Some(hard)) = (self.soft_limit, self.hard_limit) {
+            if soft > hard {
+                return Err(Error::invalid(
+                    "soft limit",
+                    format!("soft limit {soft} is above the hard limit {hard}"),
+                ));
+            }
+        }
+        if self.max_reuse_ratio.is_nan() || self.max_reuse_ratio < 1.0 {
+            return Err(Error::invalid(
+                "max_reuse_ratio",
+                format!("{} must be at least 1.0", self.max_reuse_ratio),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Why cleanup callbacks are being run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CleanupReason {
+    /// An allocation of this many bytes did not fit even after evicting caches.
+    OutOfMemory {
+        /// The class size asked for.
+        requested: u64,
+    },
+    /// Memory pressure reached the critical level.
+    CriticalPressure,
+    /// [`MemoryManager::run_cleanups`] was called.
+    Requested,
+}
+
+/// What a cleanup callback is told.
+#[derive(Debug, Clone)]
+pub struct CleanupRequest {
+    /// Why it runs.
+    pub reason: CleanupReason,
+    /// The account just before the callbacks ran.
+    pub stats: MemoryStats,
+}
+
+type CleanupFn = Arc<dyn Fn(&CleanupRequest) + Send + Sync>;
+
+/// Identifies a registered cleanup callback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CleanupId(u64);
+
+struct Cleanup {
+    id: CleanupId,
+    name: String,
+    priority: i32,
+    callback: CleanupFn,
+}
+
+pub(super) struct State<T> {
+    pub(super) pool: BufferPool<T>,
+    pub(super) stats: MemoryStats,
+    tags: HashMap<&'static str, u64>,
+    live: HashMap<u64, (&'static str, u64)>,
+    hard_limit: Option<u64>,
+    soft_limit: Option<u64>,
+}
+
+impl<T> State<T> {
+    fn reserved(&self) -> u64 {
+        self.stats.live_bytes + self.pool.cached_bytes()
+    }
+
+    fn update_peaks(&mut self) {
+        let s = &mut self.stats;
+        s.cached_bytes = self.pool.cached_bytes();
+        s.peak_live_bytes = s.peak_live_bytes.max(s.live_bytes);
+        s.peak_cached_bytes = s.peak_cached_bytes.max(s.cached_bytes);
+        s.peak_reserved_bytes = s.peak_reserved_bytes.max(s.live_bytes + s.cached_bytes);
+    }
+
+    fn add_live(&mut self, id: u64, tag: &'static str, class: u64, requested: u64) {
+        self.stats.live_bytes += class;
+        self.stats.requested_live_bytes += requested;
+        self.stats.allocations += 1;
+        *self.tags.entry(tag).or_default() += class;
+        self.live.insert(id, (tag, class));
+        self.update_peaks();
+    }
+
+    fn evicted(&mut self, list: &[Pooled<T>]) {
+        self.stats.evictions += list.len() as u64;
+        self.stats.evicted_bytes += list.iter().map(|p| p.class).sum::<u64>();
+        self.update_peaks();
+    }
+}
+
+pub(super) struct Shared<B: Backend> {
+    pub(super) backend: Arc<B>,
+    pub(super) state: Mutex<State<B::Buffer>>,
+    cleanups: Mutex<Vec<Cleanup>>,
+    next_id: AtomicU64,
+    report_top: usize,
+}
+
+/// The memory account and pool for one backend. Cheap to clone (a shared handle);
+/// `Send + Sync`. See the module docs.
+pub struct MemoryManager<B: Backend> {
+    pub(super) shared: Arc<Shared<B>>,
+}
+
+impl<B: Backend> Clone for MemoryManager<B> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<B: Backend> std::fmt::Debug for MemoryManager<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryManager")
+            .field("backend", &self.shared.backend.name())
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+enum Attempt<T> {
+    Done(T),
+    /// Did not fit under the limit or the device refused: escalate.
+    Retry {
+        device_message: Option<String>,
+    },
+}
+
+impl<B: Backend> MemoryManager<B> {
+    /// A manager over `backend` with the default configuration.
+    pub fn new(backend: Arc<B>) -> Self {
+        Self::with_config(backend, MemoryConfig::default())
+            .expect("the default configuration is valid")
+    }
+
+    /// A manager with an explicit configuration; invalid values are a typed error.
+    pub fn with_config(backend: Arc<B>, config: MemoryConfig) -> Result<Self> {
+        config.validate()?;
+        Ok(Self {
+            shared: Arc::new(Shared {
+                backend,
+                state: Mutex::new(State {
+                    pool: BufferPool::new(config.size_classes, config.max_reuse_ratio),
+                    stats: MemoryStats::default(),
+                    tags: HashMap::new(),
+                    live: HashMap::new(),
+                    hard_limit: config.hard_limit,
+                    soft_limit: config.soft_limit,
+                }),
+                cleanups: Mutex::new(Vec::new()),
+                next_id: AtomicU64::new(1),
+                report_top: config.report_top,
+            }),
+        })
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &Arc<B> {
+        &self.shared.backend
+    }
+
+    /// A snapshot of the account.
+    pub fn stats(&self) -> MemoryStats {
+        let state = lock(&self.shared.state);
+        let mut stats = state.stats.clone();
+        stats.cached_bytes = state.pool.cached_bytes();
+        stats.live_by_tag = state
+            .tags
+            .iter()
+            .filter(|(_, b)| **b > 0)
+            .map(|(t, b)| (t.to_string(), *b))
+            .collect();
+        stats.live_by_tag.sort();
+        stats
+    }
+
+    /// The size classes in use.
+    pub fn size_classes(&self) -> SizeClasses {
+        *lock(&self.shared.state).pool.classes()
+    }
+
+    /// The hard limit, if any.
+    pub fn hard_limit(&self) -> Option<u64> {
+        lock(&self.shared.state).hard_limit
+    }
+
+    /// Changes the hard limit. Caches are evicted to fit under it; live buffers cannot be,
+    /// so a limit below the live bytes only stops further growth.
+    pub fn set_hard_limit(&self, limit: Option<u64>) -> Result<()> {
+        if limit == Some(0) {
+            return Err(Error::invalid(
+                "hard limit",
+                "a hard limit of 0 bytes admits nothing; use None for no limit",
+            ));
+        }
+        let evicted = {
+            let mut state = lock(&self.shared.state);
+            state.hard_limit = limit;
+            let over = limit.map_or(0, |l| state.reserved().saturating_sub(l));
+            let evicted = state.pool.evict_bytes(over);
+            state.evicted(&evicted);
+            evicted
+        };
+        self.free_all(evicted);
+        Ok(())
+    }
+
+    /// Changes the soft limit and trims caches to it.
+    pub fn set_soft_limit(&self, limit: Option<u64>) {
+        lock(&self.shared.state).soft_limit = limit;
+        self.trim_to_limits();
+    }
+
+    /// Acquires a buffer of at least `size` bytes for `usage`, accounted under `tag`.
+    /// Served from the pool when possible; see the module docs for what happens when memory
+    /// runs out.
+    pub fn acquire(
+        &self,
+        size: u64,
+        usage: BufferUsage,
+        tag: &'static str,
+    ) -> Result<ManagedBuffer<B>> {
+        let caps = self.shared.backend.capabilities();
+        if size == 0 {
+            return Err(Error::ZeroSize);
+        }
+        let class = lock(&self.shared.state).pool.classes().class_of(size);
+        if size > caps.max_buffer_size || class > caps.max_buffer_size {
+            return Err(Error::TooLarge {
+                requested: size,
+                max: caps.max_buffer_size,
+            });
+        }
+        let mut device_message = None;
+        for step in 0..3 {
+            match step {
+                0 => {}
+                1 => {
+                    // Wait for in-flight work so its buffers can be reused or evicted.
+                    self.shared.backend.wait_idle()?;
+                    let completed = self.shared.backend.completed_submission();
+                    lock(&self.shared.state).pool.reclaim(completed);
+                }
+                _ => self.run_cleanups_for(CleanupReason::OutOfMemory { requested: class }),
+            }
+            if step > 0 {
+                lock(&self.shared.state).stats.retries += 1;
+                log::debug!("retrying an allocation of {class} bytes (step {step})");
+            }
+            match self.try_acquire(size, class, usage, tag)? {
+                Attempt::Done(buffer) => return Ok(buffer),
+                Attempt::Retry { device_message: m } => device_message = m.or(device_message),
+            }
+        }
+        Err(self.out_of_memory(class, device_message))
+    }
+
+    fn try_acquire(
+        &self,
+        size: u64,
+        class: u64,
+        usage: BufferUsage,
+        tag: &'static str,
+    ) -> Result<Attempt<ManagedBuffer<B>>> {
+        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut evicted = Vec::new();
+        {
+            let mut state = lock(&self.shared.state);
+            let mut hit = state.pool.take(usage, size);
+            if hit.is_none() && state.pool.has_pending() {
+                let completed = self.shared.backend.completed_submission();
+                if state.pool.reclaim(completed) > 0 {
+                    hit = state.pool.take(usage, size);
+                }
+            }
+            if let Some(pooled) = hit {
+                state.stats.pool_hits += 1;
+                state.add_live(id, tag, pooled.class, size);
+                return Ok(Attempt::Done(ManagedBuffer::new(
+                    self.clone(),
+                    pooled,
+                    id,
+                    size,
+                    tag,
+                )));
+            }
+            if let Some(limit) = state.hard_limit {
+                let over = (state.reserved() + class).saturating_sub(limit);
+                if over > 0 {
+                    evicted = state.pool.evict_bytes(over);
+                    state.evicted(&evicted);
+                }
+                if state.reserved() + class > limit {
+                    drop(state);
+                    self.free_all(evicted);
+                    return Ok(Attempt::Retry {
+                        device_message: None,
+                    });
+                }
+            }
+            // Reserve the bytes before the slow allocation so other threads see them.
+            state.stats.pool_misses += 1;
+            state.add_live(id, tag, class, size);
+        }
+        self.free_all(evicted);
+        match self.shared.backend.allocate(class, usage) {
+            Ok(buffer) => Ok(Attempt::Done(ManagedBuffer::new(
+                self.clone(),
+                Pooled {
+                    buffer,
+                    usage,
+                    class,
+                },
+                id,
+                size,
+                tag,
+            ))),
+            Err(Error::OutOfMemory(report)) => {
+                // The device is full: undo the reservation and free every cached buffer.
+                let evicted = {
+                    let mut state = lock(&self.shared.state);
+                    self.remove_live(&mut state, id);
+                    state.stats.allocations -= 1;
+                    let evicted = state.pool.evict_bytes(u64::MAX);
+                    state.evicted(&evicted);
+                    evicted
+                };
+                self.free_all(evicted);
+                Ok(Attempt::Retry {
+                    device_message: report.device_message,
+                })
+            }
+            Err(other) => {
+                let mut state = lock(&self.shared.state);
+                self.remove_live(&mut state, id);
+                state.stats.allocations -= 1;
+                Err(other)
+            }
+        }
+    }
+
+    fn remove_live(&self, state: &mut State<B::Buffer>, id: u64) -> Option<(&'static str, u64)> {
+        let (tag, class) = state.live.remove(&id)?;
+        state.stats.live_bytes -= class;
+        if let Some(t) = state.tags.get_mut(tag) {
+            *t -= class;
+        }
+        Some((tag, class))
+    }
+
+    fn out_of_memory(&self, requested: u64, device_message: Option<String>) -> Error {
+        let (limit, mut largest) = {
+            let mut state = lock(&self.shared.state);
+            state.stats.ooms += 1;
+            let largest: Vec<(String, u64)> = state
+                .live
+                .values()
+                .map(|(t, b)| (t.to_string(), *b))
+                .collect();
+            (state.hard_limit, largest)
+        };
+        largest.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        largest.truncate(self.shared.report_top);
+        let report = OutOfMemoryReport {
+            requested,
+            limit,
+            stats: self.stats(),
+            largest,
+            device_message,
+        };
+        log::warn!("{report}");
+        Error::OutOfMemory(Box::new(report))
+    }
+
+    /// Called by [`ManagedBuffer`]'s drop.
+    pub(super) fn release(&self, pooled: Pooled<B::Buffer>, id: u64, requested: u64) {
+        let stamp = self.shared.backend.last_submission();
+        {
+            let mut state = lock(&self.shared.state);
+            self.remove_live(&mut state, id);
+            state.stats.requested_live_bytes -= requested;
+            state.pool.release(pooled, stamp);
+            state.update_peaks();
+        }
+        self.trim_to_limits();
+    }
+
+    fn trim_to_limits(&self) {
+        let evicted = {
+            let mut state = lock(&self.shared.state);
+            // A release can leave reserved bytes over the hard limit too (when the limit was
+            // lowered below what was live), so trim to the lower of the two.
+            let target = match (state.soft_limit, state.hard_limit) {
+                (None, None) => return,
+                (a, b) => a.unwrap_or(u64::MAX).min(b.unwrap_or(u64::MAX)),
+            };
+            let over = state.reserved().saturating_sub(target);
+            if over == 0 {
+                return;
+            }
+            let cached = state.pool.cached_bytes();
+            let evicted = state.pool.evict_bytes(over.min(cached));
+            state.evicted(&evicted);
+            evicted
+        };
+        self.free_all(evicted);
+    }
+
+    fn free_all(&self, list: Vec<Pooled<B::Buffer>>) {
+        for p in list {
+            self.shared.backend.free(p.buffer);
+        }
+    }
+
+    /// Allocates buffers for `sizes` now and puts them in the pool, so the first step hits.
+    /// Respects the hard limit (stops with an error when the next one would cross it).
+    pub fn prewarm(&self, sizes: &[u64], usage: BufferUsage) -> Result<()> {
+        for &size in sizes {
+            let buffer = self.acquire(size, usage, "prewarm")?;
+            drop(buffer);
+        }
+        let completed = self.shared.backend.completed_submission();
+        lock(&self.shared.state).pool.reclaim(completed);
+        Ok(())
+    }
+
+    /// Evicts at least `fraction` of the cached bytes, least recently used first.
+    /// Returns the bytes freed.
+    pub fn evict_fraction(&self, fraction: f64) -> u64 {
+        let evicted = {
+            let mut state = lock(&self.shared.state);
+            let evicted = state.pool.evict_fraction(fraction);
+            state.evicted(&evicted);
+            evicted
+        };
+        let bytes = evicted.iter().map(|p| p.class).sum();
+        self.free_all(evicted);
+        bytes
+    }
+
+    /// Frees every cached buffer. Returns the bytes freed.
+    pub fn clear_cache(&self) -> u64 {
+        self.evict_fraction(1.0)
+    }
+
+    /// Registers a cleanup callback, run on out-of-memory (before giving up) and on critical
+    /// pressure. Higher `priority` runs first; equal priorities run in registration order.
+    /// The callback may drop buffers of its own; it must not acquire.
+    pub fn register_cleanup(
+        &self,
+        name: impl Into<String>,
+        priority: i32,
+        callback: impl Fn(&CleanupRequest) + Send + Sync + 'static,
+    ) -> CleanupId {
+        let id = CleanupId(self.shared.next_id.fetch_add(1, Ordering::Relaxed));
+        let mut list = lock(&self.shared.cleanups);
+        list.push(Cleanup {
+            id,
+            name: name.into(),
+            priority,
+            callback: Arc::new(callback),
+        });
+        list.sort_by_key(|c| std::cmp::Reverse(c.priority));
+        id
+    }
+
+    /// Removes a cleanup callback. Returns false when it was not registered.
+    pub fn unregister_cleanup(&self, id: CleanupId) -> bool {
+        let mut list = lock(&self.shared.cleanups);
+        let before = list.len();
+        list.retain(|c| c.id != id);
+        list.len() != before
+    }
+
+    /// Runs every cleanup callback now (reason [`CleanupReason::Requested`]).
+    pub fn run_cleanups(&self) {
+        self.run_cleanups_for(CleanupReason::Requested);
+    }
+
+    pub(crate) fn run_cleanups_for(&self, reason: CleanupReason) {
+        // Clone the list so callbacks run without any lock held: they may drop buffers.
+        let callbacks: Vec<(String, CleanupFn)> = lock(&self.shared.cleanups)
+            .iter()
+            .map(|c| (c.name.clone(), Arc::clone(&c.callback)))
+            .collect();
+        if callbacks.is_empty() {
+            return;
+        }
+        let request = CleanupRequest {
+            reason,
+            stats: self.stats(),
+        };
+        for (name, callback) in callbacks {
+            log::info!("running cleanup '{name}' ({reason:?})");
+            callback(&request);
+        }
+    }
+}
+
+impl<B: Backend> Drop for Shared<B> {
+    fn drop(&mut self) {
+        let state = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        for p in state.pool.clear() {
+            self.backend.free(p.buffer);
+        }
+    }
+}

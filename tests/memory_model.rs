@@ -1,0 +1,138 @@
+//! Property test: random sequences of acquire / release / GPU use / completion / eviction /
+//! limit changes on `MemoryManager<HostBackend>`, checked after every step against a plain
+//! model: the account equals the sum of live buffers, cached bytes equal what the backend
+//! holds beyond them, the hard limit is never crossed, an acquisition fails only when the
+//! request truly cannot fit, no buffer is handed out twice, and no buffer is reused before
+//! the work that last used it has completed.
+
+use proptest::prelude::*;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use wgmem::memory::{ManagedBuffer, MemoryConfig, MemoryManager};
+use wgmem::{Backend, BufferUsage, Error, HostBackend};
+
+#[derive(Debug, Clone)]
+enum Op {
+    Acquire { size: u64, uniform: bool },
+    Release(usize),
+    Use(usize),
+    Complete,
+    Evict(f64),
+    SetLimit(Option<u64>),
+    Clear,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (prop_oneof![1u64..300, 300u64..5000, 5000u64..70_000], any::<bool>())
+            .prop_map(|(size, u)| Op::Acquire { size, uniform: u && size < 1000 }),
+        3 => (0usize..64).prop_map(Op::Release),
+        2 => (0usize..64).prop_map(Op::Use),
+        1 => Just(Op::Complete),
+        1 => (0.0f64..=1.0).prop_map(Op::Evict),
+        1 => prop_oneof![Just(None), (20_000u64..400_000).prop_map(Some)].prop_map(Op::SetLimit),
+        1 => Just(Op::Clear),
+    ]
+}
+
+struct Model {
+    held: Vec<ManagedBuffer<HostBackend>>,
+    /// Submission stamp at which each released buffer id was last released.
+    released_at: HashMap<u64, u64>,
+    limit: Option<u64>,
+}
+
+fn check(manager: &MemoryManager<HostBackend>, backend: &HostBackend, model: &Model) {
+    let stats = manager.stats();
+    let live: u64 = model.held.iter().map(|b| b.size()).sum();
+    assert_eq!(
+        stats.live_bytes, live,
+        "live bytes equal the sum of held buffers"
+    );
+    let requested: u64 = model.held.iter().map(|b| b.requested()).sum();
+    assert_eq!(stats.requested_live_bytes, requested);
+    assert_eq!(
+        stats.cached_bytes,
+        backend.allocated_bytes() - live,
+        "cached bytes equal what the backend holds beyond live"
+    );
+    if let Some(limit) = model.limit {
+        assert!(
+            stats.reserved_bytes() <= limit || stats.cached_bytes == 0,
+            "reserved {} over limit {limit} with cache",
+            stats.reserved_bytes()
+        );
+    }
+    let ids: HashSet<u64> = model.held.iter().map(|b| b.raw().id()).collect();
+    assert_eq!(ids.len(), model.held.len(), "no buffer is handed out twice");
+    for b in &model.held {
+        assert!(b.size() >= b.requested());
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn pool_and_account_match_the_model(ops in prop::collection::vec(op(), 1..120)) {
+        let backend = Arc::new(HostBackend::new());
+        backend.hold_completion(true);
+        let manager = MemoryManager::with_config(Arc::clone(&backend), MemoryConfig::default()).unwrap();
+        let mut model = Model { held: Vec::new(), released_at: HashMap::new(), limit: None };
+        for op in ops {
+            match op {
+                Op::Acquire { size, uniform } => {
+                    let usage = if uniform { BufferUsage::Uniform } else { BufferUsage::Storage };
+                    let class = manager.size_classes().class_of(size);
+                    let live: u64 = model.held.iter().map(|b| b.size()).sum();
+                    match manager.acquire(size, usage, "test") {
+                        Ok(buffer) => {
+                            if let Some(limit) = model.limit {
+                                prop_assert!(live + buffer.size() <= limit);
+                            }
+                            if let Some(stamp) = model.released_at.get(&buffer.raw().id()) {
+                                prop_assert!(backend.completed_submission() >= *stamp, "reused before its work completed");
+                            }
+                            prop_assert_eq!(buffer.usage(), usage);
+                            model.held.push(buffer);
+                        }
+                        Err(Error::OutOfMemory(report)) => {
+                            let limit = model.limit.expect("no OOM without a limit");
+                            prop_assert!(live + class > limit, "OOM although {live} + {class} fits {limit}");
+                            prop_assert_eq!(report.limit, Some(limit));
+                        }
+                        Err(e) => prop_assert!(false, "unexpected error {e}"),
+                    }
+                }
+                Op::Release(i) if !model.held.is_empty() => {
+                    let buffer = model.held.swap_remove(i % model.held.len());
+                    model.released_at.insert(buffer.raw().id(), backend.last_submission());
+                }
+                Op::Use(i) if !model.held.is_empty() => {
+                    let buffer = &model.held[i % model.held.len()];
+                    buffer.write(0, &[1, 2, 3, 4]).unwrap();
+                }
+                Op::Complete => backend.complete_all(),
+                Op::Evict(f) => {
+                    let before = manager.stats().cached_bytes;
+                    let freed = manager.evict_fraction(f);
+                    prop_assert!(freed as f64 >= (before as f64 * f).floor());
+                    prop_assert_eq!(manager.stats().cached_bytes, before - freed);
+                }
+                Op::SetLimit(limit) => {
+                    manager.set_hard_limit(limit).unwrap();
+                    model.limit = limit;
+                }
+                Op::Clear => {
+                    manager.clear_cache();
+                    prop_assert_eq!(manager.stats().cached_bytes, 0);
+                }
+                _ => {}
+            }
+            check(&manager, &backend, &model);
+        }
+        model.held.clear();
+        manager.clear_cache();
+        prop_assert_eq!(backend.allocated_bytes(), 0, "nothing leaked");
+    }
+}
