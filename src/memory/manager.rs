@@ -456,12 +456,14 @@ impl<B: Backend> MemoryManager<B> {
 
     /// Called by [`ManagedBuffer`]'s drop.
     pub(super) fn release(&self, pooled: Pooled<B::Buffer>, id: u64, requested: u64) {
-        let stamp = self.shared.backend.last_submission();
+        let backend = &self.shared.backend;
+        let stamp = backend.last_submission();
+        let completed = backend.completed_submission();
         {
             let mut state = lock(&self.shared.state);
             self.remove_live(&mut state, id);
             state.stats.requested_live_bytes -= requested;
-            state.pool.release(pooled, stamp);
+            state.pool.release(pooled, stamp, completed);
             state.update_peaks();
         }
         self.trim_to_limits();

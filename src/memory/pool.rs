@@ -117,11 +117,22 @@ impl<T> BufferPool<T> {
         })
     }
 
-    /// Puts a released buffer in the pool; it becomes reusable once `stamp` has completed.
-    pub fn release(&mut self, buffer: Pooled<T>, stamp: SubmissionIndex) {
-        self.pending_bytes += buffer.class;
-        self.pending
-            .push_back((stamp, (buffer.usage, buffer.class), buffer.buffer));
+    /// Puts a released buffer in the pool. It is reusable at once when `stamp` (the
+    /// submission covering its last use) is at most `completed`, else once
+    /// [`BufferPool::reclaim`] sees `stamp` complete.
+    pub fn release(
+        &mut self,
+        buffer: Pooled<T>,
+        stamp: SubmissionIndex,
+        completed: SubmissionIndex,
+    ) {
+        let key = (buffer.usage, buffer.class);
+        if stamp <= completed {
+            self.push_free(key, buffer.buffer);
+        } else {
+            self.pending_bytes += buffer.class;
+            self.pending.push_back((stamp, key, buffer.buffer));
+        }
     }
 
     /// Puts a buffer straight into the reusable set (prewarming, or known idle).
@@ -280,12 +291,28 @@ mod tests {
                 class,
             },
             5,
+            4,
         );
         assert!(p.take(BufferUsage::Storage, 1000).is_none());
         assert_eq!(p.reclaim(4), 0);
         assert!(p.take(BufferUsage::Storage, 1000).is_none());
         assert_eq!(p.reclaim(5), 1);
         assert_eq!(p.take(BufferUsage::Storage, 1000).unwrap().buffer, 7);
+        let class = p.classes().class_of(1000);
+        p.release(
+            Pooled {
+                buffer: 8,
+                usage: BufferUsage::Storage,
+                class,
+            },
+            6,
+            6,
+        );
+        assert_eq!(
+            p.take(BufferUsage::Storage, 1000).unwrap().buffer,
+            8,
+            "already complete: reusable at once"
+        );
     }
 
     #[test]
