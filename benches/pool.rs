@@ -135,7 +135,7 @@ fn main() {
         run(
             "host backend (reference: HostBackend::allocate, a zeroed host allocation)",
             Arc::new(HostBackend::new()),
-            |b, s| raw_allocate(b, s),
+            raw_allocate,
         );
     }
     match WgpuBackend::new() {
@@ -144,7 +144,7 @@ fn main() {
             run(
                 "wgpu backend (reference: WgpuBackend::allocate, create_buffer inside an OOM error scope)",
                 Arc::clone(&gpu),
-                |b, s| raw_allocate(b, s),
+                raw_allocate,
             );
             run(
                 "wgpu backend (reference: bare device.create_buffer)",
