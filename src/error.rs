@@ -123,6 +123,26 @@ pub enum Error {
     #[error("could not map a buffer for reading: {0}")]
     Map(String),
 
+    /// The loss became NaN or infinite.
+    #[error("the loss is {loss} at step {step}; lower the learning rate or check the inputs")]
+    NonFiniteLoss {
+        /// The optimizer step at which it happened.
+        step: u64,
+        /// The value seen.
+        loss: f32,
+    },
+
+    /// A data file is malformed.
+    #[error("data line {line}, column {column}: {reason}")]
+    Csv {
+        /// 1-based line number.
+        line: usize,
+        /// 1-based column (field) number.
+        column: usize,
+        /// What was found and what was expected.
+        reason: String,
+    },
+
     /// An I/O error (saving state, reading data).
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),

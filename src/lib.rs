@@ -23,10 +23,16 @@
 #![deny(missing_docs)]
 
 pub mod backend;
+pub mod checkpoint;
 pub mod compute;
+pub mod data;
 mod error;
 pub mod memory;
+pub mod nn;
+pub mod optim;
 mod sync;
+pub mod tensor;
+pub mod train;
 
 pub use backend::{
     Backend, BufferUsage, Capabilities, HostBackend, WgpuBackend, WgpuBackendOptions,
@@ -34,3 +40,5 @@ pub use backend::{
 pub use compute::Gpu;
 pub use error::{Error, OutOfMemoryReport, Result};
 pub use memory::{ManagedBuffer, MemoryConfig, MemoryManager, MemoryStats};
+pub use tensor::{Context, Tensor};
+pub use train::{Trainer, TrainerConfig};

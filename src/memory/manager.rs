@@ -135,6 +135,7 @@ pub(super) struct State<T> {
     pub(super) pool: BufferPool<T>,
     pub(super) stats: MemoryStats,
     tags: HashMap<&'static str, u64>,
+    tag_peaks: HashMap<&'static str, u64>,
     live: HashMap<u64, (&'static str, u64)>,
     hard_limit: Option<u64>,
     soft_limit: Option<u64>,
@@ -157,7 +158,11 @@ impl<T> State<T> {
         self.stats.live_bytes += class;
         self.stats.requested_live_bytes += requested;
         self.stats.allocations += 1;
-        *self.tags.entry(tag).or_default() += class;
+        let now = self.tags.entry(tag).or_default();
+        *now += class;
+        let now = *now;
+        let peak = self.tag_peaks.entry(tag).or_default();
+        *peak = (*peak).max(now);
         self.live.insert(id, (tag, class));
         self.update_peaks();
     }
@@ -225,6 +230,7 @@ impl<B: Backend> MemoryManager<B> {
                     pool: BufferPool::new(config.size_classes, config.max_reuse_ratio),
                     stats: MemoryStats::default(),
                     tags: HashMap::new(),
+                    tag_peaks: HashMap::new(),
                     live: HashMap::new(),
                     hard_limit: config.hard_limit,
                     soft_limit: config.soft_limit,
@@ -253,7 +259,18 @@ impl<B: Backend> MemoryManager<B> {
             .map(|(t, b)| (t.to_string(), *b))
             .collect();
         stats.live_by_tag.sort();
+        stats.peak_by_tag = state.tag_peaks.iter().map(|(t, b)| (t.to_string(), *b)).collect();
+        stats.peak_by_tag.sort();
         stats
+    }
+
+    /// Restarts the peak figures from the current values (to measure one phase, e.g. a step).
+    pub fn reset_peaks(&self) {
+        let mut state = lock(&self.shared.state);
+        state.stats.peak_live_bytes = state.stats.live_bytes;
+        state.stats.peak_cached_bytes = state.pool.cached_bytes();
+        state.stats.peak_reserved_bytes = state.stats.live_bytes + state.pool.cached_bytes();
+        state.tag_peaks = state.tags.clone();
     }
 
     /// The size classes in use.

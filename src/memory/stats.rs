@@ -36,6 +36,8 @@ pub struct MemoryStats {
     pub pressure_events: u64,
     /// Live bytes per tag, sorted by tag.
     pub live_by_tag: Vec<(String, u64)>,
+    /// Highest live bytes per tag since creation or [`crate::memory::MemoryManager::reset_peaks`].
+    pub peak_by_tag: Vec<(String, u64)>,
 }
 
 impl MemoryStats {
@@ -52,6 +54,11 @@ impl MemoryStats {
         } else {
             self.pool_hits as f64 / total as f64
         }
+    }
+
+    /// Peak live bytes under `tag`, 0 if none.
+    pub fn peak_for_tag(&self, tag: &str) -> u64 {
+        self.peak_by_tag.iter().find(|(t, _)| t == tag).map_or(0, |(_, b)| *b)
     }
 
     /// Live bytes under `tag`, 0 if none.

@@ -1,0 +1,45 @@
+//! Softmax cross-entropy, forward and backward in one kernel.
+
+use crate::backend::WgpuBackend;
+use crate::compute;
+use crate::error::{Error, Result};
+use crate::memory::ManagedBuffer;
+use crate::tensor::{Tensor, tags};
+
+/// What [`softmax_cross_entropy`] produces; the scalars stay on the GPU until read.
+pub struct LossOutput {
+    /// Gradient of the mean loss with respect to the logits.
+    pub grad: Tensor,
+    /// The mean loss, one value.
+    pub loss: Tensor,
+    /// The number of rows whose argmax is the label, one `u32`.
+    pub correct: ManagedBuffer<WgpuBackend>,
+}
+
+impl LossOutput {
+    /// Reads the mean loss and the number of correct rows (waits for the GPU).
+    pub fn read(&self) -> Result<(f32, u32)> {
+        let loss = self.loss.to_vec()?[0];
+        let correct = self.loss.context().read_u32(&self.correct, 1)?[0];
+        Ok((loss, correct))
+    }
+}
+
+/// Mean softmax cross-entropy of `logits` `[batch, classes]` against `labels` (`batch` u32).
+pub fn softmax_cross_entropy(logits: &Tensor, labels: &ManagedBuffer<WgpuBackend>, batch_labels: usize) -> Result<LossOutput> {
+    let ctx = logits.context();
+    let [batch, classes] = logits.dims2("softmax_cross_entropy")?;
+    if batch_labels != batch {
+        return Err(Error::Shape {
+            op: "softmax_cross_entropy",
+            left: logits.shape().to_vec(),
+            right: vec![batch_labels],
+            reason: "one label per row of logits".into(),
+        });
+    }
+    let grad = ctx.uninit(&[batch, classes], tags::ACTIVATIONS)?;
+    let loss = ctx.uninit(&[1], tags::SCRATCH)?;
+    let correct = ctx.memory().acquire(4, crate::backend::BufferUsage::Storage, tags::SCRATCH)?;
+    compute::softmax_cross_entropy(ctx.gpu(), logits.raw(), labels.raw(), batch, classes, grad.raw(), loss.raw(), correct.raw())?;
+    Ok(LossOutput { grad, loss, correct })
+}

@@ -1,0 +1,102 @@
+//! `Sequential`: a chain of modules, itself a module.
+
+use super::{Module, Parameter};
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+use std::sync::Arc;
+
+/// Modules applied in order.
+#[derive(Default)]
+pub struct Sequential {
+    layers: Vec<Box<dyn Module>>,
+}
+
+impl Sequential {
+    /// An empty chain.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends a module.
+    pub fn push(&mut self, module: impl Module + 'static) {
+        self.layers.push(Box::new(module));
+    }
+
+    /// Appends a module (builder form).
+    pub fn with(mut self, module: impl Module + 'static) -> Self {
+        self.push(module);
+        self
+    }
+
+    /// The modules.
+    pub fn layers(&self) -> &[Box<dyn Module>] {
+        &self.layers
+    }
+
+    /// The modules, mutably (for checkpointing, which drives them one by one).
+    pub fn layers_mut(&mut self) -> &mut [Box<dyn Module>] {
+        &mut self.layers
+    }
+
+    /// Number of modules.
+    pub fn len(&self) -> usize {
+        self.layers.len()
+    }
+
+    /// True when the chain is empty.
+    pub fn is_empty(&self) -> bool {
+        self.layers.is_empty()
+    }
+
+    /// Runs `layers[range]` forward.
+    pub fn forward_range(&mut self, range: std::ops::Range<usize>, mut x: Arc<Tensor>, save: bool) -> Result<Arc<Tensor>> {
+        for layer in &mut self.layers[range] {
+            x = layer.forward(x, save)?;
+        }
+        Ok(x)
+    }
+
+    /// Runs `layers[range]` backward (in reverse); the first layer of the range returns an
+    /// input gradient only if `input_grad`.
+    pub fn backward_range(&mut self, range: std::ops::Range<usize>, mut grad: Tensor, input_grad: bool) -> Result<Option<Tensor>> {
+        let start = range.start;
+        for i in range.rev() {
+            let need = i > start || input_grad;
+            match self.layers[i].backward(grad, need)? {
+                Some(g) => grad = g,
+                None if !need => return Ok(None),
+                None => return Err(Error::invalid("backward", format!("{} returned no input gradient", self.layers[i].name()))),
+            }
+        }
+        Ok(Some(grad))
+    }
+}
+
+impl Module for Sequential {
+    fn name(&self) -> String {
+        let names: Vec<String> = self.layers.iter().map(|l| l.name()).collect();
+        format!("Sequential[{}]", names.join(", "))
+    }
+
+    fn forward(&mut self, input: Arc<Tensor>, save: bool) -> Result<Arc<Tensor>> {
+        let n = self.layers.len();
+        self.forward_range(0..n, input, save)
+    }
+
+    fn backward(&mut self, grad: Tensor, input_grad: bool) -> Result<Option<Tensor>> {
+        let n = self.layers.len();
+        self.backward_range(0..n, grad, input_grad)
+    }
+
+    fn parameters(&mut self) -> Vec<&mut Parameter> {
+        self.layers.iter_mut().flat_map(|l| l.parameters()).collect()
+    }
+
+    fn clear_saved(&mut self) {
+        self.layers.iter_mut().for_each(|l| l.clear_saved());
+    }
+
+    fn forward_flops(&self, batch: usize) -> u64 {
+        self.layers.iter().map(|l| l.forward_flops(batch)).sum()
+    }
+}

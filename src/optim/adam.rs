@@ -1,0 +1,59 @@
+//! Adam and AdamW.
+
+use super::{Optimizer, check_same_params, zero_grad};
+use crate::compute::{self, AdamParams};
+use crate::error::Result;
+use crate::nn::Parameter;
+use crate::tensor::{Tensor, tags};
+
+/// Adam (AdamW with [`Adam::decoupled`]), moments zero-initialised, bias-corrected.
+pub struct Adam {
+    hp: AdamParams,
+    moments: Vec<(Tensor, Tensor)>,
+    step: u32,
+}
+
+impl Adam {
+    /// Adam with learning rate `lr` and the usual betas (0.9, 0.999), eps 1e-8.
+    pub fn new(lr: f32) -> Self {
+        Self { hp: AdamParams { lr, ..AdamParams::default() }, moments: Vec::new(), step: 0 }
+    }
+
+    /// AdamW: weight decay applied to the parameters directly.
+    pub fn decoupled(mut self, weight_decay: f32) -> Self {
+        self.hp.weight_decay = weight_decay;
+        self.hp.decoupled = true;
+        self
+    }
+
+    /// Steps taken.
+    pub fn steps(&self) -> u32 {
+        self.step
+    }
+}
+
+impl Optimizer for Adam {
+    fn step(&mut self, params: Vec<&mut Parameter>) -> Result<()> {
+        check_same_params(self.moments.len(), params.len())?;
+        if self.moments.is_empty() {
+            for p in &params {
+                let ctx = p.value.context();
+                self.moments.push((ctx.zeros(p.value.shape(), tags::OPTIMIZER)?, ctx.zeros(p.value.shape(), tags::OPTIMIZER)?));
+            }
+        }
+        self.step += 1;
+        for (p, (m, v)) in params.into_iter().zip(&self.moments) {
+            compute::adam(p.value.context().gpu(), p.value.raw(), p.grad.raw(), m.raw(), v.raw(), p.value.len(), self.step, &self.hp)?;
+            zero_grad(p)?;
+        }
+        Ok(())
+    }
+
+    fn state_bytes(&self) -> u64 {
+        self.moments.iter().map(|(m, v)| m.buffer().size() + v.buffer().size()).sum()
+    }
+
+    fn learning_rate(&self) -> f32 {
+        self.hp.lr
+    }
+}

@@ -1,0 +1,39 @@
+//! Optimizers: one kernel pass over each parameter updates it (and its state) in place, then
+//! the gradient is zeroed for the next accumulation.
+
+mod adam;
+mod sgd;
+
+pub use adam::Adam;
+pub use sgd::Sgd;
+
+use crate::error::Result;
+use crate::nn::Parameter;
+
+/// Updates parameters from their accumulated gradients.
+pub trait Optimizer: Send {
+    /// One update of every parameter, then zeroes the gradients. Parameters must be passed
+    /// in the same order every step (state is kept by position).
+    fn step(&mut self, params: Vec<&mut Parameter>) -> Result<()>;
+
+    /// Bytes of optimizer state held (momentum, moments).
+    fn state_bytes(&self) -> u64;
+
+    /// The learning rate.
+    fn learning_rate(&self) -> f32;
+}
+
+fn zero_grad(p: &Parameter) -> Result<()> {
+    crate::compute::fill(p.grad.context().gpu(), p.grad.raw(), p.grad.len(), 0.0)
+}
+
+/// Checks that a parameter list matches the state kept for it.
+fn check_same_params(state_len: usize, params: usize) -> Result<()> {
+    if state_len != 0 && state_len != params {
+        return Err(crate::error::Error::invalid(
+            "optimizer parameters",
+            format!("{params} parameters given, but the optimizer's state is for {state_len}"),
+        ));
+    }
+    Ok(())
+}

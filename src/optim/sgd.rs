@@ -1,0 +1,51 @@
+//! Stochastic gradient descent with momentum and weight decay.
+
+use super::{Optimizer, check_same_params, zero_grad};
+use crate::compute::{self, SgdParams};
+use crate::error::Result;
+use crate::nn::Parameter;
+use crate::tensor::{Tensor, tags};
+
+/// SGD: `v = momentum v + g + wd p; p -= lr v` (plain `p -= lr (g + wd p)` without momentum).
+pub struct Sgd {
+    hp: SgdParams,
+    velocity: Vec<Tensor>,
+}
+
+impl Sgd {
+    /// SGD with learning rate `lr` and `momentum` (0 for none).
+    pub fn new(lr: f32, momentum: f32) -> Self {
+        Self { hp: SgdParams { lr, momentum, weight_decay: 0.0, nesterov: false }, velocity: Vec::new() }
+    }
+
+    /// Sets the weight decay.
+    pub fn with_weight_decay(mut self, wd: f32) -> Self {
+        self.hp.weight_decay = wd;
+        self
+    }
+}
+
+impl Optimizer for Sgd {
+    fn step(&mut self, params: Vec<&mut Parameter>) -> Result<()> {
+        check_same_params(self.velocity.len(), params.len())?;
+        if self.velocity.is_empty() && self.hp.momentum != 0.0 {
+            for p in &params {
+                self.velocity.push(p.value.context().zeros(p.value.shape(), tags::OPTIMIZER)?);
+            }
+        }
+        for (i, p) in params.into_iter().enumerate() {
+            let v = self.velocity.get(i).map(|t| t.raw());
+            compute::sgd(p.value.context().gpu(), p.value.raw(), p.grad.raw(), v, p.value.len(), &self.hp)?;
+            zero_grad(p)?;
+        }
+        Ok(())
+    }
+
+    fn state_bytes(&self) -> u64 {
+        self.velocity.iter().map(|t| t.buffer().size()).sum()
+    }
+
+    fn learning_rate(&self) -> f32 {
+        self.hp.lr
+    }
+}

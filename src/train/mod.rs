@@ -1,0 +1,377 @@
+//! The training loop, and how it reacts to memory.
+//!
+//! [`Trainer`] owns a [`Sequential`] model, an optimizer and a [`GradientCheckpointer`]. A
+//! step over a batch of `B` samples runs as micro-batches of at most `micro_batch` rows whose
+//! gradients accumulate (each scaled by its share of `B`), then one optimizer update: the
+//! result is the full-batch gradient whatever the micro-batch size.
+//!
+//! Reactions to memory:
+//! - **at start**, [`Trainer::fit_to_budget`] measures the activation peak of a step at two
+//!   batch sizes, fits `peak = fixed + per_row · rows`, and takes the largest micro-batch
+//!   that fits the budget;
+//! - **on out-of-memory mid-step**, the step's partial gradients are discarded, the
+//!   micro-batch halves (and checkpointing switches to `SqrtN` if it was off and the
+//!   micro-batch is already small), and the step runs again from its first sample: no sample
+//!   and no update is lost;
+//! - **on critical pressure** (see [`Trainer::pressure_flag`]), the micro-batch halves before
+//!   the next step; after `recover_after` steps without pressure it doubles back toward the
+//!   configured batch;
+//! - between epochs the pools' caches are cleared down to what the next epoch needs.
+//!
+//! Each adaptation is logged and recorded in the [`TrainingReport`].
+
+mod report;
+
+pub use report::{Adaptation, AdaptationReason, EpochReport, TrainingReport};
+
+use crate::backend::Backend;
+use crate::checkpoint::{CheckpointPolicy, GradientCheckpointer};
+use crate::compute;
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::nn::{Module, Sequential, softmax_cross_entropy};
+use crate::optim::Optimizer;
+use crate::tensor::{Context, tags};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+/// What to do when the loss is NaN or infinite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NonFinitePolicy {
+    /// Stop with [`Error::NonFiniteLoss`].
+    #[default]
+    Stop,
+    /// Skip the update (gradients discarded) and go on; counted in the report.
+    Skip,
+}
+
+/// Settings of a [`Trainer`].
+#[derive(Debug, Clone)]
+pub struct TrainerConfig {
+    /// Epochs to run.
+    pub epochs: usize,
+    /// Samples per optimizer step.
+    pub batch_size: usize,
+    /// Seed of the epoch shuffles.
+    pub seed: u64,
+    /// Checkpointing policy.
+    pub checkpoint: CheckpointPolicy,
+    /// NaN / Inf handling.
+    pub non_finite: NonFinitePolicy,
+    /// Steps without pressure before the micro-batch grows back.
+    pub recover_after: u64,
+}
+
+impl Default for TrainerConfig {
+    fn default() -> Self {
+        Self { epochs: 10, batch_size: 64, seed: 0, checkpoint: CheckpointPolicy::None, non_finite: NonFinitePolicy::Stop, recover_after: 20 }
+    }
+}
+
+/// What one step reports to the progress callback.
+#[derive(Debug, Clone, Copy)]
+pub struct StepInfo {
+    /// Epoch of the step.
+    pub epoch: usize,
+    /// Optimizer steps so far.
+    pub step: u64,
+    /// Mean loss of the step's batch.
+    pub loss: f32,
+    /// Accuracy on the step's batch.
+    pub accuracy: f32,
+    /// Wall time of the step, seconds.
+    pub seconds: f64,
+    /// Live bytes after the step.
+    pub live_bytes: u64,
+    /// Peak live bytes so far.
+    pub peak_live_bytes: u64,
+    /// Micro-batch rows in use.
+    pub micro_batch: usize,
+    /// Samples done in this epoch.
+    pub epoch_samples: usize,
+}
+
+/// Owns the loop. See the module docs.
+pub struct Trainer {
+    ctx: Arc<Context>,
+    model: Sequential,
+    optimizer: Box<dyn Optimizer>,
+    checkpointer: GradientCheckpointer,
+    config: TrainerConfig,
+    micro_batch: usize,
+    pressure: Arc<AtomicBool>,
+    calm_steps: u64,
+    report: TrainingReport,
+}
+
+impl Trainer {
+    /// A trainer; validates the configuration against the model.
+    pub fn new(ctx: Arc<Context>, model: Sequential, optimizer: Box<dyn Optimizer>, config: TrainerConfig) -> Result<Self> {
+        if config.batch_size == 0 {
+            return Err(Error::invalid("batch size", "must be at least 1"));
+        }
+        if model.is_empty() {
+            return Err(Error::invalid("model", "a model needs at least one layer"));
+        }
+        Ok(Self {
+            checkpointer: GradientCheckpointer::new(config.checkpoint),
+            micro_batch: config.batch_size,
+            pressure: Arc::new(AtomicBool::new(false)),
+            calm_steps: 0,
+            report: TrainingReport::default(),
+            ctx,
+            model,
+            optimizer,
+            config,
+        })
+    }
+
+    /// The model.
+    pub fn model(&mut self) -> &mut Sequential {
+        &mut self.model
+    }
+
+    /// The context.
+    pub fn context(&self) -> &Arc<Context> {
+        &self.ctx
+    }
+
+    /// The micro-batch rows in use.
+    pub fn micro_batch(&self) -> usize {
+        self.micro_batch
+    }
+
+    /// The checkpointer.
+    pub fn checkpointer(&self) -> &GradientCheckpointer {
+        &self.checkpointer
+    }
+
+    /// The report so far.
+    pub fn report(&self) -> &TrainingReport {
+        &self.report
+    }
+
+    /// A flag that, when set (by a pressure responder or a test), makes the trainer shrink
+    /// its micro-batch before the next step. The trainer clears it when it has reacted.
+    pub fn pressure_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.pressure)
+    }
+
+    fn adapt(&mut self, to: usize, reason: AdaptationReason, checkpointing_enabled: bool) {
+        let a = Adaptation { step: self.report.steps, from: self.micro_batch, to, reason, checkpointing_enabled };
+        log::warn!("adapting: micro-batch {} -> {} at step {} ({reason:?})", a.from, a.to, a.step);
+        self.micro_batch = to;
+        self.report.adaptations.push(a);
+    }
+
+    /// Measures the activation peak of a forward+backward at two micro-batch sizes and sets
+    /// the micro-batch to the largest whose predicted peak fits `budget` bytes (all live
+    /// memory, not only activations). Parameters are not changed.
+    pub fn fit_to_budget(&mut self, data: &Dataset, budget: u64) -> Result<usize> {
+        let big = self.config.batch_size.min(data.len()).max(1);
+        let small = (big / 4).max(1);
+        let mut peaks = Vec::new();
+        for rows in [small, big] {
+            let indices: Vec<usize> = (0..rows).collect();
+            let batch = data.subset(&indices);
+            let memory = self.ctx.memory();
+            memory.reset_peaks();
+            let result = self.accumulate(&batch, 1.0);
+            self.zero_grads()?;
+            match result {
+                Ok(_) => peaks.push((rows, memory.stats().peak_live_bytes)),
+                Err(e) if e.is_out_of_memory() => break,
+                Err(e) => return Err(e),
+            }
+        }
+        let fitted = match peaks[..] {
+            [(r1, p1), (r2, p2)] if r2 > r1 => {
+                let per_row = (p2.saturating_sub(p1) as f64 / (r2 - r1) as f64).max(1.0);
+                let fixed = p1 as f64 - per_row * r1 as f64;
+                (((budget as f64 - fixed) / per_row).floor().max(1.0) as usize).min(big)
+            }
+            [(r1, p1), ..] if p1 <= budget => r1,
+            _ => (small / 2).max(1),
+        };
+        if fitted < self.micro_batch {
+            self.adapt(fitted, AdaptationReason::InitialFit, false);
+        }
+        Ok(self.micro_batch)
+    }
+
+    fn zero_grads(&mut self) -> Result<()> {
+        for p in self.model.parameters() {
+            compute::fill(p.grad.context().gpu(), p.grad.raw(), p.grad.len(), 0.0)?;
+        }
+        Ok(())
+    }
+
+    /// Forward and backward over `batch` in micro-batches, accumulating gradients scaled by
+    /// `scale · rows / batch.len()`. Returns (sum of loss · rows, correct).
+    fn accumulate(&mut self, batch: &Dataset, scale: f32) -> Result<(f64, u64)> {
+        let rows = batch.len();
+        let d = batch.n_features();
+        let mut loss_sum = 0f64;
+        let mut correct = 0u64;
+        let mut start = 0;
+        while start < rows {
+            let end = (start + self.micro_batch).min(rows);
+            let n = end - start;
+            let x = Arc::new(self.ctx.from_slice(&batch.features()[start * d..end * d], &[n, d], tags::DATA)?);
+            let labels = self.ctx.upload_u32(&batch.labels()[start..end], tags::DATA)?;
+            let share = scale * n as f32 / rows as f32;
+            let out = self.checkpointer.forward_backward(&mut self.model, x, |logits| {
+                let out = softmax_cross_entropy(&logits, &labels, n)?;
+                drop(logits);
+                if share != 1.0 {
+                    compute::scale_in_place(out.grad.context().gpu(), share, out.grad.raw(), out.grad.len())?;
+                }
+                let crate::nn::LossOutput { grad, loss, correct } = out;
+                Ok((grad, (loss, correct)))
+            })?;
+            let (loss, c) = (out.0.to_vec()?[0], self.ctx.read_u32(&out.1, 1)?[0]);
+            loss_sum += f64::from(loss) * n as f64;
+            correct += u64::from(c);
+            start = end;
+        }
+        Ok((loss_sum, correct))
+    }
+
+    /// One optimizer step over `batch`, adapting to memory as the module docs describe.
+    /// Returns the batch's mean loss and accuracy.
+    pub fn train_step(&mut self, batch: &Dataset) -> Result<(f32, f32)> {
+        if self.pressure.swap(false, Ordering::SeqCst) && self.micro_batch > 1 {
+            self.calm_steps = 0;
+            self.adapt((self.micro_batch / 2).max(1), AdaptationReason::Pressure, false);
+        }
+        loop {
+            match self.accumulate(batch, 1.0) {
+                Ok((loss_sum, correct)) => {
+                    let loss = (loss_sum / batch.len() as f64) as f32;
+                    if !loss.is_finite() {
+                        self.zero_grads()?;
+                        match self.config.non_finite {
+                            NonFinitePolicy::Stop => return Err(Error::NonFiniteLoss { step: self.report.steps, loss }),
+                            NonFinitePolicy::Skip => {
+                                log::warn!("skipping step {}: loss is {loss}", self.report.steps);
+                                self.report.skipped_steps += 1;
+                                return Ok((loss, correct as f32 / batch.len() as f32));
+                            }
+                        }
+                    }
+                    self.optimizer.step(self.model.parameters())?;
+                    self.report.steps += 1;
+                    self.report.samples_seen += batch.len();
+                    self.calm_steps += 1;
+                    if self.calm_steps >= self.config.recover_after && self.micro_batch < self.config.batch_size && self.report.adaptations.last().is_some_and(|a| a.reason != AdaptationReason::InitialFit) {
+                        self.calm_steps = 0;
+                        let to = (self.micro_batch * 2).min(self.config.batch_size);
+                        self.adapt(to, AdaptationReason::Recovered, false);
+                    }
+                    return Ok((loss, correct as f32 / batch.len() as f32));
+                }
+                Err(e) if e.is_out_of_memory() && self.micro_batch > 1 => {
+                    self.model.clear_saved();
+                    self.zero_grads()?;
+                    self.ctx.memory().clear_cache();
+                    self.calm_steps = 0;
+                    let enable = self.checkpointer.policy() == CheckpointPolicy::None && self.micro_batch <= 8;
+                    if enable {
+                        self.checkpointer.set_policy(CheckpointPolicy::SqrtN);
+                    }
+                    self.adapt((self.micro_batch / 2).max(1), AdaptationReason::OutOfMemory, enable);
+                }
+                Err(e) => {
+                    self.model.clear_saved();
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// Loss and accuracy on `data`, in batches of the current micro-batch, without saving.
+    pub fn evaluate(&mut self, data: &Dataset) -> Result<(f64, f64)> {
+        let d = data.n_features();
+        let (mut loss_sum, mut correct) = (0f64, 0u64);
+        let rows = self.micro_batch.max(1);
+        for start in (0..data.len()).step_by(rows) {
+            let end = (start + rows).min(data.len());
+            let n = end - start;
+            let x = Arc::new(self.ctx.from_slice(&data.features()[start * d..end * d], &[n, d], tags::DATA)?);
+            let labels = self.ctx.upload_u32(&data.labels()[start..end], tags::DATA)?;
+            let logits = self.model.forward(x, false)?;
+            let out = softmax_cross_entropy(&logits, &labels, n)?;
+            let (loss, c) = out.read()?;
+            loss_sum += f64::from(loss) * n as f64;
+            correct += u64::from(c);
+        }
+        let n = data.len().max(1) as f64;
+        Ok((loss_sum / n, correct as f64 / n))
+    }
+
+    /// Trains for the configured epochs, calling `on_step` after every step.
+    pub fn fit(&mut self, train: &Dataset, test: Option<&Dataset>, mut on_step: impl FnMut(&StepInfo)) -> Result<TrainingReport> {
+        if train.is_empty() {
+            return Err(Error::invalid("training data", "the training set is empty"));
+        }
+        for epoch in 0..self.config.epochs {
+            let started = Instant::now();
+            let order = train.epoch_order(self.config.seed.wrapping_add(epoch as u64));
+            let (mut loss_sum, mut correct, mut samples) = (0f64, 0f64, 0usize);
+            for chunk in order.chunks(self.config.batch_size) {
+                let step_start = Instant::now();
+                let batch = train.subset(chunk);
+                let (loss, acc) = self.train_step(&batch)?;
+                if loss.is_finite() {
+                    loss_sum += f64::from(loss) * chunk.len() as f64;
+                    correct += f64::from(acc) * chunk.len() as f64;
+                    samples += chunk.len();
+                }
+                let stats = self.ctx.memory().stats();
+                on_step(&StepInfo {
+                    epoch,
+                    step: self.report.steps,
+                    loss,
+                    accuracy: acc,
+                    seconds: step_start.elapsed().as_secs_f64(),
+                    live_bytes: stats.live_bytes,
+                    peak_live_bytes: stats.peak_live_bytes,
+                    micro_batch: self.micro_batch,
+                    epoch_samples: samples,
+                });
+            }
+            let seconds = started.elapsed().as_secs_f64();
+            let test_accuracy = match test {
+                Some(t) => Some(self.evaluate(t)?.1),
+                None => None,
+            };
+            self.report.epochs.push(EpochReport {
+                epoch,
+                train_loss: loss_sum / samples.max(1) as f64,
+                train_accuracy: correct / samples.max(1) as f64,
+                test_accuracy,
+                samples,
+                seconds,
+            });
+            // Between epochs: give back cached memory the next epoch will not reuse soon.
+            self.ctx.memory().evict_fraction(0.5);
+        }
+        self.report.memory = self.ctx.memory().stats();
+        self.report.optimizer_bytes = self.optimizer.state_bytes();
+        Ok(self.report.clone())
+    }
+}
+
+impl std::fmt::Debug for Trainer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trainer").field("model", &self.model.name()).field("micro_batch", &self.micro_batch).finish_non_exhaustive()
+    }
+}
+
+/// Releases memory the backend holds but nobody uses (for callers outside the trainer).
+pub fn release_caches(ctx: &Context) -> u64 {
+    let freed = ctx.memory().clear_cache();
+    let _ = ctx.backend().wait_idle();
+    freed
+}

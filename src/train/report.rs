@@ -1,0 +1,97 @@
+//! What a training run did: per-epoch figures, every adaptation to memory, and the account.
+
+use crate::memory::{MemoryStats, human_bytes};
+use std::fmt;
+
+/// One epoch's figures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpochReport {
+    /// 0-based epoch.
+    pub epoch: usize,
+    /// Mean training loss over the epoch's samples.
+    pub train_loss: f64,
+    /// Training accuracy over the epoch's samples.
+    pub train_accuracy: f64,
+    /// Test accuracy after the epoch, when a test set was given.
+    pub test_accuracy: Option<f64>,
+    /// Samples that contributed to an update.
+    pub samples: usize,
+    /// Wall time of the epoch in seconds (evaluation excluded).
+    pub seconds: f64,
+}
+
+/// Why the trainer changed how it runs a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdaptationReason {
+    /// An allocation failed with out-of-memory mid-step.
+    OutOfMemory,
+    /// Memory pressure reached the critical level.
+    Pressure,
+    /// Pressure has been normal for a while: back toward the configured batch.
+    Recovered,
+    /// The measured step did not fit the memory budget at start.
+    InitialFit,
+}
+
+/// One change of the micro-batch size (or of checkpointing).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Adaptation {
+    /// The optimizer step it happened at.
+    pub step: u64,
+    /// Micro-batch rows before.
+    pub from: usize,
+    /// Micro-batch rows after.
+    pub to: usize,
+    /// Why.
+    pub reason: AdaptationReason,
+    /// Whether checkpointing was switched on by it.
+    pub checkpointing_enabled: bool,
+}
+
+/// The whole run.
+#[derive(Debug, Clone, Default)]
+pub struct TrainingReport {
+    /// Per-epoch figures.
+    pub epochs: Vec<EpochReport>,
+    /// Every adaptation, in order.
+    pub adaptations: Vec<Adaptation>,
+    /// Optimizer steps taken.
+    pub steps: u64,
+    /// Samples that contributed to an update.
+    pub samples_seen: usize,
+    /// Steps skipped because the loss was not finite (with `NonFinitePolicy::Skip`).
+    pub skipped_steps: u64,
+    /// The memory account at the end.
+    pub memory: MemoryStats,
+    /// Optimizer state bytes.
+    pub optimizer_bytes: u64,
+}
+
+impl TrainingReport {
+    /// Test accuracy after the last epoch, if measured.
+    pub fn final_test_accuracy(&self) -> Option<f64> {
+        self.epochs.last().and_then(|e| e.test_accuracy)
+    }
+}
+
+impl fmt::Display for TrainingReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "epoch | train loss | train acc | test acc | seconds")?;
+        for e in &self.epochs {
+            let test = e.test_accuracy.map_or("-".to_string(), |a| format!("{:.2}%", a * 100.0));
+            writeln!(f, "{:5} | {:10.4} | {:8.2}% | {:>8} | {:7.3}", e.epoch, e.train_loss, e.train_accuracy * 100.0, test, e.seconds)?;
+        }
+        writeln!(f, "steps {}, samples {}, skipped steps {}", self.steps, self.samples_seen, self.skipped_steps)?;
+        if self.adaptations.is_empty() {
+            writeln!(f, "adaptations: none")?;
+        } else {
+            writeln!(f, "adaptations:")?;
+            for a in &self.adaptations {
+                let ck = if a.checkpointing_enabled { ", checkpointing on" } else { "" };
+                writeln!(f, "  step {}: micro-batch {} -> {} ({:?}{ck})", a.step, a.from, a.to, a.reason)?;
+            }
+        }
+        writeln!(f, "optimizer state {}", human_bytes(self.optimizer_bytes))?;
+        write!(f, "memory: {}", self.memory)
+    }
+}
