@@ -31,7 +31,12 @@ impl Dataset {
             });
         }
         let n_classes = labels.iter().max().map_or(0, |&m| m as usize + 1);
-        Ok(Self { features, labels, n_features, n_classes })
+        Ok(Self {
+            features,
+            labels,
+            n_features,
+            n_classes,
+        })
     }
 
     /// Parses CSV text: features, then the label, on each line.
@@ -48,7 +53,11 @@ impl Dataset {
             let fields: Vec<&str> = trimmed.split(',').map(str::trim).collect();
             let expected = *width.get_or_insert(fields.len());
             if fields.len() < 2 {
-                return Err(Error::Csv { line: line_no, column: 1, reason: "a line needs at least one feature and a label".into() });
+                return Err(Error::Csv {
+                    line: line_no,
+                    column: 1,
+                    reason: "a line needs at least one feature and a label".into(),
+                });
             }
             if fields.len() != expected {
                 return Err(Error::Csv {
@@ -65,7 +74,11 @@ impl Dataset {
                     reason: format!("'{field}' is not a number"),
                 })?;
                 if !value.is_finite() {
-                    return Err(Error::Csv { line: line_no, column: col + 1, reason: format!("'{field}' is not finite") });
+                    return Err(Error::Csv {
+                        line: line_no,
+                        column: col + 1,
+                        reason: format!("'{field}' is not finite"),
+                    });
                 }
                 features.push(value);
             }
@@ -77,9 +90,17 @@ impl Dataset {
             labels.push(label);
         }
         if labels.is_empty() {
-            return Err(Error::Csv { line: 1, column: 1, reason: "no data lines".into() });
+            return Err(Error::Csv {
+                line: 1,
+                column: 1,
+                reason: "no data lines".into(),
+            });
         }
-        Self::new(features, labels, width.expect("set with the first line") - 1)
+        Self::new(
+            features,
+            labels,
+            width.expect("set with the first line") - 1,
+        )
     }
 
     /// Number of samples.
@@ -124,7 +145,10 @@ impl Dataset {
     /// Shuffles with `seed` and splits off `test_fraction` of the samples as a test set.
     pub fn split(&self, test_fraction: f64, seed: u64) -> Result<(Dataset, Dataset)> {
         if !(0.0..1.0).contains(&test_fraction) {
-            return Err(Error::invalid("test fraction", format!("{test_fraction} must be in [0, 1)")));
+            return Err(Error::invalid(
+                "test fraction",
+                format!("{test_fraction} must be in [0, 1)"),
+            ));
         }
         let mut order: Vec<usize> = (0..self.len()).collect();
         order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
@@ -146,7 +170,12 @@ impl Dataset {
             features.extend_from_slice(&self.features[i * d..(i + 1) * d]);
             labels.push(self.labels[i]);
         }
-        Dataset { features, labels, n_features: d, n_classes: self.n_classes }
+        Dataset {
+            features,
+            labels,
+            n_features: d,
+            n_classes: self.n_classes,
+        }
     }
 
     /// A seeded permutation of the sample indices (one epoch's order).
@@ -185,7 +214,9 @@ mod tests {
         ];
         for (text, line, column) in cases {
             match Dataset::from_csv(text) {
-                Err(Error::Csv { line: l, column: c, .. }) => assert_eq!((l, c), (line, column), "{text:?}"),
+                Err(Error::Csv {
+                    line: l, column: c, ..
+                }) => assert_eq!((l, c), (line, column), "{text:?}"),
                 other => panic!("{text:?}: expected a CSV error, got {other:?}"),
             }
         }

@@ -77,8 +77,11 @@ pub enum Error {
         alignment: u64,
     },
 
-    /// Source and destination of a copy are the same buffer.
-    #[error("copy source and destination are the same buffer; copy through a second buffer")]
+    /// One operation would write a buffer it also reads or writes elsewhere (a copy's source
+    /// and destination, a kernel's output and one of its inputs).
+    #[error(
+        "the same buffer is both written and read (or written twice) by one operation; use a second buffer"
+    )]
     SameBuffer,
 
     /// Tensor or buffer shapes do not fit together.

@@ -35,7 +35,10 @@ pub struct Context {
 
 impl std::fmt::Debug for Context {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Context").field("gpu", &self.gpu).field("memory", &self.memory).finish()
+        f.debug_struct("Context")
+            .field("gpu", &self.gpu)
+            .field("memory", &self.memory)
+            .finish()
     }
 }
 
@@ -70,8 +73,14 @@ impl Context {
     /// A tensor whose contents are unspecified (a reused buffer): for kernel outputs.
     pub fn uninit(self: &Arc<Self>, shape: &[usize], tag: &'static str) -> Result<Tensor> {
         let len = element_count(shape)?;
-        let buffer = self.memory.acquire((len.max(1) * 4) as u64, BufferUsage::Storage, tag)?;
-        Ok(Tensor { shape: shape.to_vec(), buffer, ctx: Arc::clone(self) })
+        let buffer = self
+            .memory
+            .acquire((len.max(1) * 4) as u64, BufferUsage::Storage, tag)?;
+        Ok(Tensor {
+            shape: shape.to_vec(),
+            buffer,
+            ctx: Arc::clone(self),
+        })
     }
 
     /// A tensor of zeros.
@@ -82,15 +91,26 @@ impl Context {
     }
 
     /// A tensor holding `data` (row-major) with `shape`.
-    pub fn from_slice(self: &Arc<Self>, data: &[f32], shape: &[usize], tag: &'static str) -> Result<Tensor> {
+    pub fn from_slice(
+        self: &Arc<Self>,
+        data: &[f32],
+        shape: &[usize],
+        tag: &'static str,
+    ) -> Result<Tensor> {
         let t = self.uninit(shape, tag)?;
         t.write(data)?;
         Ok(t)
     }
 
     /// A buffer of `u32` values (class labels), accounted under `tag`.
-    pub fn upload_u32(&self, data: &[u32], tag: &'static str) -> Result<ManagedBuffer<WgpuBackend>> {
-        let buffer = self.memory.acquire((data.len().max(1) * 4) as u64, BufferUsage::Storage, tag)?;
+    pub fn upload_u32(
+        &self,
+        data: &[u32],
+        tag: &'static str,
+    ) -> Result<ManagedBuffer<WgpuBackend>> {
+        let buffer =
+            self.memory
+                .acquire((data.len().max(1) * 4) as u64, BufferUsage::Storage, tag)?;
         buffer.write(0, bytemuck::cast_slice(data))?;
         Ok(buffer)
     }
@@ -109,9 +129,15 @@ impl Context {
 }
 
 fn element_count(shape: &[usize]) -> Result<usize> {
-    shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)).ok_or_else(|| {
-        Error::invalid("tensor shape", format!("{shape:?} has more elements than fit in memory"))
-    })
+    shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| {
+            Error::invalid(
+                "tensor shape",
+                format!("{shape:?} has more elements than fit in memory"),
+            )
+        })
 }
 
 /// A row-major f32 tensor on the GPU. Dropping it returns its buffer to the pool.
@@ -123,7 +149,10 @@ pub struct Tensor {
 
 impl std::fmt::Debug for Tensor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tensor").field("shape", &self.shape).field("tag", &self.buffer.tag()).finish()
+        f.debug_struct("Tensor")
+            .field("shape", &self.shape)
+            .field("tag", &self.buffer.tag())
+            .finish()
     }
 }
 
@@ -190,7 +219,9 @@ impl Tensor {
     /// Copies the contents to the host (waits for the GPU).
     pub fn to_vec(&self) -> Result<Vec<f32>> {
         let mut out = vec![0f32; self.len()];
-        self.ctx.backend().read(self.raw(), 0, bytemuck::cast_slice_mut(&mut out))?;
+        self.ctx
+            .backend()
+            .read(self.raw(), 0, bytemuck::cast_slice_mut(&mut out))?;
         Ok(out)
     }
 
@@ -204,7 +235,10 @@ impl Tensor {
                 reason: "a reshape keeps the element count".into(),
             });
         }
-        Ok(Tensor { shape: shape.to_vec(), ..self })
+        Ok(Tensor {
+            shape: shape.to_vec(),
+            ..self
+        })
     }
 
     /// A new tensor (tag `tag`) with a copy of this one's contents.

@@ -36,7 +36,12 @@ impl std::str::FromStr for CheckpointPolicy {
 
     /// Parses `none`, `sqrt`, `every:K` or `budget:BYTES` (`budget:64M`).
     fn from_str(s: &str) -> Result<Self> {
-        let bad = || Error::invalid("checkpoint policy", format!("'{s}'; use none, sqrt, every:K or budget:BYTES"));
+        let bad = || {
+            Error::invalid(
+                "checkpoint policy",
+                format!("'{s}'; use none, sqrt, every:K or budget:BYTES"),
+            )
+        };
         match s.split_once(':') {
             None if s == "none" => Ok(Self::None),
             None if s == "sqrt" => Ok(Self::SqrtN),
@@ -45,7 +50,10 @@ impl std::str::FromStr for CheckpointPolicy {
                 _ => Err(bad()),
             },
             Some(("budget", b)) => match parse_bytes(b)? {
-                0 => Err(Error::invalid("checkpoint budget", "a budget of 0 bytes fits no plan")),
+                0 => Err(Error::invalid(
+                    "checkpoint budget",
+                    "a budget of 0 bytes fits no plan",
+                )),
                 b => Ok(Self::Budget(b)),
             },
             _ => Err(bad()),
@@ -66,7 +74,10 @@ pub struct GradientCheckpointer {
 impl GradientCheckpointer {
     /// A checkpointer with `policy`.
     pub fn new(policy: CheckpointPolicy) -> Self {
-        Self { policy, ..Self::default() }
+        Self {
+            policy,
+            ..Self::default()
+        }
     }
 
     /// The policy.
@@ -99,7 +110,11 @@ impl GradientCheckpointer {
 
     /// Measures the model on `input` (one forward pass with saving, layer by layer) and
     /// computes the plan for the policy.
-    pub fn prepare(&mut self, model: &mut Sequential, input: &Arc<Tensor>) -> Result<&CheckpointPlan> {
+    pub fn prepare(
+        &mut self,
+        model: &mut Sequential,
+        input: &Arc<Tensor>,
+    ) -> Result<&CheckpointPlan> {
         let rows = input.shape().first().copied().unwrap_or(0);
         if self.profile.len() != model.len() || self.profiled_rows != rows {
             self.profile = measure(model, input)?;
@@ -120,7 +135,10 @@ impl GradientCheckpointer {
             };
             log::info!(
                 "checkpoint plan ({:?}): boundaries {:?}, predicted activation peak {} bytes, recompute {} ns",
-                self.policy, plan.boundaries, plan.predicted_peak, plan.predicted_recompute
+                self.policy,
+                plan.boundaries,
+                plan.predicted_peak,
+                plan.predicted_recompute
             );
             self.plan = Some(plan);
         }
@@ -150,7 +168,7 @@ impl GradientCheckpointer {
     ) -> Result<T> {
         let n = model.len();
         let segments = if self.policy == CheckpointPolicy::None {
-            vec![0..n]
+            std::iter::once(0..n).collect()
         } else {
             self.prepare(model, &input)?.segments(n)
         };

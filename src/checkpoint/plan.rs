@@ -64,13 +64,21 @@ impl CheckpointPlan {
     pub fn segments(&self, layers: usize) -> Vec<std::ops::Range<usize>> {
         let mut ends: Vec<usize> = self.boundaries[1..].to_vec();
         ends.push(layers);
-        self.boundaries.iter().zip(ends).map(|(&s, e)| s..e).collect()
+        self.boundaries
+            .iter()
+            .zip(ends)
+            .map(|(&s, e)| s..e)
+            .collect()
     }
 }
 
 /// The transient gradient bytes assumed in flight: two of the largest activation.
 pub fn transient_bytes(profile: &[LayerProfile]) -> u64 {
-    2 * profile.iter().map(|l| l.input_bytes.max(l.saved_bytes)).max().unwrap_or(0)
+    2 * profile
+        .iter()
+        .map(|l| l.input_bytes.max(l.saved_bytes))
+        .max()
+        .unwrap_or(0)
 }
 
 /// Evaluates a boundary set under the module-level memory model.
@@ -79,14 +87,21 @@ pub fn evaluate(profile: &[LayerProfile], boundaries: &[usize]) -> Result<Checkp
     if n == 0 {
         return Err(Error::invalid("checkpoint plan", "the model has no layers"));
     }
-    if boundaries.first() != Some(&0) || boundaries.windows(2).any(|w| w[0] >= w[1]) || boundaries.iter().any(|&b| b >= n) {
+    if boundaries.first() != Some(&0)
+        || boundaries.windows(2).any(|w| w[0] >= w[1])
+        || boundaries.iter().any(|&b| b >= n)
+    {
         return Err(Error::invalid(
             "checkpoint boundaries",
             format!("{boundaries:?} must start at 0, increase strictly and stay below {n}"),
         ));
     }
     let transient = transient_bytes(profile);
-    let plan = CheckpointPlan { boundaries: boundaries.to_vec(), predicted_peak: 0, predicted_recompute: 0 };
+    let plan = CheckpointPlan {
+        boundaries: boundaries.to_vec(),
+        predicted_peak: 0,
+        predicted_recompute: 0,
+    };
     let segments = plan.segments(n);
     let mut kept = 0;
     let mut peak = 0;
@@ -101,7 +116,11 @@ pub fn evaluate(profile: &[LayerProfile], boundaries: &[usize]) -> Result<Checkp
             recompute += profile[seg.clone()].iter().map(|l| l.cost).sum::<u64>();
         }
     }
-    Ok(CheckpointPlan { predicted_peak: peak, predicted_recompute: recompute, ..plan })
+    Ok(CheckpointPlan {
+        predicted_peak: peak,
+        predicted_recompute: recompute,
+        ..plan
+    })
 }
 
 fn boundary_allowed(profile: &[LayerProfile], b: usize) -> bool {
@@ -116,7 +135,10 @@ fn boundary_forced(profile: &[LayerProfile], b: usize) -> bool {
 /// Boundaries every `k` layers (adjusted for the hints).
 pub fn every_k(profile: &[LayerProfile], k: usize) -> Result<CheckpointPlan> {
     if k == 0 {
-        return Err(Error::invalid("checkpoint interval", "every:K needs K of at least 1"));
+        return Err(Error::invalid(
+            "checkpoint interval",
+            "every:K needs K of at least 1",
+        ));
     }
     let n = profile.len();
     let mut boundaries = vec![0];
@@ -231,7 +253,9 @@ fn feasible(profile: &[LayerProfile], budget: u64) -> bool {
     let mut reach: Vec<Option<u64>> = vec![None; n];
     reach[0] = Some(0);
     for s in 0..n {
-        let Some(kept_before) = reach[s] else { continue };
+        let Some(kept_before) = reach[s] else {
+            continue;
+        };
         let kept = kept_before + if s > 0 { profile[s].input_bytes } else { 0 };
         let mut saved = 0;
         for e in s + 1..=n {

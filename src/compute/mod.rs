@@ -10,12 +10,25 @@
 //! batch has read its slots before they are overwritten. So dispatching creates no buffers.
 
 mod elementwise;
+mod matmul;
+mod optim;
 mod pipelines;
+mod reduce;
 mod shaders;
+mod softmax;
+mod validate;
 
-pub use elementwise::{axpby, fill};
+pub use elementwise::{
+    Activation, accumulate, activation_backward, activation_backward_in_place, activation_forward,
+    activation_in_place, add, add_in_place, axpby, bias_activation, copy, fill, mul, mul_in_place,
+    scale, scale_in_place, sub, sub_in_place,
+};
+pub use matmul::{MatmulOptions, MatmulTile, matmul};
+pub use optim::{AdamParams, SgdParams, adam, sgd};
 pub use pipelines::Kernel;
+pub use reduce::{column_sums, max, mean, sum};
 pub use shaders::{SHADERS, ShaderSource, shader, validate_wgsl};
+pub use softmax::softmax_cross_entropy;
 
 use crate::backend::{Backend, BufferUsage, WgpuBackend};
 use crate::error::{Error, Result};
@@ -25,6 +38,10 @@ use std::sync::{Arc, Mutex};
 
 /// Bytes in the parameter ring.
 const PARAM_RING_BYTES: u64 = 256 << 10;
+
+/// Partial results of two-pass reductions: one f32 per workgroup of the first pass, and as many
+/// again for a second quantity (the softmax kernel's correct count).
+pub(crate) const SCRATCH_PARTIALS: u32 = 1024;
 
 /// A range of a buffer bound to a kernel.
 #[derive(Debug, Clone, Copy)]
@@ -61,6 +78,9 @@ pub struct Gpu {
     params: Mutex<ParamRing>,
     workgroup_size: u32,
     max_groups_per_dim: u32,
+    limits: wgpu::Limits,
+    scratch: wgpu::Buffer,
+    scratch_user: Mutex<()>,
 }
 
 impl std::fmt::Debug for Gpu {
@@ -82,7 +102,11 @@ impl Gpu {
             .min(limits.max_compute_workgroup_size_x);
         let slot = u64::from(limits.min_uniform_buffer_offset_alignment).max(256);
         let buffer = backend.allocate(PARAM_RING_BYTES, BufferUsage::Uniform)?;
+        let scratch = backend.allocate(u64::from(SCRATCH_PARTIALS) * 8, BufferUsage::Storage)?;
         Ok(Self {
+            limits: limits.clone(),
+            scratch,
+            scratch_user: Mutex::new(()),
             params: Mutex::new(ParamRing {
                 buffer,
                 slot,
@@ -103,6 +127,29 @@ impl Gpu {
     /// The workgroup size chosen for 1-D kernels.
     pub fn workgroup_size(&self) -> u32 {
         self.workgroup_size
+    }
+
+    /// The device limits the kernels were sized for.
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.limits
+    }
+
+    /// The largest byte range one storage binding may cover.
+    pub(crate) fn max_binding_bytes(&self) -> u64 {
+        u64::from(self.limits.max_storage_buffer_binding_size)
+    }
+
+    /// The largest workgroup count per dispatch dimension.
+    pub(crate) fn max_groups_per_dim(&self) -> u32 {
+        self.max_groups_per_dim
+    }
+
+    /// The scratch buffer of two-pass reductions ([`SCRATCH_PARTIALS`] x 2 f32s), and a guard
+    /// to hold while recording both passes. Dispatches run in the order they are recorded, so
+    /// successive reductions may share the buffer; the guard keeps another thread's reduction
+    /// from recording between one reduction's first and second pass.
+    pub(crate) fn scratch(&self) -> (std::sync::MutexGuard<'_, ()>, &wgpu::Buffer) {
+        (lock(&self.scratch_user), &self.scratch)
     }
 
     /// Workgroup counts `[x, y, 1]` covering `n` threads of the 1-D kernels, folding into the
@@ -197,5 +244,6 @@ impl Drop for Gpu {
     fn drop(&mut self) {
         let ring = self.params.get_mut().unwrap_or_else(|e| e.into_inner());
         ring.buffer.destroy();
+        self.scratch.destroy();
     }
 }

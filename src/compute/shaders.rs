@@ -23,7 +23,14 @@ macro_rules! shaders {
     };
 }
 
-shaders!["elementwise"];
+shaders![
+    "elementwise",
+    "elementwise_vec4",
+    "matmul",
+    "reduce",
+    "softmax",
+    "optim"
+];
 
 /// Looks up an embedded shader by file stem.
 pub fn shader(name: &str) -> Option<&'static ShaderSource> {

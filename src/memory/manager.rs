@@ -259,7 +259,11 @@ impl<B: Backend> MemoryManager<B> {
             .map(|(t, b)| (t.to_string(), *b))
             .collect();
         stats.live_by_tag.sort();
-        stats.peak_by_tag = state.tag_peaks.iter().map(|(t, b)| (t.to_string(), *b)).collect();
+        stats.peak_by_tag = state
+            .tag_peaks
+            .iter()
+            .map(|(t, b)| (t.to_string(), *b))
+            .collect();
         stats.peak_by_tag.sort();
         stats
     }
@@ -531,6 +535,25 @@ impl<B: Backend> MemoryManager<B> {
         let evicted = {
             let mut state = lock(&self.shared.state);
             let evicted = state.pool.evict_fraction(fraction);
+            state.evicted(&evicted);
+            evicted
+        };
+        let bytes = evicted.iter().map(|p| p.class).sum();
+        self.free_all(evicted);
+        bytes
+    }
+
+    /// A mark for [`Self::evict_unused_since`].
+    pub fn mark(&self) -> u64 {
+        lock(&self.shared.state).pool.tick()
+    }
+
+    /// Frees the cached buffers that have not been reused since `mark` (e.g. sizes the last
+    /// epoch no longer needed). Returns the bytes freed.
+    pub fn evict_unused_since(&self, mark: u64) -> u64 {
+        let evicted = {
+            let mut state = lock(&self.shared.state);
+            let evicted = state.pool.evict_released_before(mark);
             state.evicted(&evicted);
             evicted
         };

@@ -214,6 +214,20 @@ impl<T> BufferPool<T> {
         self.evict_bytes(target)
     }
 
+    /// The current LRU tick: buffers released after this point have a larger one.
+    pub fn tick(&self) -> u64 {
+        self.tick
+    }
+
+    /// Evicts every reusable buffer released at or before `tick` and not reused since.
+    pub fn evict_released_before(&mut self, tick: u64) -> Vec<Pooled<T>> {
+        let mut out = Vec::new();
+        while self.lru.first_key_value().is_some_and(|(t, _)| *t <= tick) {
+            out.extend(self.evict_one());
+        }
+        out
+    }
+
     /// Evicts everything, pending buffers included.
     pub fn clear(&mut self) -> Vec<Pooled<T>> {
         self.evict_bytes(u64::MAX)

@@ -58,7 +58,10 @@ impl MemoryStats {
 
     /// Peak live bytes under `tag`, 0 if none.
     pub fn peak_for_tag(&self, tag: &str) -> u64 {
-        self.peak_by_tag.iter().find(|(t, _)| t == tag).map_or(0, |(_, b)| *b)
+        self.peak_by_tag
+            .iter()
+            .find(|(t, _)| t == tag)
+            .map_or(0, |(_, b)| *b)
     }
 
     /// Live bytes under `tag`, 0 if none.

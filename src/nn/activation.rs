@@ -16,7 +16,13 @@ impl Elementwise {
     fn forward(&mut self, input: Arc<Tensor>, save: bool) -> Result<Arc<Tensor>> {
         let ctx = Arc::clone(input.context());
         let out = ctx.uninit(input.shape(), tags::ACTIVATIONS)?;
-        compute::activation_forward(ctx.gpu(), self.activation, input.raw(), out.raw(), input.len())?;
+        compute::activation_forward(
+            ctx.gpu(),
+            self.activation,
+            input.raw(),
+            out.raw(),
+            input.len(),
+        )?;
         if save {
             self.input = Some(input);
         }
@@ -25,7 +31,13 @@ impl Elementwise {
 
     fn backward(&mut self, grad: Tensor, name: &str) -> Result<Option<Tensor>> {
         let input = self.input.take().ok_or_else(|| missing_saved(name))?;
-        compute::activation_backward_in_place(input.context().gpu(), self.activation, grad.raw(), input.raw(), grad.len())?;
+        compute::activation_backward_in_place(
+            input.context().gpu(),
+            self.activation,
+            grad.raw(),
+            input.raw(),
+            grad.len(),
+        )?;
         Ok(Some(grad))
     }
 }
@@ -38,7 +50,10 @@ macro_rules! activation_layer {
         impl $name {
             /// A new layer.
             pub fn new() -> Self {
-                Self(Elementwise { activation: $act, input: None })
+                Self(Elementwise {
+                    activation: $act,
+                    input: None,
+                })
             }
         }
 
@@ -78,4 +93,9 @@ macro_rules! activation_layer {
 }
 
 activation_layer!(Relu, Activation::Relu, "`max(x, 0)` elementwise.", 0);
-activation_layer!(Gelu, Activation::Gelu, "GELU (tanh approximation) elementwise.", 0);
+activation_layer!(
+    Gelu,
+    Activation::Gelu,
+    "GELU (tanh approximation) elementwise.",
+    0
+);

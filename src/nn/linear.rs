@@ -23,12 +23,19 @@ impl Linear {
     /// A layer of `inputs → outputs` with weights drawn from `seed`.
     pub fn new(ctx: &Arc<Context>, inputs: usize, outputs: usize, seed: u64) -> Result<Self> {
         if inputs == 0 || outputs == 0 {
-            return Err(Error::invalid("Linear size", format!("{inputs} → {outputs}: both must be at least 1")));
+            return Err(Error::invalid(
+                "Linear size",
+                format!("{inputs} → {outputs}: both must be at least 1"),
+            ));
         }
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let bound = 1.0 / (inputs as f32).sqrt();
-        let w: Vec<f32> = (0..inputs * outputs).map(|_| rng.random_range(-bound..bound)).collect();
-        let b: Vec<f32> = (0..outputs).map(|_| rng.random_range(-bound..bound)).collect();
+        let w: Vec<f32> = (0..inputs * outputs)
+            .map(|_| rng.random_range(-bound..bound))
+            .collect();
+        let b: Vec<f32> = (0..outputs)
+            .map(|_| rng.random_range(-bound..bound))
+            .collect();
         let param = |name: &str, data: &[f32], shape: &[usize]| -> Result<Parameter> {
             Ok(Parameter {
                 name: name.to_string(),
@@ -91,8 +98,14 @@ impl Module for Linear {
                 reason: format!("the input needs {} columns", self.inputs()),
             });
         }
-        let out = self.ctx.uninit(&[batch, self.outputs()], tags::ACTIVATIONS)?;
-        let opts = MatmulOptions { bias: Some(self.bias.value.raw()), activation: self.activation, ..Default::default() };
+        let out = self
+            .ctx
+            .uninit(&[batch, self.outputs()], tags::ACTIVATIONS)?;
+        let opts = MatmulOptions {
+            bias: Some(self.bias.value.raw()),
+            activation: self.activation,
+            ..Default::default()
+        };
         compute::matmul(
             self.ctx.gpu(),
             input.raw(),
@@ -127,13 +140,31 @@ impl Module for Linear {
         }
         if let Some(output) = &output {
             // ReLU: the output is positive exactly where the pre-activation was.
-            compute::activation_backward_in_place(gpu, self.activation, grad.raw(), output.raw(), grad.len())?;
+            compute::activation_backward_in_place(
+                gpu,
+                self.activation,
+                grad.raw(),
+                output.raw(),
+                grad.len(),
+            )?;
         }
         drop(output);
         let (inputs, outputs) = (self.inputs(), self.outputs());
         // dW += xᵀ · dy
-        let accumulate = MatmulOptions { trans_a: true, accumulate: true, ..Default::default() };
-        compute::matmul(gpu, input.raw(), [batch, inputs], grad.raw(), [batch, outputs], self.weight.grad.raw(), &accumulate)?;
+        let accumulate = MatmulOptions {
+            trans_a: true,
+            accumulate: true,
+            ..Default::default()
+        };
+        compute::matmul(
+            gpu,
+            input.raw(),
+            [batch, inputs],
+            grad.raw(),
+            [batch, outputs],
+            self.weight.grad.raw(),
+            &accumulate,
+        )?;
         drop(input);
         // db += column sums of dy
         let db = self.ctx.uninit(&[outputs], tags::SCRATCH)?;
@@ -144,8 +175,19 @@ impl Module for Linear {
         }
         // dx = dy · Wᵀ
         let dx = self.ctx.uninit(&[batch, inputs], tags::ACTIVATIONS)?;
-        let trans_b = MatmulOptions { trans_b: true, ..Default::default() };
-        compute::matmul(gpu, grad.raw(), [batch, outputs], self.weight.value.raw(), [inputs, outputs], dx.raw(), &trans_b)?;
+        let trans_b = MatmulOptions {
+            trans_b: true,
+            ..Default::default()
+        };
+        compute::matmul(
+            gpu,
+            grad.raw(),
+            [batch, outputs],
+            self.weight.value.raw(),
+            [inputs, outputs],
+            dx.raw(),
+            &trans_b,
+        )?;
         Ok(Some(dx))
     }
 

@@ -26,7 +26,11 @@ impl LossOutput {
 }
 
 /// Mean softmax cross-entropy of `logits` `[batch, classes]` against `labels` (`batch` u32).
-pub fn softmax_cross_entropy(logits: &Tensor, labels: &ManagedBuffer<WgpuBackend>, batch_labels: usize) -> Result<LossOutput> {
+pub fn softmax_cross_entropy(
+    logits: &Tensor,
+    labels: &ManagedBuffer<WgpuBackend>,
+    batch_labels: usize,
+) -> Result<LossOutput> {
     let ctx = logits.context();
     let [batch, classes] = logits.dims2("softmax_cross_entropy")?;
     if batch_labels != batch {
@@ -39,7 +43,22 @@ pub fn softmax_cross_entropy(logits: &Tensor, labels: &ManagedBuffer<WgpuBackend
     }
     let grad = ctx.uninit(&[batch, classes], tags::ACTIVATIONS)?;
     let loss = ctx.uninit(&[1], tags::SCRATCH)?;
-    let correct = ctx.memory().acquire(4, crate::backend::BufferUsage::Storage, tags::SCRATCH)?;
-    compute::softmax_cross_entropy(ctx.gpu(), logits.raw(), labels.raw(), batch, classes, grad.raw(), loss.raw(), correct.raw())?;
-    Ok(LossOutput { grad, loss, correct })
+    let correct = ctx
+        .memory()
+        .acquire(4, crate::backend::BufferUsage::Storage, tags::SCRATCH)?;
+    compute::softmax_cross_entropy(
+        ctx.gpu(),
+        logits.raw(),
+        labels.raw(),
+        batch,
+        classes,
+        grad.raw(),
+        loss.raw(),
+        correct.raw(),
+    )?;
+    Ok(LossOutput {
+        grad,
+        loss,
+        correct,
+    })
 }

@@ -49,7 +49,12 @@ impl Sequential {
     }
 
     /// Runs `layers[range]` forward.
-    pub fn forward_range(&mut self, range: std::ops::Range<usize>, mut x: Arc<Tensor>, save: bool) -> Result<Arc<Tensor>> {
+    pub fn forward_range(
+        &mut self,
+        range: std::ops::Range<usize>,
+        mut x: Arc<Tensor>,
+        save: bool,
+    ) -> Result<Arc<Tensor>> {
         for layer in &mut self.layers[range] {
             x = layer.forward(x, save)?;
         }
@@ -58,14 +63,24 @@ impl Sequential {
 
     /// Runs `layers[range]` backward (in reverse); the first layer of the range returns an
     /// input gradient only if `input_grad`.
-    pub fn backward_range(&mut self, range: std::ops::Range<usize>, mut grad: Tensor, input_grad: bool) -> Result<Option<Tensor>> {
+    pub fn backward_range(
+        &mut self,
+        range: std::ops::Range<usize>,
+        mut grad: Tensor,
+        input_grad: bool,
+    ) -> Result<Option<Tensor>> {
         let start = range.start;
         for i in range.rev() {
             let need = i > start || input_grad;
             match self.layers[i].backward(grad, need)? {
                 Some(g) => grad = g,
                 None if !need => return Ok(None),
-                None => return Err(Error::invalid("backward", format!("{} returned no input gradient", self.layers[i].name()))),
+                None => {
+                    return Err(Error::invalid(
+                        "backward",
+                        format!("{} returned no input gradient", self.layers[i].name()),
+                    ));
+                }
             }
         }
         Ok(Some(grad))
@@ -89,7 +104,10 @@ impl Module for Sequential {
     }
 
     fn parameters(&mut self) -> Vec<&mut Parameter> {
-        self.layers.iter_mut().flat_map(|l| l.parameters()).collect()
+        self.layers
+            .iter_mut()
+            .flat_map(|l| l.parameters())
+            .collect()
     }
 
     fn clear_saved(&mut self) {

@@ -16,7 +16,14 @@ pub struct Adam {
 impl Adam {
     /// Adam with learning rate `lr` and the usual betas (0.9, 0.999), eps 1e-8.
     pub fn new(lr: f32) -> Self {
-        Self { hp: AdamParams { lr, ..AdamParams::default() }, moments: Vec::new(), step: 0 }
+        Self {
+            hp: AdamParams {
+                lr,
+                ..AdamParams::default()
+            },
+            moments: Vec::new(),
+            step: 0,
+        }
     }
 
     /// AdamW: weight decay applied to the parameters directly.
@@ -38,19 +45,38 @@ impl Optimizer for Adam {
         if self.moments.is_empty() {
             for p in &params {
                 let ctx = p.value.context();
-                self.moments.push((ctx.zeros(p.value.shape(), tags::OPTIMIZER)?, ctx.zeros(p.value.shape(), tags::OPTIMIZER)?));
+                self.moments.push((
+                    ctx.zeros(p.value.shape(), tags::OPTIMIZER)?,
+                    ctx.zeros(p.value.shape(), tags::OPTIMIZER)?,
+                ));
             }
         }
         self.step += 1;
         for (p, (m, v)) in params.into_iter().zip(&self.moments) {
-            compute::adam(p.value.context().gpu(), p.value.raw(), p.grad.raw(), m.raw(), v.raw(), p.value.len(), self.step, &self.hp)?;
+            compute::adam(
+                p.value.context().gpu(),
+                p.value.raw(),
+                p.grad.raw(),
+                m.raw(),
+                v.raw(),
+                p.value.len(),
+                self.step,
+                &self.hp,
+            )?;
             zero_grad(p)?;
         }
         Ok(())
     }
 
     fn state_bytes(&self) -> u64 {
-        self.moments.iter().map(|(m, v)| m.buffer().size() + v.buffer().size()).sum()
+        self.moments
+            .iter()
+            .map(|(m, v)| m.buffer().size() + v.buffer().size())
+            .sum()
+    }
+
+    fn planned_state_bytes(&self, param_bytes: u64) -> u64 {
+        2 * param_bytes
     }
 
     fn learning_rate(&self) -> f32 {

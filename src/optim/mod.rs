@@ -19,6 +19,10 @@ pub trait Optimizer: Send {
     /// Bytes of optimizer state held (momentum, moments).
     fn state_bytes(&self) -> u64;
 
+    /// Bytes of state this optimizer will hold for parameters of `param_bytes` bytes, once it
+    /// has stepped (for planning before the first step).
+    fn planned_state_bytes(&self, param_bytes: u64) -> u64;
+
     /// The learning rate.
     fn learning_rate(&self) -> f32;
 }

@@ -15,7 +15,15 @@ pub struct Sgd {
 impl Sgd {
     /// SGD with learning rate `lr` and `momentum` (0 for none).
     pub fn new(lr: f32, momentum: f32) -> Self {
-        Self { hp: SgdParams { lr, momentum, weight_decay: 0.0, nesterov: false }, velocity: Vec::new() }
+        Self {
+            hp: SgdParams {
+                lr,
+                momentum,
+                weight_decay: 0.0,
+                nesterov: false,
+            },
+            velocity: Vec::new(),
+        }
     }
 
     /// Sets the weight decay.
@@ -30,12 +38,20 @@ impl Optimizer for Sgd {
         check_same_params(self.velocity.len(), params.len())?;
         if self.velocity.is_empty() && self.hp.momentum != 0.0 {
             for p in &params {
-                self.velocity.push(p.value.context().zeros(p.value.shape(), tags::OPTIMIZER)?);
+                self.velocity
+                    .push(p.value.context().zeros(p.value.shape(), tags::OPTIMIZER)?);
             }
         }
         for (i, p) in params.into_iter().enumerate() {
             let v = self.velocity.get(i).map(|t| t.raw());
-            compute::sgd(p.value.context().gpu(), p.value.raw(), p.grad.raw(), v, p.value.len(), &self.hp)?;
+            compute::sgd(
+                p.value.context().gpu(),
+                p.value.raw(),
+                p.grad.raw(),
+                v,
+                p.value.len(),
+                &self.hp,
+            )?;
             zero_grad(p)?;
         }
         Ok(())
@@ -43,6 +59,14 @@ impl Optimizer for Sgd {
 
     fn state_bytes(&self) -> u64 {
         self.velocity.iter().map(|t| t.buffer().size()).sum()
+    }
+
+    fn planned_state_bytes(&self, param_bytes: u64) -> u64 {
+        if self.hp.momentum == 0.0 {
+            0
+        } else {
+            param_bytes
+        }
     }
 
     fn learning_rate(&self) -> f32 {

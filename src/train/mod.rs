@@ -16,7 +16,7 @@
 //! - **on critical pressure** (see [`Trainer::pressure_flag`]), the micro-batch halves before
 //!   the next step; after `recover_after` steps without pressure it doubles back toward the
 //!   configured batch;
-//! - between epochs the pools' caches are cleared down to what the next epoch needs.
+//! - between epochs, cached buffers the epoch never reused are freed.
 //!
 //! Each adaptation is logged and recorded in the [`TrainingReport`].
 
@@ -65,7 +65,14 @@ pub struct TrainerConfig {
 
 impl Default for TrainerConfig {
     fn default() -> Self {
-        Self { epochs: 10, batch_size: 64, seed: 0, checkpoint: CheckpointPolicy::None, non_finite: NonFinitePolicy::Stop, recover_after: 20 }
+        Self {
+            epochs: 10,
+            batch_size: 64,
+            seed: 0,
+            checkpoint: CheckpointPolicy::None,
+            non_finite: NonFinitePolicy::Stop,
+            recover_after: 20,
+        }
     }
 }
 
@@ -102,12 +109,19 @@ pub struct Trainer {
     micro_batch: usize,
     pressure: Arc<AtomicBool>,
     calm_steps: u64,
+    /// The smallest micro-batch that ran out of memory: growth stays below it.
+    oom_ceiling: Option<usize>,
     report: TrainingReport,
 }
 
 impl Trainer {
     /// A trainer; validates the configuration against the model.
-    pub fn new(ctx: Arc<Context>, model: Sequential, optimizer: Box<dyn Optimizer>, config: TrainerConfig) -> Result<Self> {
+    pub fn new(
+        ctx: Arc<Context>,
+        model: Sequential,
+        optimizer: Box<dyn Optimizer>,
+        config: TrainerConfig,
+    ) -> Result<Self> {
         if config.batch_size == 0 {
             return Err(Error::invalid("batch size", "must be at least 1"));
         }
@@ -119,6 +133,7 @@ impl Trainer {
             micro_batch: config.batch_size,
             pressure: Arc::new(AtomicBool::new(false)),
             calm_steps: 0,
+            oom_ceiling: None,
             report: TrainingReport::default(),
             ctx,
             model,
@@ -159,8 +174,19 @@ impl Trainer {
     }
 
     fn adapt(&mut self, to: usize, reason: AdaptationReason, checkpointing_enabled: bool) {
-        let a = Adaptation { step: self.report.steps, from: self.micro_batch, to, reason, checkpointing_enabled };
-        log::warn!("adapting: micro-batch {} -> {} at step {} ({reason:?})", a.from, a.to, a.step);
+        let a = Adaptation {
+            step: self.report.steps,
+            from: self.micro_batch,
+            to,
+            reason,
+            checkpointing_enabled,
+        };
+        log::warn!(
+            "adapting: micro-batch {} -> {} at step {} ({reason:?})",
+            a.from,
+            a.to,
+            a.step
+        );
         self.micro_batch = to;
         self.report.adaptations.push(a);
     }
@@ -169,13 +195,26 @@ impl Trainer {
     /// the micro-batch to the largest whose predicted peak fits `budget` bytes (all live
     /// memory, not only activations). Parameters are not changed.
     pub fn fit_to_budget(&mut self, data: &Dataset, budget: u64) -> Result<usize> {
+        // Optimizer state is created at the first step: leave room for it.
+        let param_bytes: u64 = self
+            .model
+            .parameters()
+            .iter()
+            .map(|p| p.value.buffer().size())
+            .sum();
+        let to_come = self
+            .optimizer
+            .planned_state_bytes(param_bytes)
+            .saturating_sub(self.optimizer.state_bytes());
+        let budget = budget.saturating_sub(to_come);
         let big = self.config.batch_size.min(data.len()).max(1);
         let small = (big / 4).max(1);
         let mut peaks = Vec::new();
         for rows in [small, big] {
             let indices: Vec<usize> = (0..rows).collect();
             let batch = data.subset(&indices);
-            let memory = self.ctx.memory();
+            let ctx = Arc::clone(&self.ctx);
+            let memory = ctx.memory();
             memory.reset_peaks();
             let result = self.accumulate(&batch, 1.0);
             self.zero_grads()?;
@@ -218,18 +257,35 @@ impl Trainer {
         while start < rows {
             let end = (start + self.micro_batch).min(rows);
             let n = end - start;
-            let x = Arc::new(self.ctx.from_slice(&batch.features()[start * d..end * d], &[n, d], tags::DATA)?);
-            let labels = self.ctx.upload_u32(&batch.labels()[start..end], tags::DATA)?;
+            let x = Arc::new(self.ctx.from_slice(
+                &batch.features()[start * d..end * d],
+                &[n, d],
+                tags::DATA,
+            )?);
+            let labels = self
+                .ctx
+                .upload_u32(&batch.labels()[start..end], tags::DATA)?;
             let share = scale * n as f32 / rows as f32;
-            let out = self.checkpointer.forward_backward(&mut self.model, x, |logits| {
-                let out = softmax_cross_entropy(&logits, &labels, n)?;
-                drop(logits);
-                if share != 1.0 {
-                    compute::scale_in_place(out.grad.context().gpu(), share, out.grad.raw(), out.grad.len())?;
-                }
-                let crate::nn::LossOutput { grad, loss, correct } = out;
-                Ok((grad, (loss, correct)))
-            })?;
+            let out = self
+                .checkpointer
+                .forward_backward(&mut self.model, x, |logits| {
+                    let out = softmax_cross_entropy(&logits, &labels, n)?;
+                    drop(logits);
+                    if share != 1.0 {
+                        compute::scale_in_place(
+                            out.grad.context().gpu(),
+                            share,
+                            out.grad.raw(),
+                            out.grad.len(),
+                        )?;
+                    }
+                    let crate::nn::LossOutput {
+                        grad,
+                        loss,
+                        correct,
+                    } = out;
+                    Ok((grad, (loss, correct)))
+                })?;
             let (loss, c) = (out.0.to_vec()?[0], self.ctx.read_u32(&out.1, 1)?[0]);
             loss_sum += f64::from(loss) * n as f64;
             correct += u64::from(c);
@@ -243,7 +299,11 @@ impl Trainer {
     pub fn train_step(&mut self, batch: &Dataset) -> Result<(f32, f32)> {
         if self.pressure.swap(false, Ordering::SeqCst) && self.micro_batch > 1 {
             self.calm_steps = 0;
-            self.adapt((self.micro_batch / 2).max(1), AdaptationReason::Pressure, false);
+            self.adapt(
+                (self.micro_batch / 2).max(1),
+                AdaptationReason::Pressure,
+                false,
+            );
         }
         loop {
             match self.accumulate(batch, 1.0) {
@@ -252,7 +312,12 @@ impl Trainer {
                     if !loss.is_finite() {
                         self.zero_grads()?;
                         match self.config.non_finite {
-                            NonFinitePolicy::Stop => return Err(Error::NonFiniteLoss { step: self.report.steps, loss }),
+                            NonFinitePolicy::Stop => {
+                                return Err(Error::NonFiniteLoss {
+                                    step: self.report.steps,
+                                    loss,
+                                });
+                            }
                             NonFinitePolicy::Skip => {
                                 log::warn!("skipping step {}: loss is {loss}", self.report.steps);
                                 self.report.skipped_steps += 1;
@@ -264,10 +329,8 @@ impl Trainer {
                     self.report.steps += 1;
                     self.report.samples_seen += batch.len();
                     self.calm_steps += 1;
-                    if self.calm_steps >= self.config.recover_after && self.micro_batch < self.config.batch_size && self.report.adaptations.last().is_some_and(|a| a.reason != AdaptationReason::InitialFit) {
-                        self.calm_steps = 0;
-                        let to = (self.micro_batch * 2).min(self.config.batch_size);
-                        self.adapt(to, AdaptationReason::Recovered, false);
+                    if self.calm_steps >= self.config.recover_after {
+                        self.grow_back();
                     }
                     return Ok((loss, correct as f32 / batch.len() as f32));
                 }
@@ -276,17 +339,39 @@ impl Trainer {
                     self.zero_grads()?;
                     self.ctx.memory().clear_cache();
                     self.calm_steps = 0;
-                    let enable = self.checkpointer.policy() == CheckpointPolicy::None && self.micro_batch <= 8;
+                    self.oom_ceiling = Some(
+                        self.oom_ceiling
+                            .map_or(self.micro_batch, |c| c.min(self.micro_batch)),
+                    );
+                    let enable = self.checkpointer.policy() == CheckpointPolicy::None
+                        && self.micro_batch <= 8;
                     if enable {
                         self.checkpointer.set_policy(CheckpointPolicy::SqrtN);
                     }
-                    self.adapt((self.micro_batch / 2).max(1), AdaptationReason::OutOfMemory, enable);
+                    self.adapt(
+                        (self.micro_batch / 2).max(1),
+                        AdaptationReason::OutOfMemory,
+                        enable,
+                    );
                 }
                 Err(e) => {
                     self.model.clear_saved();
                     return Err(e);
                 }
             }
+        }
+    }
+
+    /// After calm steps, grows the micro-batch: doubling toward the configured batch, but
+    /// only halfway to the smallest size that ran out of memory (a binary search upward).
+    fn grow_back(&mut self) {
+        self.calm_steps = 0;
+        let mut target = (self.micro_batch * 2).min(self.config.batch_size);
+        if let Some(ceiling) = self.oom_ceiling {
+            target = target.min((self.micro_batch + ceiling) / 2);
+        }
+        if target > self.micro_batch {
+            self.adapt(target, AdaptationReason::Recovered, false);
         }
     }
 
@@ -298,8 +383,14 @@ impl Trainer {
         for start in (0..data.len()).step_by(rows) {
             let end = (start + rows).min(data.len());
             let n = end - start;
-            let x = Arc::new(self.ctx.from_slice(&data.features()[start * d..end * d], &[n, d], tags::DATA)?);
-            let labels = self.ctx.upload_u32(&data.labels()[start..end], tags::DATA)?;
+            let x = Arc::new(self.ctx.from_slice(
+                &data.features()[start * d..end * d],
+                &[n, d],
+                tags::DATA,
+            )?);
+            let labels = self
+                .ctx
+                .upload_u32(&data.labels()[start..end], tags::DATA)?;
             let logits = self.model.forward(x, false)?;
             let out = softmax_cross_entropy(&logits, &labels, n)?;
             let (loss, c) = out.read()?;
@@ -311,12 +402,18 @@ impl Trainer {
     }
 
     /// Trains for the configured epochs, calling `on_step` after every step.
-    pub fn fit(&mut self, train: &Dataset, test: Option<&Dataset>, mut on_step: impl FnMut(&StepInfo)) -> Result<TrainingReport> {
+    pub fn fit(
+        &mut self,
+        train: &Dataset,
+        test: Option<&Dataset>,
+        mut on_step: impl FnMut(&StepInfo),
+    ) -> Result<TrainingReport> {
         if train.is_empty() {
             return Err(Error::invalid("training data", "the training set is empty"));
         }
         for epoch in 0..self.config.epochs {
             let started = Instant::now();
+            let mark = self.ctx.memory().mark();
             let order = train.epoch_order(self.config.seed.wrapping_add(epoch as u64));
             let (mut loss_sum, mut correct, mut samples) = (0f64, 0f64, 0usize);
             for chunk in order.chunks(self.config.batch_size) {
@@ -354,8 +451,8 @@ impl Trainer {
                 samples,
                 seconds,
             });
-            // Between epochs: give back cached memory the next epoch will not reuse soon.
-            self.ctx.memory().evict_fraction(0.5);
+            // Between epochs: give back cached buffers this epoch never reused.
+            self.ctx.memory().evict_unused_since(mark);
         }
         self.report.memory = self.ctx.memory().stats();
         self.report.optimizer_bytes = self.optimizer.state_bytes();
@@ -365,7 +462,10 @@ impl Trainer {
 
 impl std::fmt::Debug for Trainer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Trainer").field("model", &self.model.name()).field("micro_batch", &self.micro_batch).finish_non_exhaustive()
+        f.debug_struct("Trainer")
+            .field("model", &self.model.name())
+            .field("micro_batch", &self.micro_batch)
+            .finish_non_exhaustive()
     }
 }
 

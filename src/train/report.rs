@@ -78,17 +78,39 @@ impl fmt::Display for TrainingReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "epoch | train loss | train acc | test acc | seconds")?;
         for e in &self.epochs {
-            let test = e.test_accuracy.map_or("-".to_string(), |a| format!("{:.2}%", a * 100.0));
-            writeln!(f, "{:5} | {:10.4} | {:8.2}% | {:>8} | {:7.3}", e.epoch, e.train_loss, e.train_accuracy * 100.0, test, e.seconds)?;
+            let test = e
+                .test_accuracy
+                .map_or("-".to_string(), |a| format!("{:.2}%", a * 100.0));
+            writeln!(
+                f,
+                "{:5} | {:10.4} | {:8.2}% | {:>8} | {:7.3}",
+                e.epoch,
+                e.train_loss,
+                e.train_accuracy * 100.0,
+                test,
+                e.seconds
+            )?;
         }
-        writeln!(f, "steps {}, samples {}, skipped steps {}", self.steps, self.samples_seen, self.skipped_steps)?;
+        writeln!(
+            f,
+            "steps {}, samples {}, skipped steps {}",
+            self.steps, self.samples_seen, self.skipped_steps
+        )?;
         if self.adaptations.is_empty() {
             writeln!(f, "adaptations: none")?;
         } else {
             writeln!(f, "adaptations:")?;
             for a in &self.adaptations {
-                let ck = if a.checkpointing_enabled { ", checkpointing on" } else { "" };
-                writeln!(f, "  step {}: micro-batch {} -> {} ({:?}{ck})", a.step, a.from, a.to, a.reason)?;
+                let ck = if a.checkpointing_enabled {
+                    ", checkpointing on"
+                } else {
+                    ""
+                };
+                writeln!(
+                    f,
+                    "  step {}: micro-batch {} -> {} ({:?}{ck})",
+                    a.step, a.from, a.to, a.reason
+                )?;
             }
         }
         writeln!(f, "optimizer state {}", human_bytes(self.optimizer_bytes))?;

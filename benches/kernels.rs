@@ -1,0 +1,184 @@
+//! Kernel throughput: matmul GFLOP/s for 4096^3 and 1024 x 4096 x 4096 in each transpose (both
+//! tilings), and elementwise bandwidth (bytes read + written) for copy and axpby.
+//!
+//! Each figure: warm-up, then `REPEATS` times record `iters` dispatches, flush, wait idle, and
+//! take the host time; the median over repeats is reported. Results are checked on random data
+//! first (sampled entries of every product against an f64 dot product on the CPU).
+//!
+//! Run: `cargo bench --bench kernels` (set `WGMEM_BENCH_TSV=path` to also write the table as
+//! TSV, which `benches/reference/torch_kernels.py` reads to print ratios).
+
+use std::time::Instant;
+use wgmem::compute::{MatmulOptions, MatmulTile, axpby, copy, matmul};
+use wgmem::{Backend, BufferUsage, Gpu, WgpuBackend};
+
+const REPEATS: usize = 7;
+
+struct Rng(u64);
+impl Rng {
+    fn uniform(&mut self) -> f32 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+    }
+    fn vec(&mut self, n: usize) -> Vec<f32> {
+        (0..n).map(|_| self.uniform()).collect()
+    }
+}
+
+fn upload(b: &WgpuBackend, data: &[f32]) -> wgpu::Buffer {
+    let buf = b
+        .allocate((data.len() * 4) as u64, BufferUsage::Storage)
+        .expect("allocate");
+    b.write(&buf, 0, bytemuck::cast_slice(data)).expect("write");
+    buf
+}
+
+fn download(b: &WgpuBackend, buf: &wgpu::Buffer, n: usize) -> Vec<f32> {
+    let mut out = vec![0f32; n];
+    b.read(buf, 0, bytemuck::cast_slice_mut(&mut out))
+        .expect("read");
+    out
+}
+
+/// Median seconds per iteration of `f`, run `iters` times per repeat.
+fn time(gpu: &Gpu, iters: usize, mut f: impl FnMut()) -> f64 {
+    for _ in 0..2 {
+        f();
+    }
+    gpu.backend().wait_idle().unwrap();
+    let mut samples: Vec<f64> = (0..REPEATS)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..iters {
+                f();
+            }
+            gpu.flush().unwrap();
+            gpu.backend().wait_idle().unwrap();
+            t.elapsed().as_secs_f64() / iters as f64
+        })
+        .collect();
+    samples.sort_by(f64::total_cmp);
+    samples[REPEATS / 2]
+}
+
+struct Row {
+    name: String,
+    ms: f64,
+    rate: f64,
+    unit: &'static str,
+    err: f64,
+}
+
+fn main() {
+    let backend = std::sync::Arc::new(WgpuBackend::new().expect("adapter"));
+    let info = backend.wgpu_adapter().get_info();
+    println!(
+        "adapter: {} ({:?}, driver {} {})",
+        info.name, info.backend, info.driver, info.driver_info
+    );
+    let gpu = Gpu::new(backend.clone()).expect("gpu");
+    let quick = std::env::var("WGMEM_BENCH_QUICK").is_ok();
+    let mut rows = Vec::new();
+    let mut rng = Rng(7);
+
+    let shapes: &[(usize, usize, usize)] = if quick {
+        &[(512, 512, 512)]
+    } else {
+        &[(4096, 4096, 4096), (1024, 4096, 4096)]
+    };
+    for &(m, n, k) in shapes {
+        let a = rng.vec(m * k);
+        let b = rng.vec(k * n);
+        let (ab, bb) = (upload(&backend, &a), upload(&backend, &b));
+        let cb = backend
+            .allocate((m * n * 4) as u64, BufferUsage::Storage)
+            .unwrap();
+        for (ta, tb, label) in [
+            (false, false, "A·B"),
+            (true, false, "Aᵀ·B"),
+            (false, true, "A·Bᵀ"),
+        ] {
+            for tile in [MatmulTile::T128, MatmulTile::T64] {
+                let opts = MatmulOptions {
+                    trans_a: ta,
+                    trans_b: tb,
+                    tile,
+                    ..Default::default()
+                };
+                let a_shape = if ta { [k, m] } else { [m, k] };
+                let b_shape = if tb { [n, k] } else { [k, n] };
+                let run = || matmul(&gpu, &ab, a_shape, &bb, b_shape, &cb, &opts).unwrap();
+                // Check sampled entries on random data (the buffers hold one matrix each, read
+                // with the transposed layout when ta/tb are set).
+                run();
+                let c = download(&backend, &cb, m * n);
+                let mut err = 0f64;
+                for s in 0..64 {
+                    let i = (s * 7919 + 13) % m;
+                    let j = (s * 104_729 + 5) % n;
+                    let (mut dot, mut mag) = (0f64, 0f64);
+                    for p in 0..k {
+                        let x = f64::from(if ta { a[p * m + i] } else { a[i * k + p] });
+                        let y = f64::from(if tb { b[j * k + p] } else { b[p * n + j] });
+                        dot += x * y;
+                        mag += (x * y).abs();
+                    }
+                    err = err.max((f64::from(c[i * n + j]) - dot).abs() / mag);
+                }
+                let flops = 2.0 * (m * n * k) as f64;
+                let iters = ((2e12 / flops) as usize).clamp(3, 50);
+                let secs = time(&gpu, iters, run);
+                rows.push(Row {
+                    name: format!("matmul {label} {m}x{n}x{k} {tile:?}"),
+                    ms: secs * 1e3,
+                    rate: flops / secs / 1e9,
+                    unit: "GFLOP/s",
+                    err,
+                });
+            }
+        }
+        for buf in [ab, bb, cb] {
+            backend.free(buf);
+        }
+    }
+
+    let n = if quick { 1 << 20 } else { 64 << 20 }; // 256 MiB per buffer
+    let x = upload(&backend, &rng.vec(n));
+    let y = upload(&backend, &rng.vec(n));
+    let bytes = (n * 4) as f64;
+    let secs = time(&gpu, 50, || copy(&gpu, &x, &y, n).unwrap());
+    rows.push(Row {
+        name: format!("copy {} MiB", n * 4 >> 20),
+        ms: secs * 1e3,
+        rate: 2.0 * bytes / secs / 1e9,
+        unit: "GB/s",
+        err: 0.0,
+    });
+    let secs = time(&gpu, 50, || axpby(&gpu, 0.5, &x, 0.5, &y, n).unwrap());
+    rows.push(Row {
+        name: format!("axpby {} MiB", n * 4 >> 20),
+        ms: secs * 1e3,
+        rate: 3.0 * bytes / secs / 1e9,
+        unit: "GB/s",
+        err: 0.0,
+    });
+
+    println!(
+        "{:<40} {:>10} {:>12} {:>8} {:>9}",
+        "kernel", "ms", "rate", "unit", "rel err"
+    );
+    let mut tsv = String::new();
+    for r in &rows {
+        println!(
+            "{:<40} {:>10.4} {:>12.1} {:>8} {:>9.1e}",
+            r.name, r.ms, r.rate, r.unit, r.err
+        );
+        tsv.push_str(&format!("{}\t{}\t{}\t{}\n", r.name, r.ms, r.rate, r.unit));
+    }
+    if let Ok(path) = std::env::var("WGMEM_BENCH_TSV") {
+        std::fs::write(path, tsv).expect("write tsv");
+    }
+}

@@ -1,0 +1,349 @@
+// Matrix product C = act(op(A) · op(B) + bias) (+ C), row-major f32, any M, N, K.
+//
+// op(A) is [M, K]: A is stored [M, K], or [K, M] when transposed (entries *_t*).
+// op(B) is [K, N]: B is stored [K, N], or [N, K] when transposed (entries *_*t).
+//
+// Two tilings, both 256 threads as a 16 x 16 grid, both double-buffered in workgroup memory with
+// one barrier per K step:
+// - mm128_*: 128 x 128 output tile, K step 8, each thread an 8 x 8 register block held as
+//   sixteen vec4 accumulators (rows ty*4+i and 64+ty*4+i, columns tx*4.. and 64+tx*4..).
+//   16,896 bytes of workgroup memory.
+// - mm64_*: 64 x 64 output tile, K step 8, each thread a 4 x 4 block. 8,704 bytes; fits every
+//   adapter that runs compute, so it is the path that is always present.
+//
+// Tiles are stored K-major in workgroup memory (tile[k][row]) so the inner loop reads a vec4 of
+// op(A) rows and a vec4 of op(B) columns per k. Rows are padded by 4 floats (132 or 68): the
+// stores from a k-contiguous source (A untransposed, B transposed) then hit 32 distinct banks
+// per warp instead of 8-way conflicts. Global loads are scalar and bounds-checked (zero outside
+// the matrix), so no size or alignment is required; consecutive threads read consecutive
+// addresses in either layout.
+
+override WG: u32 = 256u; // Unused: the pipeline cache sets WG on every shader.
+
+struct Params {
+    m: u32,
+    n: u32,
+    k: u32,
+    // bit 0: add bias[col]; bit 1: accumulate into C.
+    flags: u32,
+    // 0 none, 1 ReLU, 2 GELU (tanh approximation).
+    act: u32,
+    _p0: u32,
+    _p1: u32,
+    _p2: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> c: array<f32>;
+@group(0) @binding(2) var<storage, read> a: array<f32>;
+@group(0) @binding(3) var<storage, read> b: array<f32>;
+@group(0) @binding(4) var<storage, read> bias: array<f32>;
+
+const SQRT_2_OVER_PI: f32 = 0.7978845608028654;
+
+fn activate(x: f32) -> f32 {
+    if (p.act == 1u) {
+        return max(x, 0.0);
+    }
+    if (p.act == 2u) {
+        // 1 + tanh(u) from e = exp(-2|u|), as in elementwise.wgsl: no cancellation, no overflow.
+        let u = SQRT_2_OVER_PI * (x + 0.044715 * x * x * x);
+        let e = exp(-2.0 * abs(u));
+        let one_plus_t = select(2.0 * e, 2.0, u >= 0.0) / (1.0 + e);
+        return 0.5 * x * one_plus_t;
+    }
+    return x;
+}
+
+// Writes up to four consecutive outputs of one row, applying the epilogue.
+fn store4(row: u32, col: u32, v: vec4<f32>) {
+    if (row >= p.m) {
+        return;
+    }
+    for (var j = 0u; j < 4u; j++) {
+        let cj = col + j;
+        if (cj < p.n) {
+            var x = v[j];
+            if ((p.flags & 1u) != 0u) {
+                x += bias[cj];
+            }
+            x = activate(x);
+            let idx = row * p.n + cj;
+            if ((p.flags & 2u) != 0u) {
+                x += c[idx];
+            }
+            c[idx] = x;
+        }
+    }
+}
+
+// Element (r, kk) of op(A): r < M, kk < K; zero outside.
+fn load_a(r: u32, kk: u32, trans: bool) -> f32 {
+    if (r >= p.m || kk >= p.k) {
+        return 0.0;
+    }
+    if (trans) {
+        return a[kk * p.m + r];
+    }
+    return a[r * p.k + kk];
+}
+
+// Element (kk, col) of op(B): kk < K, col < N; zero outside.
+fn load_b(kk: u32, col: u32, trans: bool) -> f32 {
+    if (kk >= p.k || col >= p.n) {
+        return 0.0;
+    }
+    if (trans) {
+        return b[col * p.k + kk];
+    }
+    return b[kk * p.n + col];
+}
+
+// ---------------------------------------------------------------------------------------------
+// 128 x 128 tile, K step 8, 8 x 8 per thread.
+
+const S128: u32 = 33u; // vec4s per padded tile row (132 floats)
+const BUF128: u32 = 264u; // vec4s per buffer (8 rows)
+
+var<workgroup> sa128: array<vec4<f32>, 528>;
+var<workgroup> sb128: array<vec4<f32>, 528>;
+
+// Thread t fetches elements e = t + 256 i (i < 4) of a 128 x 8 tile. When the source is
+// contiguous along k, e walks k fastest (row = e / 8); otherwise it walks the row fastest.
+fn tile128_pos(e: u32, k_contig: bool) -> vec2<u32> {
+    if (k_contig) {
+        return vec2<u32>(e >> 3u, e & 7u);
+    }
+    return vec2<u32>(e & 127u, e >> 7u);
+}
+
+fn fetch_a128(t: u32, row0: u32, k0: u32, trans: bool) -> vec4<f32> {
+    var v: vec4<f32>;
+    for (var i = 0u; i < 4u; i++) {
+        let q = tile128_pos(t + 256u * i, !trans);
+        v[i] = load_a(row0 + q.x, k0 + q.y, trans);
+    }
+    return v;
+}
+
+fn fetch_b128(t: u32, col0: u32, k0: u32, trans: bool) -> vec4<f32> {
+    var v: vec4<f32>;
+    for (var i = 0u; i < 4u; i++) {
+        let q = tile128_pos(t + 256u * i, trans);
+        v[i] = load_b(k0 + q.y, col0 + q.x, trans);
+    }
+    return v;
+}
+
+fn put_a128(buf: u32, t: u32, v: vec4<f32>, trans: bool) {
+    for (var i = 0u; i < 4u; i++) {
+        let q = tile128_pos(t + 256u * i, !trans);
+        sa128[buf + q.y * S128 + (q.x >> 2u)][q.x & 3u] = v[i];
+    }
+}
+
+fn put_b128(buf: u32, t: u32, v: vec4<f32>, trans: bool) {
+    for (var i = 0u; i < 4u; i++) {
+        let q = tile128_pos(t + 256u * i, trans);
+        sb128[buf + q.y * S128 + (q.x >> 2u)][q.x & 3u] = v[i];
+    }
+}
+
+fn mm128(group: vec2<u32>, t: u32, tx: u32, ty: u32, ta: bool, tb: bool) {
+    let row0 = group.y * 128u;
+    let col0 = group.x * 128u;
+    var c00 = vec4<f32>(0.0); var c01 = vec4<f32>(0.0);
+    var c10 = vec4<f32>(0.0); var c11 = vec4<f32>(0.0);
+    var c20 = vec4<f32>(0.0); var c21 = vec4<f32>(0.0);
+    var c30 = vec4<f32>(0.0); var c31 = vec4<f32>(0.0);
+    var c40 = vec4<f32>(0.0); var c41 = vec4<f32>(0.0);
+    var c50 = vec4<f32>(0.0); var c51 = vec4<f32>(0.0);
+    var c60 = vec4<f32>(0.0); var c61 = vec4<f32>(0.0);
+    var c70 = vec4<f32>(0.0); var c71 = vec4<f32>(0.0);
+
+    let steps = (p.k + 7u) / 8u;
+    var ra = fetch_a128(t, row0, 0u, ta);
+    var rb = fetch_b128(t, col0, 0u, tb);
+    put_a128(0u, t, ra, ta);
+    put_b128(0u, t, rb, tb);
+    workgroupBarrier();
+
+    for (var s = 0u; s < steps; s++) {
+        let cur = (s & 1u) * BUF128;
+        let more = s + 1u < steps;
+        if (more) {
+            ra = fetch_a128(t, row0, (s + 1u) * 8u, ta);
+            rb = fetch_b128(t, col0, (s + 1u) * 8u, tb);
+        }
+        for (var kk = 0u; kk < 8u; kk++) {
+            let o = cur + kk * S128;
+            let a0 = sa128[o + ty];
+            let a1 = sa128[o + 16u + ty];
+            let b0 = sb128[o + tx];
+            let b1 = sb128[o + 16u + tx];
+            c00 += a0.x * b0; c01 += a0.x * b1;
+            c10 += a0.y * b0; c11 += a0.y * b1;
+            c20 += a0.z * b0; c21 += a0.z * b1;
+            c30 += a0.w * b0; c31 += a0.w * b1;
+            c40 += a1.x * b0; c41 += a1.x * b1;
+            c50 += a1.y * b0; c51 += a1.y * b1;
+            c60 += a1.z * b0; c61 += a1.z * b1;
+            c70 += a1.w * b0; c71 += a1.w * b1;
+        }
+        if (more) {
+            let nxt = BUF128 - cur;
+            put_a128(nxt, t, ra, ta);
+            put_b128(nxt, t, rb, tb);
+        }
+        workgroupBarrier();
+    }
+
+    let r = row0 + ty * 4u;
+    let q = col0 + tx * 4u;
+    store4(r, q, c00); store4(r, q + 64u, c01);
+    store4(r + 1u, q, c10); store4(r + 1u, q + 64u, c11);
+    store4(r + 2u, q, c20); store4(r + 2u, q + 64u, c21);
+    store4(r + 3u, q, c30); store4(r + 3u, q + 64u, c31);
+    store4(r + 64u, q, c40); store4(r + 64u, q + 64u, c41);
+    store4(r + 65u, q, c50); store4(r + 65u, q + 64u, c51);
+    store4(r + 66u, q, c60); store4(r + 66u, q + 64u, c61);
+    store4(r + 67u, q, c70); store4(r + 67u, q + 64u, c71);
+}
+
+@compute @workgroup_size(16, 16)
+fn mm128_nn(@builtin(workgroup_id) g: vec3<u32>, @builtin(local_invocation_index) t: u32,
+            @builtin(local_invocation_id) l: vec3<u32>) {
+    mm128(g.xy, t, l.x, l.y, false, false);
+}
+
+@compute @workgroup_size(16, 16)
+fn mm128_tn(@builtin(workgroup_id) g: vec3<u32>, @builtin(local_invocation_index) t: u32,
+            @builtin(local_invocation_id) l: vec3<u32>) {
+    mm128(g.xy, t, l.x, l.y, true, false);
+}
+
+@compute @workgroup_size(16, 16)
+fn mm128_nt(@builtin(workgroup_id) g: vec3<u32>, @builtin(local_invocation_index) t: u32,
+            @builtin(local_invocation_id) l: vec3<u32>) {
+    mm128(g.xy, t, l.x, l.y, false, true);
+}
+
+@compute @workgroup_size(16, 16)
+fn mm128_tt(@builtin(workgroup_id) g: vec3<u32>, @builtin(local_invocation_index) t: u32,
+            @builtin(local_invocation_id) l: vec3<u32>) {
+    mm128(g.xy, t, l.x, l.y, true, true);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 64 x 64 tile, K step 8, 4 x 4 per thread.
+
+const S64: u32 = 17u; // vec4s per padded tile row (68 floats)
+const BUF64: u32 = 136u; // vec4s per buffer (8 rows)
+
+var<workgroup> sa64: array<vec4<f32>, 272>;
+var<workgroup> sb64: array<vec4<f32>, 272>;
+
+// Thread t fetches elements e = t + 256 i (i < 2) of a 64 x 8 tile.
+fn tile64_pos(e: u32, k_contig: bool) -> vec2<u32> {
+    if (k_contig) {
+        return vec2<u32>(e >> 3u, e & 7u);
+    }
+    return vec2<u32>(e & 63u, e >> 6u);
+}
+
+fn fetch_a64(t: u32, row0: u32, k0: u32, trans: bool) -> vec2<f32> {
+    let q0 = tile64_pos(t, !trans);
+    let q1 = tile64_pos(t + 256u, !trans);
+    return vec2<f32>(load_a(row0 + q0.x, k0 + q0.y, trans), load_a(row0 + q1.x, k0 + q1.y, trans));
+}
+
+fn fetch_b64(t: u32, col0: u32, k0: u32, trans: bool) -> vec2<f32> {
+    let q0 = tile64_pos(t, trans);
+    let q1 = tile64_pos(t + 256u, trans);
+    return vec2<f32>(load_b(k0 + q0.y, col0 + q0.x, trans), load_b(k0 + q1.y, col0 + q1.x, trans));
+}
+
+fn put_a64(buf: u32, t: u32, v: vec2<f32>, trans: bool) {
+    let q0 = tile64_pos(t, !trans);
+    let q1 = tile64_pos(t + 256u, !trans);
+    sa64[buf + q0.y * S64 + (q0.x >> 2u)][q0.x & 3u] = v.x;
+    sa64[buf + q1.y * S64 + (q1.x >> 2u)][q1.x & 3u] = v.y;
+}
+
+fn put_b64(buf: u32, t: u32, v: vec2<f32>, trans: bool) {
+    let q0 = tile64_pos(t, trans);
+    let q1 = tile64_pos(t + 256u, trans);
+    sb64[buf + q0.y * S64 + (q0.x >> 2u)][q0.x & 3u] = v.x;
+    sb64[buf + q1.y * S64 + (q1.x >> 2u)][q1.x & 3u] = v.y;
+}
+
+fn mm64(group: vec2<u32>, t: u32, tx: u32, ty: u32, ta: bool, tb: bool) {
+    let row0 = group.y * 64u;
+    let col0 = group.x * 64u;
+    var c0 = vec4<f32>(0.0);
+    var c1 = vec4<f32>(0.0);
+    var c2 = vec4<f32>(0.0);
+    var c3 = vec4<f32>(0.0);
+
+    let steps = (p.k + 7u) / 8u;
+    var ra = fetch_a64(t, row0, 0u, ta);
+    var rb = fetch_b64(t, col0, 0u, tb);
+    put_a64(0u, t, ra, ta);
+    put_b64(0u, t, rb, tb);
+    workgroupBarrier();
+
+    for (var s = 0u; s < steps; s++) {
+        let cur = (s & 1u) * BUF64;
+        let more = s + 1u < steps;
+        if (more) {
+            ra = fetch_a64(t, row0, (s + 1u) * 8u, ta);
+            rb = fetch_b64(t, col0, (s + 1u) * 8u, tb);
+        }
+        for (var kk = 0u; kk < 8u; kk++) {
+            let o = cur + kk * S64;
+            let av = sa64[o + ty];
+            let bv = sb64[o + tx];
+            c0 += av.x * bv;
+            c1 += av.y * bv;
+            c2 += av.z * bv;
+            c3 += av.w * bv;
+        }
+        if (more) {
+            let nxt = BUF64 - cur;
+            put_a64(nxt, t, ra, ta);
+            put_b64(nxt, t, rb, tb);
+        }
+        workgroupBarrier();
+    }
+
+    let r = row0 + ty * 4u;
+    let q = col0 + tx * 4u;
+    store4(r, q, c0);
+    store4(r + 1u, q, c1);
+    store4(r + 2u, q, c2);
+    store4(r + 3u, q, c3);
+}
+
+@compute @workgroup_size(16, 16)
+fn mm64_nn(@builtin(workgroup_id) g: vec3<u32>, @builtin(local_invocation_index) t: u32,
+           @builtin(local_invocation_id) l: vec3<u32>) {
+    mm64(g.xy, t, l.x, l.y, false, false);
+}
+
+@compute @workgroup_size(16, 16)
+fn mm64_tn(@builtin(workgroup_id) g: vec3<u32>, @builtin(local_invocation_index) t: u32,
+           @builtin(local_invocation_id) l: vec3<u32>) {
+    mm64(g.xy, t, l.x, l.y, true, false);
+}
+
+@compute @workgroup_size(16, 16)
+fn mm64_nt(@builtin(workgroup_id) g: vec3<u32>, @builtin(local_invocation_index) t: u32,
+           @builtin(local_invocation_id) l: vec3<u32>) {
+    mm64(g.xy, t, l.x, l.y, false, true);
+}
+
+@compute @workgroup_size(16, 16)
+fn mm64_tt(@builtin(workgroup_id) g: vec3<u32>, @builtin(local_invocation_index) t: u32,
+           @builtin(local_invocation_id) l: vec3<u32>) {
+    mm64(g.xy, t, l.x, l.y, true, true);
+}

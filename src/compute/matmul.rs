@@ -1,0 +1,201 @@
+//! Entry point of `shaders/matmul.wgsl`: `C = act(op(A) · op(B) + bias) (+ C)`.
+//!
+//! One function covers the products training needs: `A·B` (forward), `Aᵀ·B` (weight gradient)
+//! and `A·Bᵀ` (input gradient), with the bias and activation of a layer fused into the epilogue
+//! and an accumulate option for gradient accumulation. The tile is picked from the device's
+//! limits and the problem's size (see [`MatmulTile`]).
+
+use super::elementwise::Activation;
+use super::validate::{distinct, elements, product};
+use super::{Binding, Gpu, Kernel};
+use crate::error::{Error, Result};
+
+/// Which tiling runs a product.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MatmulTile {
+    /// The 128 x 128 tile when the device has the workgroup memory for it and the output has
+    /// enough tiles to fill the GPU; the 64 x 64 tile otherwise.
+    #[default]
+    Auto,
+    /// 64 x 64 output tile, 4 x 4 per thread (8.5 KiB of workgroup memory; always available).
+    T64,
+    /// 128 x 128 output tile, 8 x 8 per thread (16.5 KiB of workgroup memory).
+    T128,
+}
+
+/// Options of [`matmul`]: transposes, fused epilogue, accumulation and tiling.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MatmulOptions<'a> {
+    /// A is stored transposed (`[k, m]`); the product uses its transpose.
+    pub trans_a: bool,
+    /// B is stored transposed (`[n, k]`); the product uses its transpose.
+    pub trans_b: bool,
+    /// Added to every row of the product (`n` values) before the activation.
+    pub bias: Option<&'a wgpu::Buffer>,
+    /// Applied to the product (plus bias).
+    pub activation: Activation,
+    /// Add the result to what `C` holds instead of overwriting it.
+    pub accumulate: bool,
+    /// The tiling; [`MatmulTile::Auto`] unless benchmarking or testing one.
+    pub tile: MatmulTile,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    m: u32,
+    n: u32,
+    k: u32,
+    flags: u32,
+    act: u32,
+    _pad: [u32; 3],
+}
+
+const T128_WORKGROUP_BYTES: u32 = 2 * 528 * 16;
+/// Output tiles below which the 128 x 128 tile leaves too much of a large GPU idle.
+const T128_MIN_TILES: u64 = 96;
+
+fn kernel(tile: MatmulTile, trans_a: bool, trans_b: bool) -> Kernel {
+    let entry = match (tile, trans_a, trans_b) {
+        (MatmulTile::T128, false, false) => "mm128_nn",
+        (MatmulTile::T128, true, false) => "mm128_tn",
+        (MatmulTile::T128, false, true) => "mm128_nt",
+        (MatmulTile::T128, true, true) => "mm128_tt",
+        (_, false, false) => "mm64_nn",
+        (_, true, false) => "mm64_tn",
+        (_, false, true) => "mm64_nt",
+        (_, true, true) => "mm64_tt",
+    };
+    Kernel {
+        shader: "matmul",
+        entry,
+    }
+}
+
+fn choose_tile(gpu: &Gpu, asked: MatmulTile, m: usize, n: usize) -> Result<MatmulTile> {
+    let limits = gpu.limits();
+    let t128_fits = limits.max_compute_workgroup_storage_size >= T128_WORKGROUP_BYTES;
+    match asked {
+        MatmulTile::T128 if !t128_fits => Err(Error::invalid(
+            "matmul tile",
+            format!(
+                "the 128 x 128 tile needs {T128_WORKGROUP_BYTES} bytes of workgroup memory; this device has {}",
+                limits.max_compute_workgroup_storage_size
+            ),
+        )),
+        MatmulTile::Auto => {
+            let tiles = (m as u64).div_ceil(128) * (n as u64).div_ceil(128);
+            Ok(if t128_fits && tiles >= T128_MIN_TILES {
+                MatmulTile::T128
+            } else {
+                MatmulTile::T64
+            })
+        }
+        tile => Ok(tile),
+    }
+}
+
+/// `C = act(op(A) · op(B) + bias)`, or `C += ...` with `accumulate`; row-major f32.
+///
+/// `a_shape` and `b_shape` are the shapes as stored: `[m, k]` (or `[k, m]` with `trans_a`) and
+/// `[k, n]` (or `[n, k]` with `trans_b`). `c` receives `[m, n]`; `bias`, if given, holds `n`
+/// values. Inner dimensions that differ give [`Error::Shape`] naming both shapes; a buffer
+/// shorter than its shape gives [`Error::OutOfBounds`]; `c` equal to an input gives
+/// [`Error::SameBuffer`]. Recorded into the pending batch like every kernel.
+///
+/// ```no_run
+/// # fn f(gpu: &wgmem::Gpu, x: &wgpu::Buffer, w: &wgpu::Buffer, b: &wgpu::Buffer, y: &wgpu::Buffer) -> wgmem::Result<()> {
+/// use wgmem::compute::{Activation, MatmulOptions, matmul};
+/// // y[64, 10] = relu(x[64, 784] · w[784, 10] + b[10])
+/// let opts = MatmulOptions { bias: Some(b), activation: Activation::Relu, ..Default::default() };
+/// matmul(gpu, x, [64, 784], w, [784, 10], y, &opts)?;
+/// # Ok(()) }
+/// ```
+pub fn matmul(
+    gpu: &Gpu,
+    a: &wgpu::Buffer,
+    a_shape: [usize; 2],
+    b: &wgpu::Buffer,
+    b_shape: [usize; 2],
+    c: &wgpu::Buffer,
+    opts: &MatmulOptions<'_>,
+) -> Result<()> {
+    let (m, ka) = if opts.trans_a {
+        (a_shape[1], a_shape[0])
+    } else {
+        (a_shape[0], a_shape[1])
+    };
+    let (kb, n) = if opts.trans_b {
+        (b_shape[1], b_shape[0])
+    } else {
+        (b_shape[0], b_shape[1])
+    };
+    if ka != kb {
+        return Err(Error::Shape {
+            op: "matmul",
+            left: a_shape.to_vec(),
+            right: b_shape.to_vec(),
+            reason: format!(
+                "op(A) is [{m}, {ka}] and op(B) is [{kb}, {n}] (trans_a {}, trans_b {}); their inner dimensions must be equal",
+                opts.trans_a, opts.trans_b
+            ),
+        });
+    }
+    let k = ka;
+    let len_a = product("matmul A", m, k)?;
+    let len_b = product("matmul B", k, n)?;
+    let len_c = product("matmul C", m, n)?;
+    elements(gpu, "matmul A", a, len_a)?;
+    elements(gpu, "matmul B", b, len_b)?;
+    elements(gpu, "matmul C", c, len_c)?;
+    let dim = |what: &'static str, v: usize| {
+        u32::try_from(v).map_err(|_| Error::invalid(what, format!("{v} exceeds u32::MAX")))
+    };
+    let (m32, n32, k32) = (
+        dim("matmul m", m)?,
+        dim("matmul n", n)?,
+        dim("matmul k", k)?,
+    );
+    let mut reads = vec![a, b];
+    if let Some(bias) = opts.bias {
+        elements(gpu, "matmul bias", bias, n)?;
+        reads.push(bias);
+    }
+    distinct(c, &reads)?;
+    if len_c == 0 {
+        return Ok(());
+    }
+    let tile = choose_tile(gpu, opts.tile, m, n)?;
+    let edge = if tile == MatmulTile::T128 { 128 } else { 64 };
+    let groups = [n32.div_ceil(edge), m32.div_ceil(edge), 1];
+    let max = gpu.max_groups_per_dim();
+    if groups[0] > max || groups[1] > max {
+        return Err(Error::invalid(
+            "matmul shape",
+            format!(
+                "[{m}, {n}] needs {groups:?} workgroups; the device allows {max} per dimension"
+            ),
+        ));
+    }
+    let params = Params {
+        m: m32,
+        n: n32,
+        k: k32,
+        flags: u32::from(opts.bias.is_some()) | (u32::from(opts.accumulate) << 1),
+        act: opts.activation.code(),
+        _pad: [0; 3],
+    };
+    // With k = 0 the kernels read nothing from A and B; bind at least one value of each.
+    let bias = opts.bias.unwrap_or(a);
+    gpu.dispatch(
+        kernel(tile, opts.trans_a, opts.trans_b),
+        &params,
+        &[
+            Binding::f32s(c, len_c),
+            Binding::f32s(a, len_a),
+            Binding::f32s(b, len_b),
+            Binding::f32s(bias, if opts.bias.is_some() { n } else { 1 }),
+        ],
+        groups,
+    )
+}

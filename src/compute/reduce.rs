@@ -1,0 +1,164 @@
+//! Entry points of `shaders/reduce.wgsl`: column sums (the bias gradient) and full sum, mean
+//! and max reduced on the GPU into a one-element buffer.
+//!
+//! Full reductions run in two passes through the [`Gpu`]'s scratch partials, so they create no
+//! buffer; the result stays on the GPU until the caller reads it.
+
+use super::validate::{distinct, elements, product};
+use super::{Binding, Gpu, Kernel, SCRATCH_PARTIALS};
+use crate::error::{Error, Result};
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    n: u32,
+    m: u32,
+    scale: f32,
+    _pad: u32,
+}
+
+const fn kernel(entry: &'static str) -> Kernel {
+    Kernel {
+        shader: "reduce",
+        entry,
+    }
+}
+
+/// `out[c] = sum over r of x[r, c]` for a row-major `[rows, cols]` matrix: the gradient of a
+/// bias broadcast over rows. `out` receives `cols` values.
+pub fn column_sums(
+    gpu: &Gpu,
+    x: &wgpu::Buffer,
+    rows: usize,
+    cols: usize,
+    out: &wgpu::Buffer,
+) -> Result<()> {
+    let n = product("column_sums", rows, cols)?;
+    elements(gpu, "column_sums x", x, n)?;
+    let cols32 = elements(gpu, "column_sums out", out, cols)?;
+    distinct(out, &[x])?;
+    if cols == 0 {
+        return Ok(());
+    }
+    let params = Params {
+        n: rows as u32,
+        m: cols32,
+        scale: 1.0,
+        _pad: 0,
+    };
+    let blocks = cols32.div_ceil(32);
+    let max = gpu.max_groups_per_dim();
+    let x_groups = blocks.min(max);
+    let groups = [x_groups, blocks.div_ceil(x_groups), 1];
+    gpu.dispatch(
+        kernel("col_sums"),
+        &params,
+        &[Binding::f32s(out, cols), Binding::f32s(x, n)],
+        groups,
+    )
+}
+
+enum Full {
+    Sum,
+    Mean,
+    Max,
+}
+
+fn full(gpu: &Gpu, what: Full, x: &wgpu::Buffer, n: usize, out: &wgpu::Buffer) -> Result<()> {
+    let op = match what {
+        Full::Sum => "sum",
+        Full::Mean => "mean",
+        Full::Max => "max",
+    };
+    let n32 = elements(gpu, op, x, n)?;
+    elements(gpu, op, out, 1)?;
+    distinct(out, &[x])?;
+    if n == 0 {
+        return match what {
+            Full::Sum => super::fill(gpu, out, 1, 0.0),
+            _ => Err(Error::invalid(
+                "element count",
+                format!("{op} of 0 elements is undefined"),
+            )),
+        };
+    }
+    // Each first-pass thread should get a few elements; at most SCRATCH_PARTIALS groups.
+    let groups = n32.div_ceil(256 * 4).clamp(1, SCRATCH_PARTIALS);
+    let (partial, last) = match what {
+        Full::Max => ("partial_max", "final_max"),
+        _ => ("partial_sum", "final_sum"),
+    };
+    let (_guard, scratch) = gpu.scratch();
+    gpu.dispatch(
+        kernel(partial),
+        &Params {
+            n: n32,
+            m: groups,
+            scale: 1.0,
+            _pad: 0,
+        },
+        &[Binding::f32s(scratch, groups as usize), Binding::f32s(x, n)],
+        [groups, 1, 1],
+    )?;
+    let scale = match what {
+        Full::Mean => (1.0 / n as f64) as f32,
+        _ => 1.0,
+    };
+    gpu.dispatch(
+        kernel(last),
+        &Params {
+            n: groups,
+            m: 0,
+            scale,
+            _pad: 0,
+        },
+        &[
+            Binding::f32s(out, 1),
+            Binding::f32s(scratch, groups as usize),
+        ],
+        [1, 1, 1],
+    )
+}
+
+/// `out[0] = x[0] + ... + x[n - 1]` (0 for `n = 0`).
+pub fn sum(gpu: &Gpu, x: &wgpu::Buffer, n: usize, out: &wgpu::Buffer) -> Result<()> {
+    full(gpu, Full::Sum, x, n, out)
+}
+
+/// `out[0]` = the mean of the first `n` values; `n = 0` is an error.
+pub fn mean(gpu: &Gpu, x: &wgpu::Buffer, n: usize, out: &wgpu::Buffer) -> Result<()> {
+    full(gpu, Full::Mean, x, n, out)
+}
+
+/// `out[0]` = the largest of the first `n` values (NaNs are not propagated reliably); `n = 0`
+/// is an error.
+pub fn max(gpu: &Gpu, x: &wgpu::Buffer, n: usize, out: &wgpu::Buffer) -> Result<()> {
+    full(gpu, Full::Max, x, n, out)
+}
+
+/// Second pass of the softmax cross-entropy: mean loss into `loss[0]`, correct count into
+/// `correct[0]` (u32), from `groups` partials in `scratch` (whose guard the caller holds).
+pub(crate) fn finish_loss_count(
+    gpu: &Gpu,
+    scratch: &wgpu::Buffer,
+    groups: u32,
+    inv_batch: f32,
+    loss: &wgpu::Buffer,
+    correct: &wgpu::Buffer,
+) -> Result<()> {
+    gpu.dispatch(
+        kernel("final_loss_count"),
+        &Params {
+            n: groups,
+            m: 0,
+            scale: inv_batch,
+            _pad: 0,
+        },
+        &[
+            Binding::f32s(loss, 1),
+            Binding::f32s(scratch, SCRATCH_PARTIALS as usize * 2),
+            Binding::f32s(correct, 1),
+        ],
+        [1, 1, 1],
+    )
+}

@@ -1,0 +1,253 @@
+//! `compute::matmul` against an f64 CPU product: every transpose, both tilings, sizes that are
+//! not multiples of any tile (1, 7, 63, 65, 129, 257), with and without the fused bias,
+//! activation and accumulation; and the typed errors for bad shapes and short buffers.
+
+mod common;
+
+use common::{Rng, download, gpu, upload};
+use wgmem::compute::{Activation, MatmulOptions, MatmulTile, matmul};
+use wgmem::{Backend, Error};
+
+fn gelu(x: f64) -> f64 {
+    0.5 * x * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x)).tanh())
+}
+
+struct Case {
+    m: usize,
+    n: usize,
+    k: usize,
+    trans_a: bool,
+    trans_b: bool,
+    bias: bool,
+    act: Activation,
+    accumulate: bool,
+    tile: MatmulTile,
+}
+
+fn check(case: &Case, rng: &mut Rng) {
+    let gpu = gpu();
+    let backend = gpu.backend();
+    let Case { m, n, k, .. } = *case;
+    let a = rng.vec(m * k);
+    let b = rng.vec(k * n);
+    let bias = rng.vec(n);
+    let c_old = if case.accumulate {
+        rng.vec(m * n)
+    } else {
+        vec![f32::NAN; m * n] // poison: every element must be written
+    };
+    let a_shape = if case.trans_a { [k, m] } else { [m, k] };
+    let b_shape = if case.trans_b { [n, k] } else { [k, n] };
+    let (ab, bb, cb, biasb) = (
+        upload(&**backend, &a),
+        upload(&**backend, &b),
+        upload(&**backend, &c_old),
+        upload(&**backend, &bias),
+    );
+    let opts = MatmulOptions {
+        trans_a: case.trans_a,
+        trans_b: case.trans_b,
+        bias: case.bias.then_some(&biasb),
+        activation: case.act,
+        accumulate: case.accumulate,
+        tile: case.tile,
+    };
+    matmul(&gpu, &ab, a_shape, &bb, b_shape, &cb, &opts).unwrap();
+    let out = download(&**backend, &cb, m * n);
+    let at = |i: usize, p: usize| {
+        f64::from(if case.trans_a {
+            a[p * m + i]
+        } else {
+            a[i * k + p]
+        })
+    };
+    let bt = |p: usize, j: usize| {
+        f64::from(if case.trans_b {
+            b[j * k + p]
+        } else {
+            b[p * n + j]
+        })
+    };
+    for i in 0..m {
+        for j in 0..n {
+            let (mut dot, mut mag) = (0.0f64, 0.0f64);
+            for p in 0..k {
+                dot += at(i, p) * bt(p, j);
+                mag += (at(i, p) * bt(p, j)).abs();
+            }
+            if case.bias {
+                dot += f64::from(bias[j]);
+                mag += f64::from(bias[j]).abs();
+            }
+            let mut want = match case.act {
+                Activation::None => dot,
+                Activation::Relu => dot.max(0.0),
+                Activation::Gelu => gelu(dot),
+            };
+            if case.accumulate {
+                want += f64::from(c_old[i * n + j]);
+                mag += f64::from(c_old[i * n + j]).abs();
+            }
+            // Recursive f32 summation of k products, the bias and the old value errs by at most
+            // (k + 2) eps times the sum of the magnitudes (Higham's gamma bound); the activation
+            // scales that by its slope (<= 1.13 for GELU), and GELU's f32 tanh adds a few ulp
+            // of its result.
+            let tol = 1.2 * (k as f64 + 2.0) * f64::from(f32::EPSILON) * mag
+                + 4.0 * f64::from(f32::EPSILON) * (1.0 + want.abs());
+            let got = f64::from(out[i * n + j]);
+            assert!(
+                (got - want).abs() <= tol,
+                "m={m} n={n} k={k} ta={} tb={} bias={} act={:?} acc={} tile={:?}: C[{i},{j}] = {got}, want {want} (tol {tol})",
+                case.trans_a,
+                case.trans_b,
+                case.bias,
+                case.act,
+                case.accumulate,
+                case.tile
+            );
+        }
+    }
+    for buf in [ab, bb, cb, biasb] {
+        backend.free(buf);
+    }
+}
+
+const SHAPES: [(usize, usize, usize); 6] = [
+    (1, 1, 1),
+    (7, 65, 33),
+    (63, 7, 65),
+    (129, 63, 257),
+    (65, 257, 7),
+    (257, 129, 1),
+];
+
+#[test]
+fn every_transpose_and_tile_matches_f64_reference() {
+    let mut rng = Rng::new(1);
+    for tile in [MatmulTile::T64, MatmulTile::T128] {
+        for (m, n, k) in SHAPES {
+            for (trans_a, trans_b) in [(false, false), (true, false), (false, true), (true, true)] {
+                check(
+                    &Case {
+                        m,
+                        n,
+                        k,
+                        trans_a,
+                        trans_b,
+                        bias: false,
+                        act: Activation::None,
+                        accumulate: false,
+                        tile,
+                    },
+                    &mut rng,
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn fused_bias_activation_and_accumulate_match_f64_reference() {
+    let mut rng = Rng::new(2);
+    for tile in [MatmulTile::Auto, MatmulTile::T64, MatmulTile::T128] {
+        for (m, n, k) in [(7, 65, 33), (129, 63, 257)] {
+            for act in [Activation::None, Activation::Relu, Activation::Gelu] {
+                for (bias, accumulate) in [(true, false), (false, true), (true, true)] {
+                    check(
+                        &Case {
+                            m,
+                            n,
+                            k,
+                            trans_a: m == 7,
+                            trans_b: false,
+                            bias,
+                            act,
+                            accumulate,
+                            tile,
+                        },
+                        &mut rng,
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn auto_tile_handles_a_large_ragged_product() {
+    // 300 x 330 has 9 tiles of 128 per side... below the T128 threshold; 1100 x 1300 is above.
+    let mut rng = Rng::new(3);
+    check(
+        &Case {
+            m: 1100,
+            n: 1300,
+            k: 20,
+            trans_a: false,
+            trans_b: true,
+            bias: true,
+            act: Activation::Relu,
+            accumulate: false,
+            tile: MatmulTile::Auto,
+        },
+        &mut rng,
+    );
+}
+
+#[test]
+fn mismatched_inner_dimensions_name_both_shapes() {
+    let gpu = gpu();
+    let b = gpu.backend();
+    let x = upload(&**b, &[0.0; 64]);
+    let y = upload(&**b, &[0.0; 64]);
+    let c = upload(&**b, &[0.0; 64]);
+    let err = matmul(&gpu, &x, [4, 3], &y, [4, 4], &c, &MatmulOptions::default()).unwrap_err();
+    match err {
+        Error::Shape { left, right, .. } => {
+            assert_eq!(left, vec![4, 3]);
+            assert_eq!(right, vec![4, 4]);
+        }
+        e => panic!("expected a shape error, got {e}"),
+    }
+    // With trans_a the same shapes fit: A^T is [3, 4].
+    let opts = MatmulOptions {
+        trans_a: true,
+        ..Default::default()
+    };
+    matmul(&gpu, &x, [4, 3], &y, [4, 4], &c, &opts).unwrap();
+    for buf in [x, y, c] {
+        b.free(buf);
+    }
+}
+
+#[test]
+fn short_buffers_and_aliasing_are_errors() {
+    let gpu = gpu();
+    let b = gpu.backend();
+    let small = upload(&**b, &[0.0; 8]);
+    let big = upload(&**b, &[0.0; 64]);
+    let c = upload(&**b, &[0.0; 64]);
+    let opts = MatmulOptions::default();
+    assert!(matches!(
+        matmul(&gpu, &small, [4, 4], &big, [4, 4], &c, &opts),
+        Err(Error::OutOfBounds { .. })
+    ));
+    assert!(matches!(
+        matmul(&gpu, &big, [8, 8], &big, [8, 8], &small, &opts),
+        Err(Error::OutOfBounds { .. })
+    ));
+    let with_short_bias = MatmulOptions {
+        bias: Some(&small),
+        ..Default::default()
+    };
+    assert!(matches!(
+        matmul(&gpu, &big, [4, 16], &big, [16, 16], &c, &with_short_bias),
+        Err(Error::OutOfBounds { .. })
+    ));
+    assert!(matches!(
+        matmul(&gpu, &big, [8, 8], &c, [8, 8], &c, &opts),
+        Err(Error::SameBuffer)
+    ));
+    for buf in [small, big, c] {
+        b.free(buf);
+    }
+}
