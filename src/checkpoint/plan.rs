@@ -225,10 +225,14 @@ fn insert_pareto(front: &mut Vec<(u64, u64, Vec<usize>)>, entry: (u64, u64, Vec<
     front.push(entry);
 }
 
-/// The least predicted peak over all plans that respect the hints (found by bisection on the
-/// planner, which is monotone in the budget).
+/// The least predicted peak over all plans that respect the hints (found by bisection:
+/// feasibility is monotone in the budget).
 pub fn smallest_feasible_budget(profile: &[LayerProfile]) -> u64 {
-    let upper = match no_checkpointing(profile) {
+    // The plan with only the forced boundaries always respects the hints: an upper bound.
+    let forced: Vec<usize> = std::iter::once(0)
+        .chain((1..profile.len()).filter(|&b| boundary_forced(profile, b)))
+        .collect();
+    let upper = match evaluate(profile, &forced) {
         Ok(p) => p.predicted_peak,
         Err(_) => return 0,
     };
@@ -275,4 +279,133 @@ fn feasible(profile: &[LayerProfile], budget: u64) -> bool {
         }
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lcg(seed: &mut u64) -> u64 {
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        *seed >> 33
+    }
+
+    fn random_profile(seed: &mut u64, n: usize) -> Vec<LayerProfile> {
+        (0..n)
+            .map(|_| LayerProfile {
+                input_bytes: 1 + lcg(seed) % 100,
+                saved_bytes: 1 + lcg(seed) % 100,
+                cost: 1 + lcg(seed) % 50,
+                hint: match lcg(seed) % 6 {
+                    0 => Recompute::Cheap,
+                    1 => Recompute::AlwaysSave,
+                    _ => Recompute::Normal,
+                },
+            })
+            .collect()
+    }
+
+    /// The least recompute over every boundary set that respects the hints and fits.
+    fn brute_force(profile: &[LayerProfile], budget: u64) -> Option<u64> {
+        let n = profile.len();
+        let mut best: Option<u64> = None;
+        for mask in 0u32..(1 << (n - 1)) {
+            let boundaries: Vec<usize> = std::iter::once(0)
+                .chain((1..n).filter(|b| mask & (1 << (b - 1)) != 0))
+                .collect();
+            let respects = (1..n).all(|b| {
+                let chosen = boundaries.contains(&b);
+                (!chosen || boundary_allowed(profile, b))
+                    && (chosen || !boundary_forced(profile, b))
+            });
+            if !respects {
+                continue;
+            }
+            let plan = evaluate(profile, &boundaries).unwrap();
+            if plan.predicted_peak <= budget {
+                best = Some(best.map_or(plan.predicted_recompute, |b| {
+                    b.min(plan.predicted_recompute)
+                }));
+            }
+        }
+        best
+    }
+
+    #[test]
+    fn planner_matches_brute_force_on_small_chains() {
+        let mut seed = 7;
+        for _ in 0..300 {
+            let n = 1 + (lcg(&mut seed) % 10) as usize;
+            let profile = random_profile(&mut seed, n);
+            let none = no_checkpointing(&profile).unwrap().predicted_peak;
+            let budget = lcg(&mut seed) % (none + 50);
+            let expected = brute_force(&profile, budget);
+            match plan_for_budget(&profile, budget) {
+                Ok(plan) => {
+                    assert_eq!(
+                        Some(plan.predicted_recompute),
+                        expected,
+                        "profile {profile:?} budget {budget}"
+                    );
+                    assert!(plan.predicted_peak <= budget);
+                }
+                Err(e) => {
+                    assert_eq!(expected, None, "planner failed but a plan exists: {e}");
+                    let smallest = smallest_feasible_budget(&profile);
+                    assert!(e.to_string().contains(&smallest.to_string()));
+                    assert!(
+                        brute_force(&profile, smallest).is_some(),
+                        "the named budget is feasible"
+                    );
+                    assert!(
+                        smallest == 0 || brute_force(&profile, smallest - 1).is_none(),
+                        "and the smallest"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn sqrt_n_keeps_about_sqrt_n_boundaries() {
+        let profile = vec![
+            LayerProfile {
+                input_bytes: 10,
+                saved_bytes: 10,
+                cost: 1,
+                hint: Recompute::Normal
+            };
+            32
+        ];
+        let plan = sqrt_n(&profile).unwrap();
+        assert_eq!(plan.boundaries, vec![0, 6, 12, 18, 24, 30]);
+        let none = no_checkpointing(&profile).unwrap();
+        assert_eq!(none.predicted_recompute, 0);
+        assert!(plan.predicted_peak < none.predicted_peak / 2);
+        assert_eq!(
+            plan.predicted_recompute, 30,
+            "every layer but the last segment's runs twice"
+        );
+    }
+
+    #[test]
+    fn hints_force_and_forbid_boundaries() {
+        let mut profile = vec![
+            LayerProfile {
+                input_bytes: 10,
+                saved_bytes: 10,
+                cost: 1,
+                hint: Recompute::Normal
+            };
+            6
+        ];
+        profile[1].hint = Recompute::Cheap; // no boundary at 2
+        profile[3].hint = Recompute::AlwaysSave; // boundary at 4
+        let plan = every_k(&profile, 2).unwrap();
+        assert_eq!(plan.boundaries, vec![0, 3, 4]);
+        assert!(evaluate(&profile, &[0, 0]).is_err());
+        assert!(every_k(&profile, 0).is_err());
+    }
 }

@@ -1,6 +1,6 @@
 //! `Linear`: `y = act(x · W + b)` with the bias and a ReLU fused into the matmul epilogue.
 
-use super::{Module, Parameter, Recompute, missing_saved};
+use super::{Module, Parameter, missing_saved};
 use crate::compute::{self, Activation, MatmulOptions};
 use crate::error::{Error, Result};
 use crate::tensor::{Context, Tensor, tags};
@@ -198,10 +198,6 @@ impl Module for Linear {
     fn clear_saved(&mut self) {
         self.input = None;
         self.output = None;
-    }
-
-    fn recompute(&self) -> Recompute {
-        Recompute::AlwaysSave
     }
 
     fn forward_flops(&self, batch: usize) -> u64 {
