@@ -454,6 +454,7 @@ impl Trainer {
             // Between epochs: give back cached buffers this epoch never reused.
             self.ctx.memory().evict_unused_since(mark);
         }
+        self.ctx.flush()?;
         self.report.memory = self.ctx.memory().stats();
         self.report.optimizer_bytes = self.optimizer.state_bytes();
         Ok(self.report.clone())

@@ -49,6 +49,7 @@ pub struct WgpuBackend {
     lost: Arc<Mutex<Option<String>>>,
     staging: Mutex<Option<wgpu::Buffer>>,
     buffers_created: AtomicU64,
+    uncaptured: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for WgpuBackend {
@@ -96,7 +97,10 @@ impl WgpuBackend {
             log::error!("wgpu device lost ({reason:?}): {message}");
             *lock(&lost_in_callback) = Some(format!("{reason:?}: {message}"));
         });
-        device.on_uncaptured_error(Arc::new(|error| {
+        let uncaptured = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&uncaptured);
+        device.on_uncaptured_error(Arc::new(move |error| {
+            counter.fetch_add(1, Ordering::Relaxed);
             log::error!("uncaptured wgpu error: {error}");
         }));
 
@@ -138,6 +142,7 @@ impl WgpuBackend {
             lost,
             staging: Mutex::new(None),
             buffers_created: AtomicU64::new(0),
+            uncaptured,
         })
     }
 
@@ -160,6 +165,12 @@ impl WgpuBackend {
     /// A training step in the steady state should leave this unchanged.
     pub fn buffers_created(&self) -> u64 {
         self.buffers_created.load(Ordering::Relaxed)
+    }
+
+    /// How many wgpu errors were raised outside any error scope (validation errors of
+    /// submitted work). Each is logged; a correct program leaves this at 0.
+    pub fn uncaptured_errors(&self) -> u64 {
+        self.uncaptured.load(Ordering::Relaxed)
     }
 
     /// Records GPU commands into the pending batch. They run at the next [`Self::flush`]
@@ -265,9 +276,13 @@ impl WgpuBackend {
         let staging = staging_slot
             .as_ref()
             .expect("staging buffer was just created");
-        let mut encoder = self.device.create_command_encoder(&Default::default());
-        encoder.copy_buffer_to_buffer(buffer, offset, staging, 0, aligned_len);
-        self.submit(encoder.finish());
+        // Through the pending batch, never a submit of its own: every submission index must
+        // cover all work recorded before it, or a buffer released while its work is still
+        // recorded could be judged complete (and reused) by an unrelated submission.
+        self.encode(|encoder| {
+            encoder.copy_buffer_to_buffer(buffer, offset, staging, 0, aligned_len)
+        })?;
+        self.flush()?;
         let (tx, rx) = std::sync::mpsc::channel();
         staging
             .slice(..aligned_len)
