@@ -5,8 +5,9 @@
 //! through one seam ([`backend::Backend`]), accounted, pooled and released on time.
 //!
 //! Layers, from the bottom: [`backend`] (the allocation seam: [`WgpuBackend`] for Metal,
-//! Vulkan, DX12 and GL; [`HostBackend`] for exact tests), [`memory`] (the account), [`compute`]
-//! (WGSL kernels, pipeline cache, batched dispatch).
+//! Vulkan, DX12 and GL; [`HostBackend`] for exact tests), [`pressure`] (when to give memory
+//! back), [`memory`] (the account), [`compute`] (WGSL kernels, pipeline cache, batched
+//! dispatch).
 //!
 //! ```
 //! use wgmem::{Backend, BufferUsage, HostBackend};
@@ -26,6 +27,7 @@ pub mod backend;
 pub mod compute;
 mod error;
 pub mod memory;
+pub mod pressure;
 mod sync;
 
 pub use backend::{
@@ -34,3 +36,4 @@ pub use backend::{
 pub use compute::Gpu;
 pub use error::{Error, OutOfMemoryReport, Result};
 pub use memory::MemoryStats;
+pub use pressure::{PressureLevel, PressureMonitor, PressureSource};
