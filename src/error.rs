@@ -129,7 +129,7 @@ pub enum Error {
 
     /// A file the crate reads (an OS statistics file such as `/proc/pressure/memory` or a
     /// cgroup's `memory.events`) does not have the expected form.
-    #[error("{}:{line}: expected {expected}, found '{found}'", file.display())]
+    #[error("{}:{line}: expected {expected}, found {}", file.display(), quoted_or_eof(found))]
     Parse {
         /// The file that was read.
         file: std::path::PathBuf,
@@ -137,7 +137,7 @@ pub enum Error {
         line: usize,
         /// What would have been accepted.
         expected: String,
-        /// The offending text (shortened when long; empty at end of file).
+        /// The offending text, shortened when long; empty when the file ended too soon.
         found: String,
     },
 }
@@ -187,6 +187,15 @@ impl fmt::Display for OutOfMemoryReport {
             }
         }
         Ok(())
+    }
+}
+
+/// `'text'`, or `end of file` for nothing.
+fn quoted_or_eof(found: &str) -> String {
+    if found.is_empty() {
+        "end of file".to_owned()
+    } else {
+        format!("'{found}'")
     }
 }
 

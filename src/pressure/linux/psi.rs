@@ -58,12 +58,34 @@ impl PsiSource {
 
     /// Tries to arm a kernel trigger: when tasks stall for `stall` within a `window` (the
     /// kernel's example is 150 ms in 1 s), the source reports at least Warning for the next
-    /// `window`, before the 10-second average catches up. Where the kernel refuses (no
-    /// permission, bad window, no PSI), this logs at debug level and the source keeps reading
-    /// averages only; [`PsiSource::has_trigger`] tells which.
+    /// `window`, before the 10-second average catches up.
+    ///
+    /// Without `CAP_SYS_RESOURCE` the kernel (6.5 and later) accepts only windows that are a
+    /// multiple of 2 s; a refused window is then rounded up to one, with `stall` scaled to keep
+    /// the same share, and the rounding is logged. Where the kernel still refuses (older
+    /// kernels, no PSI), this logs at debug level and the source reads averages only;
+    /// [`PsiSource::has_trigger`] tells which. Arming writes the trigger into the file, as the
+    /// kernel's interface requires: point it at PSI files only.
     pub fn with_trigger(mut self, stall: Duration, window: Duration) -> Self {
-        match PsiTrigger::arm(&self.path, stall, window) {
-            Ok(trigger) => self.trigger = Some((trigger, window)),
+        let armed = PsiTrigger::arm(&self.path, stall, window)
+            .map(|t| (t, window))
+            .or_else(|e| {
+                let rounded = round_up_to_2s(window);
+                let ratio = rounded.as_secs_f64() / window.as_secs_f64();
+                let scaled = Duration::try_from_secs_f64(stall.as_secs_f64() * ratio);
+                let retry = rounded != window && e.kind() != std::io::ErrorKind::NotFound;
+                let (true, Ok(scaled)) = (retry, scaled) else {
+                    return Err(e);
+                };
+                let trigger = PsiTrigger::arm(&self.path, scaled, rounded)?;
+                log::info!(
+                    "PSI trigger of {stall:?} in {window:?} refused ({e}); \
+                     armed {scaled:?} in {rounded:?} instead"
+                );
+                Ok((trigger, rounded))
+            });
+        match armed {
+            Ok(trigger) => self.trigger = Some(trigger),
             Err(e) => log::debug!(
                 "PSI trigger on {} not armed ({e}); reading averages only",
                 self.path.display()
@@ -124,5 +146,28 @@ impl PressureSource for PsiSource {
         } else {
             Ok(Some(self.level))
         }
+    }
+}
+
+/// `window` rounded up to a whole multiple of 2 seconds (at least 2 s).
+fn round_up_to_2s(window: Duration) -> Duration {
+    let step = 2_000_000u128;
+    let micros = window.as_micros().max(1);
+    let rounded = micros.div_ceil(step) * step;
+    Duration::from_micros(u64::try_from(rounded).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_windows_round_up_to_whole_2_second_steps() {
+        let s = Duration::from_secs;
+        assert_eq!(round_up_to_2s(Duration::from_millis(500)), s(2));
+        assert_eq!(round_up_to_2s(s(1)), s(2));
+        assert_eq!(round_up_to_2s(s(2)), s(2));
+        assert_eq!(round_up_to_2s(Duration::from_millis(2001)), s(4));
+        assert_eq!(round_up_to_2s(Duration::ZERO), s(2));
     }
 }
