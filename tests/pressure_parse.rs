@@ -276,19 +276,37 @@ fn mountinfo_gives_the_cgroup2_mount_point() {
                    30 24 0:26 / /sys/fs/cgroup rw,nosuid shared:9 - cgroup2 cgroup2 rw,nsdelegate\n";
     assert_eq!(
         parse_cgroup2_mount(p, unified).unwrap(),
-        Some(PathBuf::from("/sys/fs/cgroup"))
+        Some(Cgroup2Mount {
+            root: "/".into(),
+            mount_point: PathBuf::from("/sys/fs/cgroup")
+        })
     );
     let hybrid = "31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755\n\
                   35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n\
                   41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n";
     assert_eq!(
-        parse_cgroup2_mount(p, hybrid).unwrap(),
-        Some(PathBuf::from("/sys/fs/cgroup/unified"))
+        parse_cgroup2_mount(p, hybrid).unwrap().unwrap().mount_point,
+        PathBuf::from("/sys/fs/cgroup/unified")
     );
     let escaped = "41 31 0:38 / /mnt/my\\040cgroups rw - cgroup2 cgroup2 rw\n";
     assert_eq!(
-        parse_cgroup2_mount(p, escaped).unwrap(),
-        Some(PathBuf::from("/mnt/my cgroups"))
+        parse_cgroup2_mount(p, escaped)
+            .unwrap()
+            .unwrap()
+            .mount_point,
+        PathBuf::from("/mnt/my cgroups")
+    );
+    let docker = "612 590 0:26 /docker/4f1c /sys/fs/cgroup ro,nosuid - cgroup2 cgroup rw\n";
+    let mount = parse_cgroup2_mount(p, docker).unwrap().unwrap();
+    assert_eq!(mount.root, "/docker/4f1c");
+    assert_eq!(
+        mount.group_dir("/docker/4f1c/worker"),
+        PathBuf::from("/sys/fs/cgroup/worker")
+    );
+    assert_eq!(
+        mount.group_dir("/docker/4f1cd"),
+        PathBuf::from("/sys/fs/cgroup/docker/4f1cd"),
+        "a sibling whose name shares a prefix is not under the root"
     );
     let none = "22 1 259:2 / / rw - ext4 /dev/sda1 rw\n";
     assert_eq!(parse_cgroup2_mount(p, none).unwrap(), None);
@@ -297,6 +315,12 @@ fn mountinfo_gives_the_cgroup2_mount_point() {
         "/proc/self/mountinfo",
         1,
         "' - ' separator",
+    );
+    assert_parse_error(
+        parse_cgroup2_mount(p, "22 1 259:2 / - cgroup2 cgroup2 rw\n"),
+        "/proc/self/mountinfo",
+        1,
+        "a root and a mount point",
     );
 }
 

@@ -10,7 +10,7 @@ use super::{PressureLevel, PressureSource, UsageThresholds};
 use crate::error::Result;
 
 /// The closure a [`BudgetSource`] reads: `(used_bytes, budget_bytes)`.
-pub type UsageFn = dyn Fn() -> (u64, u64) + Send;
+type UsageFn = dyn Fn() -> (u64, u64) + Send;
 
 /// A [`PressureSource`] from a used/budget byte count, with hysteresis
 /// ([`UsageThresholds`]: Warning at 80%, Critical at 95%, back to Warning below 90% and to

@@ -53,7 +53,7 @@ mod thresholds;
 
 #[cfg(target_vendor = "apple")]
 pub use apple::DispatchPressureSource;
-pub use budget::{BudgetSource, UsageFn};
+pub use budget::BudgetSource;
 pub use level::{PressureChange, PressureLevel};
 #[cfg(target_os = "linux")]
 pub use linux::{CgroupSource, PROC_PRESSURE_MEMORY, PsiSource};

@@ -225,9 +225,47 @@ pub fn parse_proc_cgroup(file: &Path, text: &str) -> Result<Option<String>> {
     Ok(None)
 }
 
-/// Where the cgroup v2 hierarchy is mounted, from `/proc/self/mountinfo`: the mount point of
-/// the first `cgroup2` file system, `None` when there is none.
-pub fn parse_cgroup2_mount(file: &Path, text: &str) -> Result<Option<PathBuf>> {
+/// A `cgroup2` mount from `/proc/self/mountinfo`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cgroup2Mount {
+    /// The group of the hierarchy that is mounted (`/` unless a container got a subtree).
+    pub root: String,
+    /// Where it is mounted, e.g. `/sys/fs/cgroup`.
+    pub mount_point: PathBuf,
+}
+
+impl Cgroup2Mount {
+    /// The directory of the group at `path` (from `/proc/self/cgroup`) under this mount. A
+    /// container whose mount shows a subtree (`root` = `/docker/<id>`) without a cgroup
+    /// namespace still reports the full path; the mount's root is taken off it.
+    ///
+    /// ```
+    /// use std::path::{Path, PathBuf};
+    /// use wgmem::pressure::parse::Cgroup2Mount;
+    ///
+    /// let host = Cgroup2Mount { root: "/".into(), mount_point: "/sys/fs/cgroup".into() };
+    /// assert_eq!(host.group_dir("/user.slice"), Path::new("/sys/fs/cgroup/user.slice"));
+    /// assert_eq!(host.group_dir("/"), Path::new("/sys/fs/cgroup"));
+    /// let docker = Cgroup2Mount { root: "/docker/ab12".into(), mount_point: "/sys/fs/cgroup".into() };
+    /// assert_eq!(docker.group_dir("/docker/ab12"), Path::new("/sys/fs/cgroup"));
+    /// ```
+    pub fn group_dir(&self, path: &str) -> PathBuf {
+        let root = self.root.trim_end_matches('/');
+        let relative = match path.strip_prefix(root) {
+            Some(rest) if rest.is_empty() || rest.starts_with('/') => rest,
+            _ => path,
+        };
+        let relative = relative.trim_start_matches('/');
+        if relative.is_empty() {
+            self.mount_point.clone()
+        } else {
+            self.mount_point.join(relative)
+        }
+    }
+}
+
+/// The first `cgroup2` mount in `/proc/self/mountinfo`, `None` when there is none.
+pub fn parse_cgroup2_mount(file: &Path, text: &str) -> Result<Option<Cgroup2Mount>> {
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
@@ -241,11 +279,20 @@ pub fn parse_cgroup2_mount(file: &Path, text: &str) -> Result<Option<PathBuf>> {
                 line,
             ));
         };
-        let Some(mount_point) = before.split(' ').nth(4) else {
-            return Err(error(file, i + 1, "a mount point as the fifth field", line));
+        let mut fields = before.split(' ').skip(3);
+        let (Some(root), Some(mount_point)) = (fields.next(), fields.next()) else {
+            return Err(error(
+                file,
+                i + 1,
+                "a root and a mount point as fields 4 and 5",
+                line,
+            ));
         };
         if after.split(' ').next() == Some("cgroup2") {
-            return Ok(Some(PathBuf::from(unescape_octal(mount_point))));
+            return Ok(Some(Cgroup2Mount {
+                root: unescape_octal(root),
+                mount_point: PathBuf::from(unescape_octal(mount_point)),
+            }));
         }
     }
     Ok(None)

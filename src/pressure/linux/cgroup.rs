@@ -40,8 +40,10 @@ pub struct CgroupSource {
 
 impl CgroupSource {
     /// The cgroup of this process: its path from `/proc/self/cgroup` under the `cgroup2` mount
-    /// found in `/proc/self/mountinfo`. A system without cgroup v2 gives an unavailable source;
-    /// malformed `/proc` files are an error.
+    /// found in `/proc/self/mountinfo` (see [`Cgroup2Mount::group_dir`]). A system without
+    /// cgroup v2 gives an unavailable source; malformed `/proc` files are an error.
+    ///
+    /// [`Cgroup2Mount::group_dir`]: crate::pressure::parse::Cgroup2Mount::group_dir
     pub fn detect() -> Result<Self> {
         let cgroup_file = Path::new("/proc/self/cgroup");
         let mountinfo = Path::new("/proc/self/mountinfo");
@@ -54,7 +56,7 @@ impl CgroupSource {
             None => None,
         };
         let dir = match (mount, path) {
-            (Some(mount), Some(path)) => Some(mount.join(path.trim_start_matches('/'))),
+            (Some(mount), Some(path)) => Some(mount.group_dir(&path)),
             _ => None,
         };
         log::debug!("cgroup v2 directory: {dir:?}");
