@@ -396,6 +396,32 @@ mod tests {
     }
 
     #[test]
+    fn a_responder_may_drop_the_handle_of_its_own_monitor() {
+        let source = SimulatedSource::new("sim");
+        let pressure = source.handle();
+        let mut monitor = PressureMonitor::new();
+        monitor.add_source(source);
+        let slot: Arc<Mutex<Option<PressureMonitorHandle>>> = Arc::default();
+        let in_responder = slot.clone();
+        let (done, finished) = mpsc::channel();
+        let done = Mutex::new(done);
+        monitor.add_responder(Arc::new(move |_: PressureChange| {
+            // Runs on the monitor's thread: this drop must not wait for that thread.
+            drop(lock(&in_responder).take());
+            let _ = lock(&done).send(());
+        }));
+        *lock(&slot) = Some(monitor.spawn(Duration::from_millis(1)).unwrap());
+        pressure.set(Warning);
+        finished
+            .recv_timeout(Duration::from_secs(5))
+            .expect("the responder returned");
+        assert!(lock(&slot).is_none());
+        let polls = pressure.polls();
+        thread::sleep(Duration::from_millis(20));
+        assert_eq!(pressure.polls(), polls, "the thread ended");
+    }
+
+    #[test]
     fn responder_added_through_the_handle_hears_later_changes() {
         let source = SimulatedSource::new("sim");
         let pressure = source.handle();
