@@ -98,6 +98,8 @@ struct Polled {
     level: Option<PressureLevel>,
     /// The last error's message while the source keeps failing, to log each failure once.
     error: Option<String>,
+    /// Whether the last successful poll had something to say; `None` before the first.
+    available: Option<bool>,
 }
 
 /// Polls [`PressureSource`]s, keeps the combined level (the worst reported), and tells
@@ -143,6 +145,7 @@ impl PressureMonitor {
             source: Box::new(source),
             level: None,
             error: None,
+            available: None,
         });
     }
 
@@ -178,6 +181,15 @@ impl PressureMonitor {
                 Ok(level) => {
                     if polled.error.take().is_some() {
                         log::info!("pressure source '{}' recovered", polled.source.name());
+                    }
+                    if polled.available != Some(level.is_some()) {
+                        polled.available = Some(level.is_some());
+                        let state = if level.is_some() {
+                            "reporting"
+                        } else {
+                            "unavailable"
+                        };
+                        log::debug!("pressure source '{}' is {state}", polled.source.name());
                     }
                     level
                 }
