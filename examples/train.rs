@@ -19,6 +19,7 @@ use wgmem::data::Dataset;
 use wgmem::memory::human_bytes;
 use wgmem::nn::{Linear, Sequential};
 use wgmem::optim::{Adam, Optimizer, Sgd};
+use wgmem::pressure::{PressureLevel, PressureMonitor, SimulatedSource};
 use wgmem::{Backend, Context, MemoryConfig, Trainer, TrainerConfig, WgpuBackend};
 
 const DIGITS: &[u8] = include_bytes!("../data/digits.csv.gz");
@@ -144,10 +145,28 @@ fn run(args: Args) -> wgmem::Result<()> {
         ProgressStyle::with_template("{bar:30} {pos}/{len} epoch {prefix} {msg}")
             .expect("a valid template"),
     );
-    let pressure = trainer.pressure_flag();
+    // Pressure: the manager's own budget source, and with --simulate-pressure a scripted
+    // source; the manager evicts in grades and the trainer shrinks its batch on critical.
+    let mut monitor = PressureMonitor::new();
+    monitor.add_source(ctx.memory().budget_source(limit));
+    let simulated = SimulatedSource::new("simulated");
+    let script = simulated.handle();
+    if args.simulate_pressure {
+        monitor.add_source(simulated);
+    }
+    monitor.add_responder(Arc::new(ctx.memory().clone()));
+    monitor.add_responder(trainer.pressure_responder());
     let report = trainer.fit(&train, Some(&test), |s| {
-        if args.simulate_pressure && s.step % 37 == 5 {
-            pressure.store(true, std::sync::atomic::Ordering::SeqCst);
+        if args.simulate_pressure {
+            match s.step % 60 {
+                10 => script.set(PressureLevel::Warning),
+                20 => script.set(PressureLevel::Critical),
+                30 => script.set(PressureLevel::Normal),
+                _ => {}
+            }
+        }
+        if let Some(change) = monitor.poll() {
+            bar.println(format!("step {}: {change}", s.step));
         }
         bar.set_prefix(s.epoch.to_string());
         bar.set_message(format!(

@@ -149,6 +149,20 @@ pub enum Error {
     /// An I/O error (saving state, reading data).
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
+
+    /// A file the crate reads (an OS statistics file such as `/proc/pressure/memory` or a
+    /// cgroup's `memory.events`) does not have the expected form.
+    #[error("{}:{line}: expected {expected}, found {}", file.display(), quoted_or_eof(found))]
+    Parse {
+        /// The file that was read.
+        file: std::path::PathBuf,
+        /// 1-based line number; one past the last line when something is missing.
+        line: usize,
+        /// What would have been accepted.
+        expected: String,
+        /// The offending text, shortened when long; empty when the file ended too soon.
+        found: String,
+    },
 }
 
 /// What was asked and what the account looked like when an allocation could not be satisfied.
@@ -196,6 +210,15 @@ impl fmt::Display for OutOfMemoryReport {
             }
         }
         Ok(())
+    }
+}
+
+/// `'text'`, or `end of file` for nothing.
+fn quoted_or_eof(found: &str) -> String {
+    if found.is_empty() {
+        "end of file".to_owned()
+    } else {
+        format!("'{found}'")
     }
 }
 

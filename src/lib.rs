@@ -5,8 +5,9 @@
 //! through one seam ([`backend::Backend`]), accounted, pooled and released on time.
 //!
 //! Layers, from the bottom: [`backend`] (the allocation seam: [`WgpuBackend`] for Metal,
-//! Vulkan, DX12 and GL; [`HostBackend`] for exact tests), [`memory`] (the account), [`compute`]
-//! (WGSL kernels, pipeline cache, batched dispatch).
+//! Vulkan, DX12 and GL; [`HostBackend`] for exact tests), [`pressure`] (when to give memory
+//! back), [`memory`] (the account), [`compute`] (WGSL kernels, pipeline cache, batched
+//! dispatch).
 //!
 //! ```
 //! use wgmem::{Backend, BufferUsage, HostBackend};
@@ -30,6 +31,7 @@ mod error;
 pub mod memory;
 pub mod nn;
 pub mod optim;
+pub mod pressure;
 mod sync;
 pub mod tensor;
 pub mod train;
@@ -40,5 +42,6 @@ pub use backend::{
 pub use compute::Gpu;
 pub use error::{Error, OutOfMemoryReport, Result};
 pub use memory::{ManagedBuffer, MemoryConfig, MemoryManager, MemoryStats};
+pub use pressure::{PressureLevel, PressureMonitor, PressureSource};
 pub use tensor::{Context, Tensor};
 pub use train::{Trainer, TrainerConfig};

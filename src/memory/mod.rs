@@ -8,6 +8,7 @@
 mod managed;
 mod manager;
 mod pool;
+mod pressure_response;
 mod scratch;
 mod size_class;
 mod stats;

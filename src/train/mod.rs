@@ -173,6 +173,17 @@ impl Trainer {
         Arc::clone(&self.pressure)
     }
 
+    /// A responder for a [`crate::pressure::PressureMonitor`]: critical pressure raises
+    /// [`Self::pressure_flag`], so the next step runs with half the micro-batch.
+    pub fn pressure_responder(&self) -> Arc<dyn crate::pressure::PressureResponder> {
+        let flag = self.pressure_flag();
+        Arc::new(move |change: crate::pressure::PressureChange| {
+            if change.to == crate::pressure::PressureLevel::Critical {
+                flag.store(true, Ordering::SeqCst);
+            }
+        })
+    }
+
     fn adapt(&mut self, to: usize, reason: AdaptationReason, checkpointing_enabled: bool) {
         let a = Adaptation {
             step: self.report.steps,
