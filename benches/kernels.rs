@@ -80,12 +80,14 @@ fn main() {
         info.name, info.backend, info.driver, info.driver_info
     );
     let gpu = Gpu::new(backend.clone()).expect("gpu");
+    // SAFETY: only this crate's kernels run on it (see `Gpu::new_unchecked`).
+    let ugpu = unsafe { Gpu::new_unchecked(backend.clone()) }.expect("gpu");
     let quick = std::env::var("WGMEM_BENCH_QUICK").is_ok();
     let mut rows = Vec::new();
     let mut rng = Rng(7);
 
     let shapes: &[(usize, usize, usize)] = if quick {
-        &[(512, 512, 512)]
+        &[(130, 129, 131)]
     } else {
         &[(4096, 4096, 4096), (1024, 4096, 4096)]
     };
@@ -101,7 +103,12 @@ fn main() {
             (true, false, "Aᵀ·B"),
             (false, true, "A·Bᵀ"),
         ] {
-            for tile in [MatmulTile::T128, MatmulTile::T64] {
+            for (tile, gpu, checks) in [
+                (MatmulTile::T128, &gpu, ""),
+                (MatmulTile::T128, &ugpu, " unchecked"),
+                (MatmulTile::T64, &gpu, ""),
+                (MatmulTile::T64, &ugpu, " unchecked"),
+            ] {
                 let opts = MatmulOptions {
                     trans_a: ta,
                     trans_b: tb,
@@ -110,7 +117,7 @@ fn main() {
                 };
                 let a_shape = if ta { [k, m] } else { [m, k] };
                 let b_shape = if tb { [n, k] } else { [k, n] };
-                let run = || matmul(&gpu, &ab, a_shape, &bb, b_shape, &cb, &opts).unwrap();
+                let run = || matmul(gpu, &ab, a_shape, &bb, b_shape, &cb, &opts).unwrap();
                 // Check sampled entries on random data (the buffers hold one matrix each, read
                 // with the transposed layout when ta/tb are set).
                 run();
@@ -129,10 +136,14 @@ fn main() {
                     err = err.max((f64::from(c[i * n + j]) - dot).abs() / mag);
                 }
                 let flops = 2.0 * (m * n * k) as f64;
-                let iters = ((2e12 / flops) as usize).clamp(3, 50);
-                let secs = time(&gpu, iters, run);
+                let iters = if quick {
+                    1
+                } else {
+                    ((2e12 / flops) as usize).clamp(3, 50)
+                };
+                let secs = time(gpu, iters, run);
                 rows.push(Row {
-                    name: format!("matmul {label} {m}x{n}x{k} {tile:?}"),
+                    name: format!("matmul {label} {m}x{n}x{k} {tile:?}{checks}"),
                     ms: secs * 1e3,
                     rate: flops / secs / 1e9,
                     unit: "GFLOP/s",
@@ -145,35 +156,37 @@ fn main() {
         }
     }
 
-    let n = if quick { 1 << 20 } else { 64 << 20 }; // 256 MiB per buffer
+    let n = if quick { 1 << 18 } else { 64 << 20 }; // 256 MiB per buffer
     let x = upload(&backend, &rng.vec(n));
     let y = upload(&backend, &rng.vec(n));
     let bytes = (n * 4) as f64;
-    let secs = time(&gpu, 50, || copy(&gpu, &x, &y, n).unwrap());
-    rows.push(Row {
-        name: format!("copy {} MiB", n * 4 >> 20),
-        ms: secs * 1e3,
-        rate: 2.0 * bytes / secs / 1e9,
-        unit: "GB/s",
-        err: 0.0,
-    });
-    let secs = time(&gpu, 50, || axpby(&gpu, 0.5, &x, 0.5, &y, n).unwrap());
-    rows.push(Row {
-        name: format!("axpby {} MiB", n * 4 >> 20),
-        ms: secs * 1e3,
-        rate: 3.0 * bytes / secs / 1e9,
-        unit: "GB/s",
-        err: 0.0,
-    });
+    for (gpu, checks) in [(&gpu, ""), (&ugpu, " unchecked")] {
+        let secs = time(gpu, 50, || copy(gpu, &x, &y, n).unwrap());
+        rows.push(Row {
+            name: format!("copy {} MiB{checks}", n * 4 >> 20),
+            ms: secs * 1e3,
+            rate: 2.0 * bytes / secs / 1e9,
+            unit: "GB/s",
+            err: 0.0,
+        });
+        let secs = time(gpu, 50, || axpby(gpu, 0.5, &x, 0.5, &y, n).unwrap());
+        rows.push(Row {
+            name: format!("axpby {} MiB{checks}", n * 4 >> 20),
+            ms: secs * 1e3,
+            rate: 3.0 * bytes / secs / 1e9,
+            unit: "GB/s",
+            err: 0.0,
+        });
+    }
 
     println!(
-        "{:<40} {:>10} {:>12} {:>8} {:>9}",
+        "{:<48} {:>10} {:>12} {:>8} {:>9}",
         "kernel", "ms", "rate", "unit", "rel err"
     );
     let mut tsv = String::new();
     for r in &rows {
         println!(
-            "{:<40} {:>10.4} {:>12.1} {:>8} {:>9.1e}",
+            "{:<48} {:>10.4} {:>12.1} {:>8} {:>9.1e}",
             r.name, r.ms, r.rate, r.unit, r.err
         );
         tsv.push_str(&format!("{}\t{}\t{}\t{}\n", r.name, r.ms, r.rate, r.unit));

@@ -59,13 +59,13 @@ for name, (ms, rate, unit) in rows.items():
     print(f"{name:<40} {ms:>10.4f} {rate:>12.1f} {unit:>8}")
 
 if len(sys.argv) > 1:
-    print(f"\n{'wgmem / torch':<40} {'wgmem':>12} {'torch':>12} {'ratio':>8}")
+    print(f"\n{'wgmem / torch':<48} {'wgmem':>12} {'torch':>12} {'ratio':>8}")
     for line in open(sys.argv[1]):
         name, ms, rate, unit = line.rstrip("\n").split("\t")
-        key = name
+        key = name.replace(" unchecked", "")
         for suffix in (" T128", " T64", " Auto"):
             if key.endswith(suffix):
                 key = key[: -len(suffix)]
         if key in rows:
             ref = rows[key][1]
-            print(f"{name:<40} {float(rate):>12.1f} {ref:>12.1f} {float(rate) / ref:>8.3f}")
+            print(f"{name:<48} {float(rate):>12.1f} {ref:>12.1f} {float(rate) / ref:>8.3f}")

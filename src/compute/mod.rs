@@ -119,6 +119,22 @@ impl Gpu {
         })
     }
 
+    /// As [`Gpu::new`], but compiles the kernels without the runtime checks naga adds by
+    /// default (clamping every array index, bounding every loop with an extra counter), which
+    /// cost registers and instructions in the inner loops.
+    ///
+    /// # Safety
+    ///
+    /// The kernels' own bounds checks become the only ones: a kernel bug could then read or write
+    /// outside a binding, which is undefined behaviour on the GPU. The kernels of this crate are
+    /// written to need no runtime checks (they are tested with the checks on, against CPU
+    /// references); call this only for kernels from this crate.
+    pub unsafe fn new_unchecked(backend: Arc<WgpuBackend>) -> Result<Self> {
+        let mut gpu = Self::new(backend)?;
+        gpu.pipelines.unchecked = true;
+        Ok(gpu)
+    }
+
     /// The backend this dispatches on.
     pub fn backend(&self) -> &Arc<WgpuBackend> {
         &self.backend
