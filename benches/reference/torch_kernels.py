@@ -64,7 +64,7 @@ if len(sys.argv) > 1:
     print(f"\n{'wgmem / torch':<48} {'wgmem':>12} {'torch':>12} {'ratio':>8}")
     for line in open(sys.argv[1]):
         name, ms, rate, unit = line.rstrip("\n").split("\t")
-        key = name.replace(" unchecked", "")
+        key = name.replace(" unchecked", "").replace(" 4/thread", "").replace(" 8/thread", "")
         for suffix in (" T128", " T64", " Auto"):
             if key.endswith(suffix):
                 key = key[: -len(suffix)]

@@ -34,6 +34,7 @@ use crate::backend::{Backend, BufferUsage, WgpuBackend};
 use crate::error::{Error, Result};
 use crate::sync::lock;
 use pipelines::PipelineCache;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Bytes in the parameter ring.
@@ -81,6 +82,7 @@ pub struct Gpu {
     limits: wgpu::Limits,
     scratch: wgpu::Buffer,
     scratch_user: Mutex<()>,
+    vec4_per_thread: AtomicU32,
 }
 
 impl std::fmt::Debug for Gpu {
@@ -107,6 +109,7 @@ impl Gpu {
             limits: limits.clone(),
             scratch,
             scratch_user: Mutex::new(()),
+            vec4_per_thread: AtomicU32::new(4),
             params: Mutex::new(ParamRing {
                 buffer,
                 slot,
@@ -148,6 +151,25 @@ impl Gpu {
     /// The device limits the kernels were sized for.
     pub fn limits(&self) -> &wgpu::Limits {
         &self.limits
+    }
+
+    /// How many vec4s each thread of the bandwidth-bound elementwise kernels (copy, axpby,
+    /// accumulate) moves per array: 4 (the default) or 8. A tuning knob for benchmarks; the
+    /// results are the same either way.
+    pub fn set_vec4_per_thread(&self, count: u32) -> Result<()> {
+        if count != 4 && count != 8 {
+            return Err(Error::invalid(
+                "vec4s per thread",
+                format!("{count}; the kernels exist for 4 and 8"),
+            ));
+        }
+        self.vec4_per_thread.store(count, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// See [`Gpu::set_vec4_per_thread`].
+    pub fn vec4_per_thread(&self) -> u32 {
+        self.vec4_per_thread.load(Ordering::Relaxed)
     }
 
     /// The largest byte range one storage binding may cover.
