@@ -43,31 +43,38 @@ fn download(b: &WgpuBackend, buf: &wgpu::Buffer, n: usize) -> Vec<f32> {
     out
 }
 
-/// Median seconds per iteration of `f`, run `iters` times per repeat.
-fn time(gpu: &Gpu, iters: usize, mut f: impl FnMut()) -> f64 {
+/// Median seconds per iteration of `f`, run `iters` times per repeat: `(batch, end_to_end)`.
+/// `batch` is from the submit of the recorded iterations until the GPU is idle (the figure to
+/// set against CUDA-event timings, which leave the host's launch work out); `end_to_end` adds the
+/// host's recording of the dispatches (bind groups, parameter writes, pass encoding).
+fn time(gpu: &Gpu, iters: usize, mut f: impl FnMut()) -> (f64, f64) {
     for _ in 0..2 {
         f();
     }
     gpu.backend().wait_idle().unwrap();
-    let mut samples: Vec<f64> = (0..REPEATS)
-        .map(|_| {
-            let t = Instant::now();
-            for _ in 0..iters {
-                f();
-            }
-            gpu.flush().unwrap();
-            gpu.backend().wait_idle().unwrap();
-            t.elapsed().as_secs_f64() / iters as f64
-        })
-        .collect();
-    samples.sort_by(f64::total_cmp);
-    samples[REPEATS / 2]
+    let mut batch = Vec::new();
+    let mut e2e = Vec::new();
+    for _ in 0..REPEATS {
+        let start = Instant::now();
+        for _ in 0..iters {
+            f();
+        }
+        let recorded = Instant::now();
+        gpu.flush().unwrap();
+        gpu.backend().wait_idle().unwrap();
+        batch.push(recorded.elapsed().as_secs_f64() / iters as f64);
+        e2e.push(start.elapsed().as_secs_f64() / iters as f64);
+    }
+    batch.sort_by(f64::total_cmp);
+    e2e.sort_by(f64::total_cmp);
+    (batch[REPEATS / 2], e2e[REPEATS / 2])
 }
 
 struct Row {
     name: String,
     ms: f64,
     rate: f64,
+    rate_e2e: f64,
     unit: &'static str,
     err: f64,
 }
@@ -80,12 +87,14 @@ fn main() {
         info.name, info.backend, info.driver, info.driver_info
     );
     let gpu = Gpu::new(backend.clone()).expect("gpu");
+    // SAFETY: only this crate's kernels run on it (see `Gpu::new_unchecked`).
+    let ugpu = unsafe { Gpu::new_unchecked(backend.clone()) }.expect("gpu");
     let quick = std::env::var("WGMEM_BENCH_QUICK").is_ok();
     let mut rows = Vec::new();
     let mut rng = Rng(7);
 
     let shapes: &[(usize, usize, usize)] = if quick {
-        &[(512, 512, 512)]
+        &[(130, 129, 131)]
     } else {
         &[(4096, 4096, 4096), (1024, 4096, 4096)]
     };
@@ -101,7 +110,16 @@ fn main() {
             (true, false, "Aᵀ·B"),
             (false, true, "A·Bᵀ"),
         ] {
-            for tile in [MatmulTile::T128, MatmulTile::T64] {
+            for (tile, gpu, checks) in [
+                (MatmulTile::T128, &gpu, ""),
+                (MatmulTile::T128K16, &ugpu, " unchecked"),
+                (MatmulTile::T64, &gpu, ""),
+            ] {
+                if tile == MatmulTile::T128K16
+                    && gpu.limits().max_compute_workgroup_storage_size < 33_792
+                {
+                    continue;
+                }
                 let opts = MatmulOptions {
                     trans_a: ta,
                     trans_b: tb,
@@ -110,7 +128,7 @@ fn main() {
                 };
                 let a_shape = if ta { [k, m] } else { [m, k] };
                 let b_shape = if tb { [n, k] } else { [k, n] };
-                let run = || matmul(&gpu, &ab, a_shape, &bb, b_shape, &cb, &opts).unwrap();
+                let run = || matmul(gpu, &ab, a_shape, &bb, b_shape, &cb, &opts).unwrap();
                 // Check sampled entries on random data (the buffers hold one matrix each, read
                 // with the transposed layout when ta/tb are set).
                 run();
@@ -129,52 +147,106 @@ fn main() {
                     err = err.max((f64::from(c[i * n + j]) - dot).abs() / mag);
                 }
                 let flops = 2.0 * (m * n * k) as f64;
-                let iters = ((2e12 / flops) as usize).clamp(3, 50);
-                let secs = time(&gpu, iters, run);
+                let iters = if quick {
+                    1
+                } else {
+                    ((2e12 / flops) as usize).clamp(3, 50)
+                };
+                let (secs, e2e) = time(gpu, iters, run);
                 rows.push(Row {
-                    name: format!("matmul {label} {m}x{n}x{k} {tile:?}"),
+                    name: format!("matmul {label} {m}x{n}x{k} {tile:?}{checks}"),
                     ms: secs * 1e3,
                     rate: flops / secs / 1e9,
+                    rate_e2e: flops / e2e / 1e9,
                     unit: "GFLOP/s",
                     err,
                 });
             }
         }
-        for buf in [ab, bb, cb] {
+        // The fused epilogue of a layer's forward pass: + bias, GELU.
+        let bias = upload(&backend, &rng.vec(n));
+        let opts = MatmulOptions {
+            bias: Some(&bias),
+            activation: wgmem::compute::Activation::Gelu,
+            ..Default::default()
+        };
+        let flops = 2.0 * (m * n * k) as f64;
+        let iters = if quick {
+            1
+        } else {
+            ((2e12 / flops) as usize).clamp(3, 50)
+        };
+        let (secs, e2e) = time(&gpu, iters, || {
+            matmul(&gpu, &ab, [m, k], &bb, [k, n], &cb, &opts).unwrap()
+        });
+        rows.push(Row {
+            name: format!("matmul A·B {m}x{n}x{k} +bias+GELU Auto"),
+            ms: secs * 1e3,
+            rate: flops / secs / 1e9,
+            rate_e2e: flops / e2e / 1e9,
+            unit: "GFLOP/s",
+            err: 0.0,
+        });
+        for buf in [ab, bb, cb, bias] {
             backend.free(buf);
         }
     }
 
-    let n = if quick { 1 << 20 } else { 64 << 20 }; // 256 MiB per buffer
-    let x = upload(&backend, &rng.vec(n));
-    let y = upload(&backend, &rng.vec(n));
-    let bytes = (n * 4) as f64;
-    let secs = time(&gpu, 50, || copy(&gpu, &x, &y, n).unwrap());
-    rows.push(Row {
-        name: format!("copy {} MiB", n * 4 >> 20),
-        ms: secs * 1e3,
-        rate: 2.0 * bytes / secs / 1e9,
-        unit: "GB/s",
-        err: 0.0,
-    });
-    let secs = time(&gpu, 50, || axpby(&gpu, 0.5, &x, 0.5, &y, n).unwrap());
-    rows.push(Row {
-        name: format!("axpby {} MiB", n * 4 >> 20),
-        ms: secs * 1e3,
-        rate: 3.0 * bytes / secs / 1e9,
-        unit: "GB/s",
-        err: 0.0,
-    });
+    // 256 MiB and 1 GiB per buffer (far past the 50 MiB L2).
+    let sizes: &[usize] = if quick {
+        &[1 << 18]
+    } else {
+        &[64 << 20, 256 << 20]
+    };
+    for &n in sizes {
+        let x = upload(&backend, &rng.vec(n));
+        let y = upload(&backend, &rng.vec(n));
+        let bytes = (n * 4) as f64;
+        let iters = if n > 64 << 20 { 12 } else { 50 };
+        // Touch both buffers once before timing (the first use of fresh memory was slow once).
+        copy(&gpu, &x, &y, n).unwrap();
+        backend.wait_idle().unwrap();
+        for per_thread in [4, 8] {
+            gpu.set_vec4_per_thread(per_thread).unwrap();
+            let checks = format!(" {per_thread}/thread");
+            let gpu = &gpu;
+            let (secs, e2e) = time(gpu, iters, || copy(gpu, &x, &y, n).unwrap());
+            rows.push(Row {
+                name: format!("copy {} MiB{checks}", n * 4 >> 20),
+                ms: secs * 1e3,
+                rate: 2.0 * bytes / secs / 1e9,
+                rate_e2e: 2.0 * bytes / e2e / 1e9,
+                unit: "GB/s",
+                err: 0.0,
+            });
+            let (secs, e2e) = time(gpu, iters, || axpby(gpu, 0.5, &x, 0.5, &y, n).unwrap());
+            rows.push(Row {
+                name: format!("axpby {} MiB{checks}", n * 4 >> 20),
+                ms: secs * 1e3,
+                rate: 3.0 * bytes / secs / 1e9,
+                rate_e2e: 3.0 * bytes / e2e / 1e9,
+                unit: "GB/s",
+                err: 0.0,
+            });
+        }
+        backend.free(x);
+        backend.free(y);
+    }
 
     println!(
-        "{:<40} {:>10} {:>12} {:>8} {:>9}",
-        "kernel", "ms", "rate", "unit", "rel err"
+        "{:<48} {:>10} {:>12} {:>12} {:>8} {:>9}",
+        "kernel (rate: submit to idle; e2e: with recording)",
+        "ms",
+        "rate",
+        "e2e rate",
+        "unit",
+        "rel err"
     );
     let mut tsv = String::new();
     for r in &rows {
         println!(
-            "{:<40} {:>10.4} {:>12.1} {:>8} {:>9.1e}",
-            r.name, r.ms, r.rate, r.unit, r.err
+            "{:<48} {:>10.4} {:>12.1} {:>12.1} {:>8} {:>9.1e}",
+            r.name, r.ms, r.rate, r.rate_e2e, r.unit, r.err
         );
         tsv.push_str(&format!("{}\t{}\t{}\t{}\n", r.name, r.ms, r.rate, r.unit));
     }

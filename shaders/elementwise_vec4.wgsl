@@ -161,3 +161,82 @@ fn mul4(@builtin(workgroup_id) group: vec3<u32>, @builtin(num_workgroups) groups
         }
     }
 }
+
+// The same as copy4 and axpby4 with eight vec4s per thread (a workgroup covers WG * 8 vec4s):
+// twice the bytes in flight per thread, half the workgroups. Which is faster depends on the GPU;
+// `Gpu::set_vec4_per_thread` picks.
+fn first8(group: vec3<u32>, groups: vec3<u32>, local: vec3<u32>) -> u32 {
+    return (group.y * groups.x + group.x) * WG * 8u + local.x;
+}
+
+@compute @workgroup_size(WG)
+fn copy8(@builtin(workgroup_id) group: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+         @builtin(local_invocation_id) local: vec3<u32>) {
+    let i = first8(group, groups, local);
+    if (i + 7u * WG < params.n4) {
+        let v0 = x[i];
+        let v1 = x[i + WG];
+        let v2 = x[i + 2u * WG];
+        let v3 = x[i + 3u * WG];
+        let v4 = x[i + 4u * WG];
+        let v5 = x[i + 5u * WG];
+        let v6 = x[i + 6u * WG];
+        let v7 = x[i + 7u * WG];
+        y[i] = v0;
+        y[i + WG] = v1;
+        y[i + 2u * WG] = v2;
+        y[i + 3u * WG] = v3;
+        y[i + 4u * WG] = v4;
+        y[i + 5u * WG] = v5;
+        y[i + 6u * WG] = v6;
+        y[i + 7u * WG] = v7;
+    } else {
+        for (var u = 0u; u < 8u; u++) {
+            let j = i + u * WG;
+            if (j < params.n4) {
+                y[j] = x[j];
+            }
+        }
+    }
+}
+
+@compute @workgroup_size(WG)
+fn axpby8(@builtin(workgroup_id) group: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+          @builtin(local_invocation_id) local: vec3<u32>) {
+    let i = first8(group, groups, local);
+    let a = params.a;
+    let b = params.b;
+    if (i + 7u * WG < params.n4) {
+        let x0 = x[i];
+        let x1 = x[i + WG];
+        let x2 = x[i + 2u * WG];
+        let x3 = x[i + 3u * WG];
+        let x4 = x[i + 4u * WG];
+        let x5 = x[i + 5u * WG];
+        let x6 = x[i + 6u * WG];
+        let x7 = x[i + 7u * WG];
+        let y0 = y[i];
+        let y1 = y[i + WG];
+        let y2 = y[i + 2u * WG];
+        let y3 = y[i + 3u * WG];
+        let y4 = y[i + 4u * WG];
+        let y5 = y[i + 5u * WG];
+        let y6 = y[i + 6u * WG];
+        let y7 = y[i + 7u * WG];
+        y[i] = a * x0 + b * y0;
+        y[i + WG] = a * x1 + b * y1;
+        y[i + 2u * WG] = a * x2 + b * y2;
+        y[i + 3u * WG] = a * x3 + b * y3;
+        y[i + 4u * WG] = a * x4 + b * y4;
+        y[i + 5u * WG] = a * x5 + b * y5;
+        y[i + 6u * WG] = a * x6 + b * y6;
+        y[i + 7u * WG] = a * x7 + b * y7;
+    } else {
+        for (var u = 0u; u < 8u; u++) {
+            let j = i + u * WG;
+            if (j < params.n4) {
+                y[j] = a * x[j] + b * y[j];
+            }
+        }
+    }
+}

@@ -3,11 +3,12 @@
 // op(A) is [M, K]: A is stored [M, K], or [K, M] when transposed (entries *_t*).
 // op(B) is [K, N]: B is stored [K, N], or [N, K] when transposed (entries *_*t).
 //
-// Two tilings, both 256 threads as a 16 x 16 grid, both double-buffered in workgroup memory with
+// Three tilings, all 256 threads as a 16 x 16 grid, both double-buffered in workgroup memory with
 // one barrier per K step:
 // - mm128_*: 128 x 128 output tile, K step 8, each thread an 8 x 8 register block held as
 //   sixteen vec4 accumulators (rows ty*4+i and 64+ty*4+i, columns tx*4.. and 64+tx*4..).
 //   16,896 bytes of workgroup memory.
+// - mm128k16_*: the same with K step 16 (33,792 bytes).
 // - mm64_*: 64 x 64 output tile, K step 8, each thread a 4 x 4 block. 8,704 bytes; fits every
 //   adapter that runs compute, so it is the path that is always present.
 //
@@ -117,49 +118,84 @@ fn tile128_pos(e: u32, k_contig: bool) -> vec2<u32> {
     return vec2<u32>(e & 127u, e >> 7u);
 }
 
+fn a128(t: u32, row0: u32, k0: u32, trans: bool) -> f32 {
+    let q = tile128_pos(t, !trans);
+    return load_a(row0 + q.x, k0 + q.y, trans);
+}
+
+fn b128(t: u32, col0: u32, k0: u32, trans: bool) -> f32 {
+    let q = tile128_pos(t, trans);
+    return load_b(k0 + q.y, col0 + q.x, trans);
+}
+
 fn fetch_a128(t: u32, row0: u32, k0: u32, trans: bool) -> vec4<f32> {
-    var v: vec4<f32>;
-    for (var i = 0u; i < 4u; i++) {
-        let q = tile128_pos(t + 256u * i, !trans);
-        v[i] = load_a(row0 + q.x, k0 + q.y, trans);
-    }
-    return v;
+    return vec4<f32>(a128(t, row0, k0, trans), a128(t + 256u, row0, k0, trans),
+                     a128(t + 512u, row0, k0, trans), a128(t + 768u, row0, k0, trans));
 }
 
 fn fetch_b128(t: u32, col0: u32, k0: u32, trans: bool) -> vec4<f32> {
-    var v: vec4<f32>;
-    for (var i = 0u; i < 4u; i++) {
-        let q = tile128_pos(t + 256u * i, trans);
-        v[i] = load_b(k0 + q.y, col0 + q.x, trans);
+    return vec4<f32>(b128(t, col0, k0, trans), b128(t + 256u, col0, k0, trans),
+                     b128(t + 512u, col0, k0, trans), b128(t + 768u, col0, k0, trans));
+}
+
+fn put128(is_a: bool, buf: u32, e: u32, v: f32, k_contig: bool) {
+    let q = tile128_pos(e, k_contig);
+    let i = buf + q.y * S128 + (q.x >> 2u);
+    if (is_a) {
+        sa128[i][q.x & 3u] = v;
+    } else {
+        sb128[i][q.x & 3u] = v;
     }
-    return v;
 }
 
 fn put_a128(buf: u32, t: u32, v: vec4<f32>, trans: bool) {
-    for (var i = 0u; i < 4u; i++) {
-        let q = tile128_pos(t + 256u * i, !trans);
-        sa128[buf + q.y * S128 + (q.x >> 2u)][q.x & 3u] = v[i];
-    }
+    put128(true, buf, t, v.x, !trans);
+    put128(true, buf, t + 256u, v.y, !trans);
+    put128(true, buf, t + 512u, v.z, !trans);
+    put128(true, buf, t + 768u, v.w, !trans);
 }
 
 fn put_b128(buf: u32, t: u32, v: vec4<f32>, trans: bool) {
-    for (var i = 0u; i < 4u; i++) {
-        let q = tile128_pos(t + 256u * i, trans);
-        sb128[buf + q.y * S128 + (q.x >> 2u)][q.x & 3u] = v[i];
-    }
+    put128(false, buf, t, v.x, trans);
+    put128(false, buf, t + 256u, v.y, trans);
+    put128(false, buf, t + 512u, v.z, trans);
+    put128(false, buf, t + 768u, v.w, trans);
+}
+
+// One k of the 8 x 8 block: two vec4s of op(A) rows, two of op(B) columns, 64 FMAs.
+// acc[2 i + h] holds row i (i < 4: ty*4 + i; i >= 4: 64 + ty*4 + i - 4), columns h*64 + tx*4...
+// Called eight times per K step with constant offsets, so the step is unrolled in the source
+// rather than left to the driver (naga bounds every loop with an extra counter).
+fn fma_8x8(acc: ptr<function, array<vec4<f32>, 16>>, o: u32, tx: u32, ty: u32) {
+    let a0 = sa128[o + ty];
+    let a1 = sa128[o + 16u + ty];
+    let b0 = sb128[o + tx];
+    let b1 = sb128[o + 16u + tx];
+    (*acc)[0] += a0.x * b0;
+    (*acc)[1] += a0.x * b1;
+    (*acc)[2] += a0.y * b0;
+    (*acc)[3] += a0.y * b1;
+    (*acc)[4] += a0.z * b0;
+    (*acc)[5] += a0.z * b1;
+    (*acc)[6] += a0.w * b0;
+    (*acc)[7] += a0.w * b1;
+    (*acc)[8] += a1.x * b0;
+    (*acc)[9] += a1.x * b1;
+    (*acc)[10] += a1.y * b0;
+    (*acc)[11] += a1.y * b1;
+    (*acc)[12] += a1.z * b0;
+    (*acc)[13] += a1.z * b1;
+    (*acc)[14] += a1.w * b0;
+    (*acc)[15] += a1.w * b1;
 }
 
 fn mm128(group: vec2<u32>, t: u32, tx: u32, ty: u32, ta: bool, tb: bool) {
     let row0 = group.y * 128u;
     let col0 = group.x * 128u;
-    var c00 = vec4<f32>(0.0); var c01 = vec4<f32>(0.0);
-    var c10 = vec4<f32>(0.0); var c11 = vec4<f32>(0.0);
-    var c20 = vec4<f32>(0.0); var c21 = vec4<f32>(0.0);
-    var c30 = vec4<f32>(0.0); var c31 = vec4<f32>(0.0);
-    var c40 = vec4<f32>(0.0); var c41 = vec4<f32>(0.0);
-    var c50 = vec4<f32>(0.0); var c51 = vec4<f32>(0.0);
-    var c60 = vec4<f32>(0.0); var c61 = vec4<f32>(0.0);
-    var c70 = vec4<f32>(0.0); var c71 = vec4<f32>(0.0);
+    var acc: array<vec4<f32>, 16>;
+    for (var i = 0u; i < 16u; i++) {
+        acc[i] = vec4<f32>(0.0);
+    }
 
     let steps = (p.k + 7u) / 8u;
     var ra = fetch_a128(t, row0, 0u, ta);
@@ -175,21 +211,14 @@ fn mm128(group: vec2<u32>, t: u32, tx: u32, ty: u32, ta: bool, tb: bool) {
             ra = fetch_a128(t, row0, (s + 1u) * 8u, ta);
             rb = fetch_b128(t, col0, (s + 1u) * 8u, tb);
         }
-        for (var kk = 0u; kk < 8u; kk++) {
-            let o = cur + kk * S128;
-            let a0 = sa128[o + ty];
-            let a1 = sa128[o + 16u + ty];
-            let b0 = sb128[o + tx];
-            let b1 = sb128[o + 16u + tx];
-            c00 += a0.x * b0; c01 += a0.x * b1;
-            c10 += a0.y * b0; c11 += a0.y * b1;
-            c20 += a0.z * b0; c21 += a0.z * b1;
-            c30 += a0.w * b0; c31 += a0.w * b1;
-            c40 += a1.x * b0; c41 += a1.x * b1;
-            c50 += a1.y * b0; c51 += a1.y * b1;
-            c60 += a1.z * b0; c61 += a1.z * b1;
-            c70 += a1.w * b0; c71 += a1.w * b1;
-        }
+        fma_8x8(&acc, cur, tx, ty);
+        fma_8x8(&acc, cur + S128, tx, ty);
+        fma_8x8(&acc, cur + 2u * S128, tx, ty);
+        fma_8x8(&acc, cur + 3u * S128, tx, ty);
+        fma_8x8(&acc, cur + 4u * S128, tx, ty);
+        fma_8x8(&acc, cur + 5u * S128, tx, ty);
+        fma_8x8(&acc, cur + 6u * S128, tx, ty);
+        fma_8x8(&acc, cur + 7u * S128, tx, ty);
         if (more) {
             let nxt = BUF128 - cur;
             put_a128(nxt, t, ra, ta);
@@ -200,14 +229,14 @@ fn mm128(group: vec2<u32>, t: u32, tx: u32, ty: u32, ta: bool, tb: bool) {
 
     let r = row0 + ty * 4u;
     let q = col0 + tx * 4u;
-    store4(r, q, c00); store4(r, q + 64u, c01);
-    store4(r + 1u, q, c10); store4(r + 1u, q + 64u, c11);
-    store4(r + 2u, q, c20); store4(r + 2u, q + 64u, c21);
-    store4(r + 3u, q, c30); store4(r + 3u, q + 64u, c31);
-    store4(r + 64u, q, c40); store4(r + 64u, q + 64u, c41);
-    store4(r + 65u, q, c50); store4(r + 65u, q + 64u, c51);
-    store4(r + 66u, q, c60); store4(r + 66u, q + 64u, c61);
-    store4(r + 67u, q, c70); store4(r + 67u, q + 64u, c71);
+    store4(r, q, acc[0]); store4(r, q + 64u, acc[1]);
+    store4(r + 1u, q, acc[2]); store4(r + 1u, q + 64u, acc[3]);
+    store4(r + 2u, q, acc[4]); store4(r + 2u, q + 64u, acc[5]);
+    store4(r + 3u, q, acc[6]); store4(r + 3u, q + 64u, acc[7]);
+    store4(r + 64u, q, acc[8]); store4(r + 64u, q + 64u, acc[9]);
+    store4(r + 65u, q, acc[10]); store4(r + 65u, q + 64u, acc[11]);
+    store4(r + 66u, q, acc[12]); store4(r + 66u, q + 64u, acc[13]);
+    store4(r + 67u, q, acc[14]); store4(r + 67u, q + 64u, acc[15]);
 }
 
 @compute @workgroup_size(16, 16)
@@ -232,6 +261,172 @@ fn mm128_nt(@builtin(workgroup_id) g: vec3<u32>, @builtin(local_invocation_index
 fn mm128_tt(@builtin(workgroup_id) g: vec3<u32>, @builtin(local_invocation_index) t: u32,
             @builtin(local_invocation_id) l: vec3<u32>) {
     mm128(g.xy, t, l.x, l.y, true, true);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 128 x 128 tile, K step 16, 8 x 8 per thread: half the barriers per FMA of the K-8 tile, for
+// devices with 33,792 bytes of workgroup memory (not Metal's 32 KiB).
+
+const BUF16: u32 = 528u; // vec4s per buffer (16 rows of 33)
+
+var<workgroup> sa16: array<vec4<f32>, 1056>;
+var<workgroup> sb16: array<vec4<f32>, 1056>;
+
+// Element e < 2048 of a 128 x 16 tile: (row, k).
+fn tile16_pos(e: u32, k_contig: bool) -> vec2<u32> {
+    if (k_contig) {
+        return vec2<u32>(e >> 4u, e & 15u);
+    }
+    return vec2<u32>(e & 127u, e >> 7u);
+}
+
+fn a16(e: u32, row0: u32, k0: u32, trans: bool) -> f32 {
+    let q = tile16_pos(e, !trans);
+    return load_a(row0 + q.x, k0 + q.y, trans);
+}
+
+fn b16(e: u32, col0: u32, k0: u32, trans: bool) -> f32 {
+    let q = tile16_pos(e, trans);
+    return load_b(k0 + q.y, col0 + q.x, trans);
+}
+
+// Eight elements per thread and matrix: e = t + 256 i.
+struct Fetch16 {
+    lo: vec4<f32>,
+    hi: vec4<f32>,
+}
+
+fn fetch_a16(t: u32, row0: u32, k0: u32, trans: bool) -> Fetch16 {
+    return Fetch16(
+        vec4<f32>(a16(t, row0, k0, trans), a16(t + 256u, row0, k0, trans),
+                  a16(t + 512u, row0, k0, trans), a16(t + 768u, row0, k0, trans)),
+        vec4<f32>(a16(t + 1024u, row0, k0, trans), a16(t + 1280u, row0, k0, trans),
+                  a16(t + 1536u, row0, k0, trans), a16(t + 1792u, row0, k0, trans)));
+}
+
+fn fetch_b16(t: u32, col0: u32, k0: u32, trans: bool) -> Fetch16 {
+    return Fetch16(
+        vec4<f32>(b16(t, col0, k0, trans), b16(t + 256u, col0, k0, trans),
+                  b16(t + 512u, col0, k0, trans), b16(t + 768u, col0, k0, trans)),
+        vec4<f32>(b16(t + 1024u, col0, k0, trans), b16(t + 1280u, col0, k0, trans),
+                  b16(t + 1536u, col0, k0, trans), b16(t + 1792u, col0, k0, trans)));
+}
+
+fn put16(is_a: bool, buf: u32, e: u32, v: f32, k_contig: bool) {
+    let q = tile16_pos(e, k_contig);
+    let i = buf + q.y * S128 + (q.x >> 2u);
+    if (is_a) {
+        sa16[i][q.x & 3u] = v;
+    } else {
+        sb16[i][q.x & 3u] = v;
+    }
+}
+
+fn put_tile16(is_a: bool, buf: u32, t: u32, f: Fetch16, k_contig: bool) {
+    put16(is_a, buf, t, f.lo.x, k_contig);
+    put16(is_a, buf, t + 256u, f.lo.y, k_contig);
+    put16(is_a, buf, t + 512u, f.lo.z, k_contig);
+    put16(is_a, buf, t + 768u, f.lo.w, k_contig);
+    put16(is_a, buf, t + 1024u, f.hi.x, k_contig);
+    put16(is_a, buf, t + 1280u, f.hi.y, k_contig);
+    put16(is_a, buf, t + 1536u, f.hi.z, k_contig);
+    put16(is_a, buf, t + 1792u, f.hi.w, k_contig);
+}
+
+fn fma16_8x8(acc: ptr<function, array<vec4<f32>, 16>>, o: u32, tx: u32, ty: u32) {
+    let a0 = sa16[o + ty];
+    let a1 = sa16[o + 16u + ty];
+    let b0 = sb16[o + tx];
+    let b1 = sb16[o + 16u + tx];
+    (*acc)[0] += a0.x * b0;
+    (*acc)[1] += a0.x * b1;
+    (*acc)[2] += a0.y * b0;
+    (*acc)[3] += a0.y * b1;
+    (*acc)[4] += a0.z * b0;
+    (*acc)[5] += a0.z * b1;
+    (*acc)[6] += a0.w * b0;
+    (*acc)[7] += a0.w * b1;
+    (*acc)[8] += a1.x * b0;
+    (*acc)[9] += a1.x * b1;
+    (*acc)[10] += a1.y * b0;
+    (*acc)[11] += a1.y * b1;
+    (*acc)[12] += a1.z * b0;
+    (*acc)[13] += a1.z * b1;
+    (*acc)[14] += a1.w * b0;
+    (*acc)[15] += a1.w * b1;
+}
+
+fn mm128k16(group: vec2<u32>, t: u32, tx: u32, ty: u32, ta: bool, tb: bool) {
+    let row0 = group.y * 128u;
+    let col0 = group.x * 128u;
+    var acc: array<vec4<f32>, 16>;
+    for (var i = 0u; i < 16u; i++) {
+        acc[i] = vec4<f32>(0.0);
+    }
+
+    let steps = (p.k + 15u) / 16u;
+    var ra = fetch_a16(t, row0, 0u, ta);
+    var rb = fetch_b16(t, col0, 0u, tb);
+    put_tile16(true, 0u, t, ra, !ta);
+    put_tile16(false, 0u, t, rb, tb);
+    workgroupBarrier();
+
+    for (var s = 0u; s < steps; s++) {
+        let cur = (s & 1u) * BUF16;
+        let more = s + 1u < steps;
+        if (more) {
+            ra = fetch_a16(t, row0, (s + 1u) * 16u, ta);
+            rb = fetch_b16(t, col0, (s + 1u) * 16u, tb);
+        }
+        for (var kk = 0u; kk < 16u; kk += 4u) {
+            let o = cur + kk * S128;
+            fma16_8x8(&acc, o, tx, ty);
+            fma16_8x8(&acc, o + S128, tx, ty);
+            fma16_8x8(&acc, o + 2u * S128, tx, ty);
+            fma16_8x8(&acc, o + 3u * S128, tx, ty);
+        }
+        if (more) {
+            let nxt = BUF16 - cur;
+            put_tile16(true, nxt, t, ra, !ta);
+            put_tile16(false, nxt, t, rb, tb);
+        }
+        workgroupBarrier();
+    }
+
+    let r = row0 + ty * 4u;
+    let q = col0 + tx * 4u;
+    store4(r, q, acc[0]); store4(r, q + 64u, acc[1]);
+    store4(r + 1u, q, acc[2]); store4(r + 1u, q + 64u, acc[3]);
+    store4(r + 2u, q, acc[4]); store4(r + 2u, q + 64u, acc[5]);
+    store4(r + 3u, q, acc[6]); store4(r + 3u, q + 64u, acc[7]);
+    store4(r + 64u, q, acc[8]); store4(r + 64u, q + 64u, acc[9]);
+    store4(r + 65u, q, acc[10]); store4(r + 65u, q + 64u, acc[11]);
+    store4(r + 66u, q, acc[12]); store4(r + 66u, q + 64u, acc[13]);
+    store4(r + 67u, q, acc[14]); store4(r + 67u, q + 64u, acc[15]);
+}
+
+@compute @workgroup_size(16, 16)
+fn mm128k16_nn(@builtin(workgroup_id) g: vec3<u32>, @builtin(local_invocation_index) t: u32,
+               @builtin(local_invocation_id) l: vec3<u32>) {
+    mm128k16(g.xy, t, l.x, l.y, false, false);
+}
+
+@compute @workgroup_size(16, 16)
+fn mm128k16_tn(@builtin(workgroup_id) g: vec3<u32>, @builtin(local_invocation_index) t: u32,
+               @builtin(local_invocation_id) l: vec3<u32>) {
+    mm128k16(g.xy, t, l.x, l.y, true, false);
+}
+
+@compute @workgroup_size(16, 16)
+fn mm128k16_nt(@builtin(workgroup_id) g: vec3<u32>, @builtin(local_invocation_index) t: u32,
+               @builtin(local_invocation_id) l: vec3<u32>) {
+    mm128k16(g.xy, t, l.x, l.y, false, true);
+}
+
+@compute @workgroup_size(16, 16)
+fn mm128k16_tt(@builtin(workgroup_id) g: vec3<u32>, @builtin(local_invocation_index) t: u32,
+               @builtin(local_invocation_id) l: vec3<u32>) {
+    mm128k16(g.xy, t, l.x, l.y, true, true);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -277,13 +472,20 @@ fn put_b64(buf: u32, t: u32, v: vec2<f32>, trans: bool) {
     sb64[buf + q1.y * S64 + (q1.x >> 2u)][q1.x & 3u] = v.y;
 }
 
+// One k of the 4 x 4 block (unrolled in the source, as fma_8x8).
+fn fma_4x4(acc: ptr<function, array<vec4<f32>, 4>>, o: u32, tx: u32, ty: u32) {
+    let av = sa64[o + ty];
+    let bv = sb64[o + tx];
+    (*acc)[0] += av.x * bv;
+    (*acc)[1] += av.y * bv;
+    (*acc)[2] += av.z * bv;
+    (*acc)[3] += av.w * bv;
+}
+
 fn mm64(group: vec2<u32>, t: u32, tx: u32, ty: u32, ta: bool, tb: bool) {
     let row0 = group.y * 64u;
     let col0 = group.x * 64u;
-    var c0 = vec4<f32>(0.0);
-    var c1 = vec4<f32>(0.0);
-    var c2 = vec4<f32>(0.0);
-    var c3 = vec4<f32>(0.0);
+    var acc = array<vec4<f32>, 4>(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
 
     let steps = (p.k + 7u) / 8u;
     var ra = fetch_a64(t, row0, 0u, ta);
@@ -299,15 +501,14 @@ fn mm64(group: vec2<u32>, t: u32, tx: u32, ty: u32, ta: bool, tb: bool) {
             ra = fetch_a64(t, row0, (s + 1u) * 8u, ta);
             rb = fetch_b64(t, col0, (s + 1u) * 8u, tb);
         }
-        for (var kk = 0u; kk < 8u; kk++) {
-            let o = cur + kk * S64;
-            let av = sa64[o + ty];
-            let bv = sb64[o + tx];
-            c0 += av.x * bv;
-            c1 += av.y * bv;
-            c2 += av.z * bv;
-            c3 += av.w * bv;
-        }
+        fma_4x4(&acc, cur, tx, ty);
+        fma_4x4(&acc, cur + S64, tx, ty);
+        fma_4x4(&acc, cur + 2u * S64, tx, ty);
+        fma_4x4(&acc, cur + 3u * S64, tx, ty);
+        fma_4x4(&acc, cur + 4u * S64, tx, ty);
+        fma_4x4(&acc, cur + 5u * S64, tx, ty);
+        fma_4x4(&acc, cur + 6u * S64, tx, ty);
+        fma_4x4(&acc, cur + 7u * S64, tx, ty);
         if (more) {
             let nxt = BUF64 - cur;
             put_a64(nxt, t, ra, ta);
@@ -318,10 +519,10 @@ fn mm64(group: vec2<u32>, t: u32, tx: u32, ty: u32, ta: bool, tb: bool) {
 
     let r = row0 + ty * 4u;
     let q = col0 + tx * 4u;
-    store4(r, q, c0);
-    store4(r + 1u, q, c1);
-    store4(r + 2u, q, c2);
-    store4(r + 3u, q, c3);
+    store4(r, q, acc[0]);
+    store4(r + 1u, q, acc[1]);
+    store4(r + 2u, q, acc[2]);
+    store4(r + 3u, q, acc[3]);
 }
 
 @compute @workgroup_size(16, 16)

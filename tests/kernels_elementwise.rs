@@ -297,3 +297,28 @@ fn short_buffers_and_aliasing_are_errors() {
         b.free(buf);
     }
 }
+
+#[test]
+fn eight_vec4s_per_thread_give_the_same_results() {
+    // A Gpu of its own: the setting would otherwise change the kernels other tests run.
+    let gpu = wgmem::Gpu::new(common::gpu_backend()).unwrap();
+    gpu.set_vec4_per_thread(8).unwrap();
+    assert!(gpu.set_vec4_per_thread(5).is_err());
+    let b = gpu.backend();
+    let mut rng = Rng::new(24);
+    for n in [1, 7, 4099, 8 * 256 * 4 + 13] {
+        let (x, y) = (rng.vec(n), rng.vec(n));
+        let (xb, yb) = (upload(&**b, &x), upload(&**b, &y));
+        compute::axpby(&gpu, 2.0, &xb, -1.0, &yb, n).unwrap();
+        assert_close(
+            "axpby8",
+            &download(&**b, &yb, n),
+            |i| 2.0 * f64::from(x[i]) - f64::from(y[i]),
+            |_| 3.0 * 2.0 * EPS,
+        );
+        compute::copy(&gpu, &xb, &yb, n).unwrap();
+        assert_eq!(download(&**b, &yb, n), x, "copy8 n={n}");
+        b.free(xb);
+        b.free(yb);
+    }
+}

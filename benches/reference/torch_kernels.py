@@ -46,26 +46,28 @@ for (m, n, k) in [(4096, 4096, 4096), (1024, 4096, 4096)]:
         ms = median_ms(lambda: torch.mm(aa, bb, out=c), 20)
         rows[f"matmul {label} {m}x{n}x{k}"] = (ms, 2 * m * n * k / ms / 1e6, "GFLOP/s")
 
-n = 64 << 20
-x = torch.rand(n, device=dev, generator=g)
-y = torch.rand(n, device=dev, generator=g)
-ms = median_ms(lambda: y.copy_(x), 50)
-rows[f"copy {n * 4 >> 20} MiB"] = (ms, 2 * n * 4 / ms / 1e6, "GB/s")
-ms = median_ms(lambda: y.add_(x, alpha=0.5), 50)
-rows[f"axpby {n * 4 >> 20} MiB"] = (ms, 3 * n * 4 / ms / 1e6, "GB/s")
+for n in (64 << 20, 256 << 20):
+    x = torch.rand(n, device=dev, generator=g)
+    y = torch.rand(n, device=dev, generator=g)
+    iters = 12 if n > 64 << 20 else 50
+    ms = median_ms(lambda: y.copy_(x), iters)
+    rows[f"copy {n * 4 >> 20} MiB"] = (ms, 2 * n * 4 / ms / 1e6, "GB/s")
+    ms = median_ms(lambda: y.add_(x, alpha=0.5), iters)
+    rows[f"axpby {n * 4 >> 20} MiB"] = (ms, 3 * n * 4 / ms / 1e6, "GB/s")
+    del x, y
 
 print(f"{'torch':<40} {'ms':>10} {'rate':>12} {'unit':>8}")
 for name, (ms, rate, unit) in rows.items():
     print(f"{name:<40} {ms:>10.4f} {rate:>12.1f} {unit:>8}")
 
 if len(sys.argv) > 1:
-    print(f"\n{'wgmem / torch':<40} {'wgmem':>12} {'torch':>12} {'ratio':>8}")
+    print(f"\n{'wgmem / torch':<48} {'wgmem':>12} {'torch':>12} {'ratio':>8}")
     for line in open(sys.argv[1]):
         name, ms, rate, unit = line.rstrip("\n").split("\t")
-        key = name
+        key = name.replace(" unchecked", "").replace(" 4/thread", "").replace(" 8/thread", "")
         for suffix in (" T128", " T64", " Auto"):
             if key.endswith(suffix):
                 key = key[: -len(suffix)]
         if key in rows:
             ref = rows[key][1]
-            print(f"{name:<40} {float(rate):>12.1f} {ref:>12.1f} {float(rate) / ref:>8.3f}")
+            print(f"{name:<48} {float(rate):>12.1f} {ref:>12.1f} {float(rate) / ref:>8.3f}")

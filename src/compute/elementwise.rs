@@ -101,6 +101,17 @@ impl Op {
         let mut done = 0u32;
         if let Some(entry) = self.vec4.filter(|_| n >= 4) {
             let n4 = n32 / 4;
+            // copy and axpby have eight-per-thread forms too.
+            let per_thread = match (entry, gpu.vec4_per_thread()) {
+                ("copy4", 8) => 8,
+                ("axpby4", 8) => 8,
+                _ => 4,
+            };
+            let entry = match per_thread {
+                8 if entry == "copy4" => "copy8",
+                8 => "axpby8",
+                _ => entry,
+            };
             let mut bindings = vec![Binding::f32s(y, n4 as usize * 4)];
             bindings.extend(inputs.iter().map(|x| Binding::f32s(x, n4 as usize * 4)));
             let params = Params4 {
@@ -109,7 +120,7 @@ impl Op {
                 b: self.b,
                 _pad: 0,
             };
-            let threads = u64::from(n4).div_ceil(4);
+            let threads = u64::from(n4).div_ceil(per_thread);
             gpu.dispatch(
                 Kernel {
                     shader: "elementwise_vec4",
@@ -125,11 +136,7 @@ impl Op {
             return Ok(());
         }
         let mut bindings = vec![Binding::f32s(y, n)];
-        bindings.extend(inputs.iter().map(|x| {
-            // The bias of `bias_*` holds `cols` values, not `n`.
-            let len = if self.cols > 0 { self.cols as usize } else { n };
-            Binding::f32s(x, len)
-        }));
+        bindings.extend(inputs.iter().map(|x| Binding::f32s(x, n)));
         let params = Params {
             n: n32,
             a: self.a,

@@ -19,8 +19,11 @@ pub enum MatmulTile {
     Auto,
     /// 64 x 64 output tile, 4 x 4 per thread (8.5 KiB of workgroup memory; always available).
     T64,
-    /// 128 x 128 output tile, 8 x 8 per thread (16.5 KiB of workgroup memory).
+    /// 128 x 128 output tile, 8 x 8 per thread, K step 8 (16.5 KiB of workgroup memory).
     T128,
+    /// 128 x 128 output tile, 8 x 8 per thread, K step 16 (33 KiB of workgroup memory: more
+    /// than Metal's 32 KiB).
+    T128K16,
 }
 
 /// Options of [`matmul`]: transposes, fused epilogue, accumulation and tiling.
@@ -52,6 +55,7 @@ struct Params {
 }
 
 const T128_WORKGROUP_BYTES: u32 = 2 * 528 * 16;
+const T128K16_WORKGROUP_BYTES: u32 = 2 * 1056 * 16;
 /// Output tiles below which the 128 x 128 tile leaves too much of a large GPU idle.
 const T128_MIN_TILES: u64 = 96;
 
@@ -61,6 +65,10 @@ fn kernel(tile: MatmulTile, trans_a: bool, trans_b: bool) -> Kernel {
         (MatmulTile::T128, true, false) => "mm128_tn",
         (MatmulTile::T128, false, true) => "mm128_nt",
         (MatmulTile::T128, true, true) => "mm128_tt",
+        (MatmulTile::T128K16, false, false) => "mm128k16_nn",
+        (MatmulTile::T128K16, true, false) => "mm128k16_tn",
+        (MatmulTile::T128K16, false, true) => "mm128k16_nt",
+        (MatmulTile::T128K16, true, true) => "mm128k16_tt",
         (_, false, false) => "mm64_nn",
         (_, true, false) => "mm64_tn",
         (_, false, true) => "mm64_nt",
@@ -73,16 +81,19 @@ fn kernel(tile: MatmulTile, trans_a: bool, trans_b: bool) -> Kernel {
 }
 
 fn choose_tile(gpu: &Gpu, asked: MatmulTile, m: usize, n: usize) -> Result<MatmulTile> {
-    let limits = gpu.limits();
-    let t128_fits = limits.max_compute_workgroup_storage_size >= T128_WORKGROUP_BYTES;
-    match asked {
-        MatmulTile::T128 if !t128_fits => Err(Error::invalid(
+    let storage = gpu.limits().max_compute_workgroup_storage_size;
+    let t128_fits = storage >= T128_WORKGROUP_BYTES;
+    let too_small = |bytes: u32| {
+        Err(Error::invalid(
             "matmul tile",
-            format!(
-                "the 128 x 128 tile needs {T128_WORKGROUP_BYTES} bytes of workgroup memory; this device has {}",
-                limits.max_compute_workgroup_storage_size
-            ),
-        )),
+            format!("{asked:?} needs {bytes} bytes of workgroup memory; this device has {storage}"),
+        ))
+    };
+    match asked {
+        MatmulTile::T128 if !t128_fits => too_small(T128_WORKGROUP_BYTES),
+        MatmulTile::T128K16 if storage < T128K16_WORKGROUP_BYTES => {
+            too_small(T128K16_WORKGROUP_BYTES)
+        }
         MatmulTile::Auto => {
             let tiles = (m as u64).div_ceil(128) * (n as u64).div_ceil(128);
             Ok(if t128_fits && tiles >= T128_MIN_TILES {
@@ -166,7 +177,7 @@ pub fn matmul(
         return Ok(());
     }
     let tile = choose_tile(gpu, opts.tile, m, n)?;
-    let edge = if tile == MatmulTile::T128 { 128 } else { 64 };
+    let edge = if tile == MatmulTile::T64 { 64 } else { 128 };
     let groups = [n32.div_ceil(edge), m32.div_ceil(edge), 1];
     let max = gpu.max_groups_per_dim();
     if groups[0] > max || groups[1] > max {

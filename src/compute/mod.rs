@@ -34,6 +34,7 @@ use crate::backend::{Backend, BufferUsage, WgpuBackend};
 use crate::error::{Error, Result};
 use crate::sync::lock;
 use pipelines::PipelineCache;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Bytes in the parameter ring.
@@ -81,6 +82,7 @@ pub struct Gpu {
     limits: wgpu::Limits,
     scratch: wgpu::Buffer,
     scratch_user: Mutex<()>,
+    vec4_per_thread: AtomicU32,
 }
 
 impl std::fmt::Debug for Gpu {
@@ -107,6 +109,7 @@ impl Gpu {
             limits: limits.clone(),
             scratch,
             scratch_user: Mutex::new(()),
+            vec4_per_thread: AtomicU32::new(4),
             params: Mutex::new(ParamRing {
                 buffer,
                 slot,
@@ -117,6 +120,22 @@ impl Gpu {
             max_groups_per_dim: limits.max_compute_workgroups_per_dimension,
             backend,
         })
+    }
+
+    /// As [`Gpu::new`], but compiles the kernels without the runtime checks naga adds by
+    /// default (clamping every array index, bounding every loop with an extra counter), which
+    /// cost registers and instructions in the inner loops.
+    ///
+    /// # Safety
+    ///
+    /// The kernels' own bounds checks become the only ones: a kernel bug could then read or write
+    /// outside a binding, which is undefined behaviour on the GPU. The kernels of this crate are
+    /// written to need no runtime checks (they are tested with the checks on, against CPU
+    /// references); call this only for kernels from this crate.
+    pub unsafe fn new_unchecked(backend: Arc<WgpuBackend>) -> Result<Self> {
+        let mut gpu = Self::new(backend)?;
+        gpu.pipelines.unchecked = true;
+        Ok(gpu)
     }
 
     /// The backend this dispatches on.
@@ -132,6 +151,25 @@ impl Gpu {
     /// The device limits the kernels were sized for.
     pub fn limits(&self) -> &wgpu::Limits {
         &self.limits
+    }
+
+    /// How many vec4s each thread of the bandwidth-bound elementwise kernels (copy, axpby,
+    /// accumulate) moves per array: 4 (the default) or 8. A tuning knob for benchmarks; the
+    /// results are the same either way.
+    pub fn set_vec4_per_thread(&self, count: u32) -> Result<()> {
+        if count != 4 && count != 8 {
+            return Err(Error::invalid(
+                "vec4s per thread",
+                format!("{count}; the kernels exist for 4 and 8"),
+            ));
+        }
+        self.vec4_per_thread.store(count, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// See [`Gpu::set_vec4_per_thread`].
+    pub fn vec4_per_thread(&self) -> u32 {
+        self.vec4_per_thread.load(Ordering::Relaxed)
     }
 
     /// The largest byte range one storage binding may cover.

@@ -20,6 +20,9 @@ type PipelineKey = (Kernel, u32);
 /// Compiled shader modules and pipelines for one device.
 #[derive(Default)]
 pub(crate) struct PipelineCache {
+    /// Compile without naga's runtime checks (index clamping, loop bounding); see
+    /// [`super::Gpu::new_unchecked`].
+    pub(crate) unchecked: bool,
     modules: Mutex<HashMap<&'static str, Arc<wgpu::ShaderModule>>>,
     pipelines: Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
 }
@@ -64,10 +67,21 @@ impl PipelineCache {
             message: "no such shader is embedded; add it to compute::shaders".into(),
         })?;
         validate_wgsl(src.name, src.source)?;
-        let module = Arc::new(device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        let desc = wgpu::ShaderModuleDescriptor {
             label: Some(name),
             source: wgpu::ShaderSource::Wgsl(src.source.into()),
-        }));
+        };
+        let module = Arc::new(if self.unchecked {
+            // SAFETY: `Gpu::new_unchecked`'s caller accepted that the kernels' own checks are the
+            // only ones: every kernel compares each storage index against the length the host
+            // validated, indexes workgroup arrays by construction within their size, and runs
+            // loops with bounds from uniform parameters.
+            unsafe {
+                device.create_shader_module_trusted(desc, wgpu::ShaderRuntimeChecks::unchecked())
+            }
+        } else {
+            device.create_shader_module(desc)
+        });
         lock(&self.modules).insert(name, Arc::clone(&module));
         Ok(module)
     }
