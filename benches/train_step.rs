@@ -41,7 +41,9 @@ fn mlp(ctx: &Arc<Context>, s: &Shape) -> Sequential {
 fn data(s: &Shape) -> (Vec<f32>, Vec<u32>) {
     let mut state = 12345u64;
     let mut next = || {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (state >> 40) as f32 / (1u64 << 24) as f32
     };
     let x = (0..s.batch * s.inputs).map(|_| next()).collect();
@@ -50,7 +52,15 @@ fn data(s: &Shape) -> (Vec<f32>, Vec<u32>) {
 }
 
 /// One full step; returns the loss.
-fn step(ctx: &Arc<Context>, model: &mut Sequential, opt: &mut dyn Optimizer, ck: &mut GradientCheckpointer, x: &[f32], y: &[u32], s: &Shape) -> f32 {
+fn step(
+    ctx: &Arc<Context>,
+    model: &mut Sequential,
+    opt: &mut dyn Optimizer,
+    ck: &mut GradientCheckpointer,
+    x: &[f32],
+    y: &[u32],
+    s: &Shape,
+) -> f32 {
     let xt = Arc::new(ctx.from_slice(x, &[s.batch, s.inputs], tags::DATA).unwrap());
     let labels = ctx.upload_u32(y, tags::DATA).unwrap();
     let out = ck
@@ -70,10 +80,16 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn hit_latency_ns(ctx: &Arc<Context>) -> f64 {
     let m = ctx.memory();
-    drop(m.acquire(1 << 20, wgmem::BufferUsage::Storage, "probe").unwrap());
+    drop(
+        m.acquire(1 << 20, wgmem::BufferUsage::Storage, "probe")
+            .unwrap(),
+    );
     let t = Instant::now();
     for _ in 0..10_000 {
-        drop(m.acquire(1 << 20, wgmem::BufferUsage::Storage, "probe").unwrap());
+        drop(
+            m.acquire(1 << 20, wgmem::BufferUsage::Storage, "probe")
+                .unwrap(),
+        );
     }
     t.elapsed().as_nanos() as f64 / 10_000.0
 }
@@ -104,10 +120,19 @@ fn mlp_step(backend: &Arc<WgpuBackend>, s: &Shape, warmup: usize, timed: usize) 
     let flops = 3.0 * model.forward_flops(s.batch) as f64;
     println!(
         "| MLP {}-{}x{}-{} batch {} Adam | {:.2} ms | {:.1} TFLOP/s | {} | {:.3} | {:.0} x {:.0} ns = {:.3}% | loss {:.4} |",
-        s.inputs, s.hidden, s.layers, s.classes, s.batch, ms, flops / ms / 1e9,
+        s.inputs,
+        s.hidden,
+        s.layers,
+        s.classes,
+        s.batch,
+        ms,
+        flops / ms / 1e9,
         (backend.buffers_created() - created) / timed as u64,
         stats.peak_reserved_bytes as f64 / stats.peak_live_bytes as f64,
-        per_step_allocs, hit, per_step_allocs * hit / (ms * 1e6) * 100.0, loss
+        per_step_allocs,
+        hit,
+        per_step_allocs * hit / (ms * 1e6) * 100.0,
+        loss
     );
 }
 
@@ -132,15 +157,29 @@ fn checkpointing(backend: &Arc<WgpuBackend>, s: &Shape, timed: usize) {
         }
         let ms = median(times);
         let smallest = wgmem::checkpoint::plan::smallest_feasible_budget(ck.profile());
-        let plan = ck.plan().map(|p| format!("{} kept", p.boundaries.len())).unwrap_or_else(|| "all kept".into());
+        let plan = ck
+            .plan()
+            .map(|p| format!("{} kept", p.boundaries.len()))
+            .unwrap_or_else(|| "all kept".into());
         let (saved, slower) = match reference {
-            Some((p0, t0)) => (format!("{:.0}%", (1.0 - peak as f64 / p0 as f64) * 100.0), format!("{:+.0}%", (ms / t0 - 1.0) * 100.0)),
+            Some((p0, t0)) => (
+                format!("{:.0}%", (1.0 - peak as f64 / p0 as f64) * 100.0),
+                format!("{:+.0}%", (ms / t0 - 1.0) * 100.0),
+            ),
             None => ("-".into(), "-".into()),
         };
-        println!("| {policy:?} | {plan} | {} | {saved} | {ms:.2} ms | {slower} |", human_bytes(peak));
+        println!(
+            "| {policy:?} | {plan} | {} | {saved} | {ms:.2} ms | {slower} |",
+            human_bytes(peak)
+        );
         (peak, ms, smallest)
     };
-    println!("\nCheckpointing: {} layers, hidden {}, batch {}, Adam", s.layers + 1, s.hidden, s.batch);
+    println!(
+        "\nCheckpointing: {} layers, hidden {}, batch {}, Adam",
+        s.layers + 1,
+        s.hidden,
+        s.batch
+    );
     println!("| policy | plan | activation peak | saved | step | step time vs none |");
     println!("|---|---|---|---|---|---|");
     let (peak, ms, _) = run(CheckpointPolicy::None, None);
@@ -155,13 +194,55 @@ fn checkpointing(backend: &Arc<WgpuBackend>, s: &Shape, timed: usize) {
 fn main() {
     let small = std::env::args().any(|a| a == "--small");
     let backend = Arc::new(WgpuBackend::new().expect("a GPU adapter"));
-    println!("adapter: {}{}", backend.adapter(), if small { " (--small: reduced sizes)" } else { "" });
+    println!(
+        "adapter: {}{}",
+        backend.adapter(),
+        if small {
+            " (--small: reduced sizes)"
+        } else {
+            ""
+        }
+    );
     let (mlp_shape, ck_shape, timed) = if small {
-        (Shape { batch: 64, inputs: 784, hidden: 256, layers: 8, classes: 10 }, Shape { batch: 32, inputs: 256, hidden: 128, layers: 31, classes: 10 }, 5)
+        (
+            Shape {
+                batch: 64,
+                inputs: 784,
+                hidden: 256,
+                layers: 8,
+                classes: 10,
+            },
+            Shape {
+                batch: 32,
+                inputs: 256,
+                hidden: 128,
+                layers: 31,
+                classes: 10,
+            },
+            5,
+        )
     } else {
-        (Shape { batch: 1024, inputs: 784, hidden: 4096, layers: 8, classes: 10 }, Shape { batch: 512, inputs: 2048, hidden: 2048, layers: 31, classes: 10 }, 20)
+        (
+            Shape {
+                batch: 1024,
+                inputs: 784,
+                hidden: 4096,
+                layers: 8,
+                classes: 10,
+            },
+            Shape {
+                batch: 512,
+                inputs: 2048,
+                hidden: 2048,
+                layers: 31,
+                classes: 10,
+            },
+            20,
+        )
     };
-    println!("| model | step (median) | achieved | create_buffer / step | peak reserved / peak live | manager share of step | |");
+    println!(
+        "| model | step (median) | achieved | create_buffer / step | peak reserved / peak live | manager share of step | |"
+    );
     println!("|---|---|---|---|---|---|---|");
     mlp_step(&backend, &mlp_shape, 3, timed);
     checkpointing(&backend, &ck_shape, timed.min(10));

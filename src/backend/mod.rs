@@ -19,7 +19,7 @@ mod host;
 mod wgpu_backend;
 
 pub use host::{HostBackend, HostBuffer};
-pub use wgpu_backend::{WgpuBackend, WgpuBackendOptions};
+pub use wgpu_backend::{DEFAULT_FLUSH_EVERY, WgpuBackend, WgpuBackendOptions};
 
 use crate::error::{Error, Result};
 

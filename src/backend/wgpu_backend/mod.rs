@@ -33,7 +33,13 @@ pub struct WgpuBackendOptions {
     /// Memory budget in bytes; `None` reads `WGMEM_MEMORY_BUDGET`, then the platform
     /// (Metal), then [`super::DEFAULT_MEMORY_BUDGET`].
     pub memory_budget: Option<u64>,
+    /// Commands recorded before the batch is submitted on its own (default
+    /// [`DEFAULT_FLUSH_EVERY`]); reads, writes and [`WgpuBackend::flush`] submit earlier.
+    pub flush_every: Option<u64>,
 }
+
+/// Default number of recorded commands per automatic submit.
+pub const DEFAULT_FLUSH_EVERY: u64 = 24;
 
 /// The wgpu implementation of [`Backend`].
 pub struct WgpuBackend {
@@ -50,6 +56,8 @@ pub struct WgpuBackend {
     staging: Mutex<Option<wgpu::Buffer>>,
     buffers_created: AtomicU64,
     uncaptured: Arc<AtomicU64>,
+    recorded: AtomicU64,
+    flush_every: u64,
 }
 
 impl std::fmt::Debug for WgpuBackend {
@@ -143,6 +151,8 @@ impl WgpuBackend {
             staging: Mutex::new(None),
             buffers_created: AtomicU64::new(0),
             uncaptured,
+            recorded: AtomicU64::new(0),
+            flush_every: options.flush_every.unwrap_or(DEFAULT_FLUSH_EVERY).max(1),
         })
     }
 
@@ -185,7 +195,15 @@ impl WgpuBackend {
                     label: Some("wgmem batch"),
                 })
         });
-        Ok(record(encoder))
+        let result = record(encoder);
+        drop(pending);
+        // Submit long batches in pieces so the GPU starts while the host is still recording
+        // (recording a dispatch costs microseconds; a submit tens of microseconds).
+        let recorded = self.recorded.fetch_add(1, Ordering::Relaxed) + 1;
+        if recorded >= self.flush_every {
+            self.flush()?;
+        }
+        Ok(result)
     }
 
     /// Submits the pending batch, if any, and returns the index of the latest submission.
@@ -195,6 +213,7 @@ impl WgpuBackend {
         if let Some(encoder) = pending.take() {
             self.submit(encoder.finish());
         }
+        self.recorded.store(0, Ordering::Relaxed);
         self.has_pending.store(false, Ordering::SeqCst);
         drop(pending);
         Ok(self.submitted.load(Ordering::SeqCst))
