@@ -24,6 +24,8 @@
 #![deny(missing_docs)]
 
 pub mod backend;
+#[doc = include_str!("../docs/MEMORY_BEST_PRACTICES.md")]
+pub mod best_practices {}
 pub mod checkpoint;
 pub mod compute;
 pub mod data;
