@@ -23,6 +23,10 @@
 //! ```
 #![deny(missing_docs)]
 
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 pub mod backend;
 #[doc = include_str!("../docs/MEMORY_BEST_PRACTICES.md")]
 pub mod best_practices {}
