@@ -49,7 +49,7 @@ pub struct Capabilities {
     pub copy_alignment: u64,
     /// Alignment of storage-buffer binding offsets.
     pub storage_offset_alignment: u64,
-    /// Bytes this backend should hold at most for good performance (see [`MemoryBudget`]).
+    /// Bytes this backend should hold at most for good performance (see [`BudgetSource`]).
     pub memory_budget: u64,
     /// Where the budget figure came from.
     pub budget_source: BudgetSource,
