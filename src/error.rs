@@ -135,6 +135,17 @@ pub enum Error {
         loss: f32,
     },
 
+    /// A collective operation of data-parallel training cannot be done as asked (lengths that
+    /// do not match the world, a root outside it, MPI not available), or another rank failed
+    /// the step this rank was taking with it.
+    #[error("collective {op}: {reason}")]
+    Collective {
+        /// The operation (`"all_reduce"`, `"reduce_scatter"`, `"train_step"`, ...).
+        op: &'static str,
+        /// What was wrong and what would be accepted.
+        reason: String,
+    },
+
     /// A data file is malformed.
     #[error("data line {line}, column {column}: {reason}")]
     Csv {

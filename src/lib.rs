@@ -33,6 +33,7 @@ pub mod best_practices {}
 pub mod checkpoint;
 pub mod compute;
 pub mod data;
+pub mod distributed;
 mod error;
 pub mod memory;
 pub mod nn;

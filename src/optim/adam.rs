@@ -82,4 +82,8 @@ impl Optimizer for Adam {
     fn learning_rate(&self) -> f32 {
         self.hp.lr
     }
+
+    fn adam_params(&self) -> Option<AdamParams> {
+        Some(self.hp)
+    }
 }

@@ -25,6 +25,12 @@ pub trait Optimizer: Send {
 
     /// The learning rate.
     fn learning_rate(&self) -> f32;
+
+    /// Adam's hyperparameters, for optimizers that are Adam (ZeRO-1 data parallelism replaces
+    /// such an optimizer with [`crate::distributed::ShardedAdam`]); `None` otherwise.
+    fn adam_params(&self) -> Option<crate::compute::AdamParams> {
+        None
+    }
 }
 
 fn zero_grad(p: &Parameter) -> Result<()> {

@@ -19,10 +19,15 @@
 //! - between epochs, cached buffers the epoch never reused are freed.
 //!
 //! Each adaptation is logged and recorded in the [`TrainingReport`].
+//!
+//! Data parallel over several processes (MPI, one GPU each): [`Trainer::with_collective`];
+//! see `parallel.rs` for how batches are sharded, gradients reduced in buckets, ZeRO-1, and
+//! why the memory adaptations above stay local to a rank.
 
+mod parallel;
 mod report;
 
-pub use report::{Adaptation, AdaptationReason, EpochReport, TrainingReport};
+pub use report::{Adaptation, AdaptationReason, EpochReport, RankReport, TrainingReport};
 
 use crate::backend::Backend;
 use crate::checkpoint::{CheckpointPolicy, GradientCheckpointer};
@@ -61,6 +66,11 @@ pub struct TrainerConfig {
     pub non_finite: NonFinitePolicy,
     /// Steps without pressure before the micro-batch grows back.
     pub recover_after: u64,
+    /// Data parallel: bytes of gradients per all-reduce bucket (default 32 MiB).
+    pub bucket_bytes: u64,
+    /// Data parallel: ZeRO-1, Adam moments sharded over the ranks (needs Adam). Without
+    /// [`Trainer::with_collective`] it runs over a one-rank [`crate::distributed::Local`] world.
+    pub zero1: bool,
 }
 
 impl Default for TrainerConfig {
@@ -72,6 +82,8 @@ impl Default for TrainerConfig {
             checkpoint: CheckpointPolicy::None,
             non_finite: NonFinitePolicy::Stop,
             recover_after: 20,
+            bucket_bytes: crate::distributed::DEFAULT_BUCKET_BYTES,
+            zero1: false,
         }
     }
 }
@@ -97,6 +109,8 @@ pub struct StepInfo {
     pub micro_batch: usize,
     /// Samples done in this epoch.
     pub epoch_samples: usize,
+    /// Seconds of the step spent in data-parallel communication (0 in one process).
+    pub comm_seconds: f64,
 }
 
 /// Owns the loop. See the module docs.
@@ -112,6 +126,10 @@ pub struct Trainer {
     /// The smallest micro-batch that ran out of memory: growth stays below it.
     oom_ceiling: Option<usize>,
     report: TrainingReport,
+    /// The data-parallel world, when there is one.
+    dp: Option<crate::distributed::DataParallel>,
+    /// ZeRO-1's sharded Adam, replacing `optimizer` when `config.zero1`.
+    sharded: Option<crate::distributed::ShardedAdam>,
 }
 
 impl Trainer {
@@ -128,7 +146,10 @@ impl Trainer {
         if model.is_empty() {
             return Err(Error::invalid("model", "a model needs at least one layer"));
         }
-        Ok(Self {
+        let zero1 = config.zero1;
+        let trainer = Self {
+            dp: None,
+            sharded: None,
             checkpointer: GradientCheckpointer::new(config.checkpoint),
             micro_batch: config.batch_size,
             pressure: Arc::new(AtomicBool::new(false)),
@@ -139,7 +160,11 @@ impl Trainer {
             model,
             optimizer,
             config,
-        })
+        };
+        if zero1 {
+            return trainer.with_collective(Box::new(crate::distributed::Local));
+        }
+        Ok(trainer)
     }
 
     /// The model.
@@ -214,9 +239,8 @@ impl Trainer {
             .map(|p| p.value.buffer().size())
             .sum();
         let to_come = self
-            .optimizer
-            .planned_state_bytes(param_bytes)
-            .saturating_sub(self.optimizer.state_bytes());
+            .planned_optimizer_bytes(param_bytes)
+            .saturating_sub(self.optimizer_state_bytes());
         let budget = budget.saturating_sub(to_come);
         let big = self.config.batch_size.min(data.len()).max(1);
         let small = (big / 4).max(1);
@@ -306,8 +330,10 @@ impl Trainer {
     }
 
     /// One optimizer step over `batch`, adapting to memory as the module docs describe.
-    /// Returns the batch's mean loss and accuracy.
+    /// Returns the batch's mean loss and accuracy. In a data-parallel run every rank passes
+    /// the same global batch and computes its own shard of it (see [`parallel`]).
     pub fn train_step(&mut self, batch: &Dataset) -> Result<(f32, f32)> {
+        let adaptations = self.report.adaptations.len();
         if self.pressure.swap(false, Ordering::SeqCst) && self.micro_batch > 1 {
             self.calm_steps = 0;
             self.adapt(
@@ -316,35 +342,50 @@ impl Trainer {
                 false,
             );
         }
-        loop {
-            match self.accumulate(batch, 1.0) {
-                Ok((loss_sum, correct)) => {
-                    let loss = (loss_sum / batch.len() as f64) as f32;
-                    if !loss.is_finite() {
-                        self.zero_grads()?;
-                        match self.config.non_finite {
-                            NonFinitePolicy::Stop => {
-                                return Err(Error::NonFiniteLoss {
-                                    step: self.report.steps,
-                                    loss,
-                                });
-                            }
-                            NonFinitePolicy::Skip => {
-                                log::warn!("skipping step {}: loss is {loss}", self.report.steps);
-                                self.report.skipped_steps += 1;
-                                return Ok((loss, correct as f32 / batch.len() as f32));
-                            }
-                        }
-                    }
-                    self.optimizer.step(self.model.parameters())?;
-                    self.report.steps += 1;
-                    self.report.samples_seen += batch.len();
-                    self.calm_steps += 1;
-                    if self.calm_steps >= self.config.recover_after {
-                        self.grow_back();
-                    }
-                    return Ok((loss, correct as f32 / batch.len() as f32));
+        let shard = self.shard_of(batch);
+        let local_batch = shard.as_ref().unwrap_or(batch);
+        let scale = local_batch.len() as f32 / batch.len().max(1) as f32;
+        let started = Instant::now();
+        let local = self.accumulate_adapting(local_batch, scale);
+        self.report.compute_seconds += started.elapsed().as_secs_f64();
+        let adapted = self.report.adaptations.len() - adaptations;
+        let (loss_sum, correct) = self.agree(local, adapted)?;
+        let loss = (loss_sum / batch.len() as f64) as f32;
+        let accuracy = correct as f32 / batch.len() as f32;
+        if !loss.is_finite() {
+            self.zero_grads()?;
+            match self.config.non_finite {
+                NonFinitePolicy::Stop => {
+                    return Err(Error::NonFiniteLoss {
+                        step: self.report.steps,
+                        loss,
+                    });
                 }
+                NonFinitePolicy::Skip => {
+                    log::warn!("skipping step {}: loss is {loss}", self.report.steps);
+                    self.report.skipped_steps += 1;
+                    return Ok((loss, accuracy));
+                }
+            }
+        }
+        let started = Instant::now();
+        self.update()?;
+        self.report.compute_seconds += started.elapsed().as_secs_f64();
+        self.report.steps += 1;
+        self.report.samples_seen += batch.len();
+        self.calm_steps += 1;
+        if self.calm_steps >= self.config.recover_after {
+            self.grow_back();
+        }
+        Ok((loss, accuracy))
+    }
+
+    /// Forward and backward over `batch`; on out-of-memory, discards the partial gradients,
+    /// halves the micro-batch and starts over (see the module docs).
+    fn accumulate_adapting(&mut self, batch: &Dataset, scale: f32) -> Result<(f64, u64)> {
+        loop {
+            match self.accumulate(batch, scale) {
+                Ok(sums) => return Ok(sums),
                 Err(e) if e.is_out_of_memory() && self.micro_batch > 1 => {
                     self.model.clear_saved();
                     self.zero_grads()?;
@@ -429,6 +470,7 @@ impl Trainer {
             let (mut loss_sum, mut correct, mut samples) = (0f64, 0f64, 0usize);
             for chunk in order.chunks(self.config.batch_size) {
                 let step_start = Instant::now();
+                let comm_before = self.comm_seconds();
                 let batch = train.subset(chunk);
                 let (loss, acc) = self.train_step(&batch)?;
                 if loss.is_finite() {
@@ -447,6 +489,7 @@ impl Trainer {
                     peak_live_bytes: stats.peak_live_bytes,
                     micro_batch: self.micro_batch,
                     epoch_samples: samples,
+                    comm_seconds: self.comm_seconds() - comm_before,
                 });
             }
             let seconds = started.elapsed().as_secs_f64();
@@ -467,7 +510,9 @@ impl Trainer {
         }
         self.ctx.flush()?;
         self.report.memory = self.ctx.memory().stats();
-        self.report.optimizer_bytes = self.optimizer.state_bytes();
+        self.report.optimizer_bytes = self.optimizer_state_bytes();
+        self.report.comm_seconds = self.comm_seconds();
+        self.report.ranks = self.gather_ranks()?;
         Ok(self.report.clone())
     }
 }

@@ -48,6 +48,29 @@ pub struct Adaptation {
     pub checkpointing_enabled: bool,
 }
 
+/// One rank's memory and time at the end of a data-parallel run.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct RankReport {
+    /// The rank.
+    pub rank: usize,
+    /// Live bytes on its GPU at the end.
+    pub live_bytes: u64,
+    /// Peak live bytes.
+    pub peak_live_bytes: u64,
+    /// Peak reserved bytes (live + cached).
+    pub peak_reserved_bytes: u64,
+    /// Optimizer state (ZeRO-1: this rank's shard of the moments).
+    pub optimizer_bytes: u64,
+    /// Peak GPU bytes under the `comm` tag (packing buffers, ZeRO shards).
+    pub comm_gpu_bytes: u64,
+    /// Host staging vectors held for the collectives.
+    pub host_staging_bytes: u64,
+    /// Seconds in communication (GPU-host copies of buckets and the collectives).
+    pub comm_seconds: f64,
+    /// Seconds in forward, backward and optimizer update.
+    pub compute_seconds: f64,
+}
+
 /// The whole run.
 #[derive(Debug, Clone, Default)]
 pub struct TrainingReport {
@@ -63,8 +86,20 @@ pub struct TrainingReport {
     pub skipped_steps: u64,
     /// The memory account at the end.
     pub memory: MemoryStats,
-    /// Optimizer state bytes.
+    /// Optimizer state bytes (this rank's).
     pub optimizer_bytes: u64,
+    /// Ranks in the data-parallel world (1 in one process; 0 before `fit` when single).
+    pub world_size: usize,
+    /// This process's rank.
+    pub rank: usize,
+    /// Adaptations of the micro-batch made by the other ranks (data parallel).
+    pub peer_adaptations: u64,
+    /// Seconds in data-parallel communication on this rank.
+    pub comm_seconds: f64,
+    /// Seconds in forward, backward and update on this rank.
+    pub compute_seconds: f64,
+    /// Every rank's memory and time, gathered at the end of `fit` (rank order).
+    pub ranks: Vec<RankReport>,
 }
 
 impl TrainingReport {
@@ -114,6 +149,32 @@ impl fmt::Display for TrainingReport {
             }
         }
         writeln!(f, "optimizer state {}", human_bytes(self.optimizer_bytes))?;
+        if self.ranks.len() > 1 {
+            writeln!(
+                f,
+                "data parallel over {} ranks (adaptations on other ranks: {}):",
+                self.ranks.len(),
+                self.peer_adaptations
+            )?;
+            writeln!(
+                f,
+                "rank | peak live | peak reserved | optimizer | comm GPU | host staging | compute s | comm s"
+            )?;
+            for r in &self.ranks {
+                writeln!(
+                    f,
+                    "{:4} | {:>9} | {:>13} | {:>9} | {:>8} | {:>12} | {:9.3} | {:6.3}",
+                    r.rank,
+                    human_bytes(r.peak_live_bytes),
+                    human_bytes(r.peak_reserved_bytes),
+                    human_bytes(r.optimizer_bytes),
+                    human_bytes(r.comm_gpu_bytes),
+                    human_bytes(r.host_staging_bytes),
+                    r.compute_seconds,
+                    r.comm_seconds
+                )?;
+            }
+        }
         write!(f, "memory: {}", self.memory)
     }
 }

@@ -6,6 +6,10 @@
 //! compute shaders: discrete GPU, integrated, virtual, other, and software (CPU) last.
 //! The primary APIs (Metal, Vulkan, DX12) are searched first; GL only when they offer nothing,
 //! which also spares machines without a display the EGL probe.
+//! When several adapters tie for best (two identical GPUs), `WGMEM_ADAPTER_INDEX` picks one
+//! of them (modulo their number); without it, a process started by Open MPI's `mpirun` takes
+//! its node-local rank (`OMPI_COMM_WORLD_LOCAL_RANK`), so data-parallel ranks on one host
+//! get a GPU each.
 
 use crate::error::{Error, Result};
 
@@ -81,9 +85,21 @@ pub(super) fn select_adapter(
     Err(Error::NoAdapter { reason, seen })
 }
 
+/// Which of several equally good adapters to take (see the module docs).
+fn adapter_index_from_env() -> usize {
+    ["WGMEM_ADAPTER_INDEX", "OMPI_COMM_WORLD_LOCAL_RANK"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok()?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 fn best(adapters: Vec<wgpu::Adapter>, name_filter: Option<&str>) -> Option<wgpu::Adapter> {
     let filter = name_filter.map(str::to_lowercase);
-    adapters
+    let key = |a: &wgpu::Adapter| {
+        let info = a.get_info();
+        (type_rank(info.device_type), api_rank(info.backend))
+    };
+    let candidates: Vec<wgpu::Adapter> = adapters
         .into_iter()
         .filter(|a| {
             a.get_downlevel_capabilities()
@@ -94,8 +110,9 @@ fn best(adapters: Vec<wgpu::Adapter>, name_filter: Option<&str>) -> Option<wgpu:
             Some(f) => a.get_info().name.to_lowercase().contains(f),
             None => true,
         })
-        .min_by_key(|a| {
-            let info = a.get_info();
-            (type_rank(info.device_type), api_rank(info.backend))
-        })
+        .collect();
+    let top = candidates.iter().map(key).min()?;
+    let mut tied: Vec<wgpu::Adapter> = candidates.into_iter().filter(|a| key(a) == top).collect();
+    let index = adapter_index_from_env() % tied.len();
+    Some(tied.swap_remove(index))
 }

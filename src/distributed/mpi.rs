@@ -1,0 +1,126 @@
+//! [`Mpi`]: the [`Collective`] trait over MPI (rsmpi), for processes started by `mpirun`.
+//!
+//! MPI reduces host memory; rsmpi has no in-place all-reduce, so a scratch vector (kept
+//! between calls, sized to the largest bucket) receives the result and is copied back.
+
+use super::{Collective, check_blocks, check_root};
+use crate::error::{Error, Result};
+use mpi::collective::SystemOperation;
+use mpi::environment::Universe;
+use mpi::topology::{Communicator, SimpleCommunicator};
+use mpi::traits::{CommunicatorCollectives, Root};
+use std::cell::RefCell;
+
+/// The MPI world of this process. Dropping it finalizes MPI (once per process).
+pub struct Mpi {
+    world: SimpleCommunicator,
+    rank: usize,
+    size: usize,
+    scratch: RefCell<Vec<f32>>,
+    // Last: dropped after the communicator, finalizing MPI.
+    _universe: Universe,
+}
+
+impl std::fmt::Debug for Mpi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mpi")
+            .field("rank", &self.rank)
+            .field("size", &self.size)
+            .finish()
+    }
+}
+
+impl Mpi {
+    /// Initializes MPI and takes its world communicator. Fails if MPI was initialized already
+    /// in this process (hold one `Mpi` for the whole run).
+    pub fn init() -> Result<Self> {
+        let universe = mpi::initialize().ok_or_else(|| Error::Collective {
+            op: "init",
+            reason: "MPI is already initialized in this process; create one Mpi per run".into(),
+        })?;
+        let world = universe.world();
+        let rank = usize::try_from(world.rank()).unwrap_or(0);
+        let size = usize::try_from(world.size()).unwrap_or(1);
+        Ok(Self {
+            world,
+            rank,
+            size,
+            scratch: RefCell::new(Vec::new()),
+            _universe: universe,
+        })
+    }
+}
+
+impl Collective for Mpi {
+    fn rank(&self) -> usize {
+        self.rank
+    }
+
+    fn world_size(&self) -> usize {
+        self.size
+    }
+
+    fn all_reduce(&self, data: &mut [f32]) -> Result<()> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        let mut scratch = self.scratch.borrow_mut();
+        scratch.resize(data.len(), 0.0);
+        self.world
+            .all_reduce_into(&*data, &mut scratch[..], SystemOperation::sum());
+        data.copy_from_slice(&scratch);
+        Ok(())
+    }
+
+    fn all_reduce_u64(&self, data: &mut [u64]) -> Result<()> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        let send = data.to_vec();
+        self.world
+            .all_reduce_into(&send[..], data, SystemOperation::sum());
+        Ok(())
+    }
+
+    fn broadcast(&self, data: &mut [f32], root: usize) -> Result<()> {
+        check_root("broadcast", root, self.size)?;
+        if data.is_empty() {
+            return Ok(());
+        }
+        self.world.process_at_rank(root as i32).broadcast_into(data);
+        Ok(())
+    }
+
+    fn reduce_scatter(&self, send: &[f32], recv: &mut [f32]) -> Result<()> {
+        check_blocks("reduce_scatter", send.len(), recv.len(), self.size)?;
+        if recv.is_empty() {
+            return Ok(());
+        }
+        self.world
+            .reduce_scatter_block_into(send, recv, SystemOperation::sum());
+        Ok(())
+    }
+
+    fn all_gather(&self, send: &[f32], recv: &mut [f32]) -> Result<()> {
+        check_blocks("all_gather", recv.len(), send.len(), self.size)?;
+        if send.is_empty() {
+            return Ok(());
+        }
+        self.world.all_gather_into(send, recv);
+        Ok(())
+    }
+
+    fn all_gather_u64(&self, send: &[u64], recv: &mut [u64]) -> Result<()> {
+        check_blocks("all_gather", recv.len(), send.len(), self.size)?;
+        if send.is_empty() {
+            return Ok(());
+        }
+        self.world.all_gather_into(send, recv);
+        Ok(())
+    }
+
+    fn barrier(&self) -> Result<()> {
+        self.world.barrier();
+        Ok(())
+    }
+}

@@ -1,0 +1,440 @@
+//! Data-parallel training without MPI (lavapipe in CI): ranks are threads of this process,
+//! joined by [`ThreadWorld`], an in-process [`Collective`] with the same shapes as MPI's, so
+//! the trainer's sharding, bucketing and ZeRO-1 logic run for real on every `cargo test`.
+//! The MPI transport itself is checked by `examples/mpi_check.rs` under `mpirun`.
+//!
+//! Covered: the thread world's collectives on odd lengths; ZeRO-1 in one process equals Adam
+//! bit for bit; 2- and 3-rank training (with and without ZeRO-1, large and tiny buckets)
+//! equals a one-process run on the whole batch within [`TOLERANCE`]; a rank that fails makes
+//! every rank stop; a rank under memory pressure shrinks alone and the ranks stay equal.
+
+mod common;
+
+use std::io::Read;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Barrier, Mutex};
+use wgmem::data::Dataset;
+use wgmem::distributed::{Collective, Local, Shards};
+use wgmem::nn::{Linear, Module, Sequential};
+use wgmem::optim::{Adam, Sgd};
+use wgmem::train::TrainingReport;
+use wgmem::{Context, Error, MemoryConfig, Trainer, TrainerConfig};
+
+/// Largest parameter difference between a data-parallel run and the one-process run after
+/// [`STEPS`] Adam steps at learning rate 1e-2: gradients are summed in another order, so the
+/// runs agree to rounding, not bit for bit.
+const TOLERANCE: f32 = 1e-5;
+const STEPS: usize = 4;
+const BATCH: usize = 61;
+
+/// Ranks as threads: each collective publishes its input in a slot, waits for all ranks,
+/// computes its result from all slots, and waits again before the slots can be reused.
+struct ThreadWorld {
+    rank: usize,
+    world: usize,
+    shared: Arc<(Barrier, Mutex<Vec<Vec<f64>>>)>,
+}
+
+impl ThreadWorld {
+    fn new(world: usize) -> Vec<ThreadWorld> {
+        let shared = Arc::new((Barrier::new(world), Mutex::new(vec![Vec::new(); world])));
+        (0..world)
+            .map(|rank| ThreadWorld {
+                rank,
+                world,
+                shared: Arc::clone(&shared),
+            })
+            .collect()
+    }
+
+    /// Publishes `mine` and returns every rank's values.
+    fn exchange(&self, mine: Vec<f64>) -> Vec<Vec<f64>> {
+        self.shared.1.lock().unwrap()[self.rank] = mine;
+        self.shared.0.wait();
+        let all = self.shared.1.lock().unwrap().clone();
+        self.shared.0.wait();
+        all
+    }
+
+    fn sum(&self, data: &[f32]) -> Vec<f32> {
+        let all = self.exchange(data.iter().map(|&v| f64::from(v)).collect());
+        // Summed in f32 in rank order, as a reduction would.
+        (0..data.len())
+            .map(|i| all.iter().fold(0f32, |acc, r| acc + r[i] as f32))
+            .collect()
+    }
+}
+
+fn check(op: &'static str, whole: usize, block: usize, world: usize) -> wgmem::Result<()> {
+    if block * world != whole {
+        return Err(Error::Collective {
+            op,
+            reason: format!("{whole} != {world} x {block}"),
+        });
+    }
+    Ok(())
+}
+
+impl Collective for ThreadWorld {
+    fn rank(&self) -> usize {
+        self.rank
+    }
+    fn world_size(&self) -> usize {
+        self.world
+    }
+    fn all_reduce(&self, data: &mut [f32]) -> wgmem::Result<()> {
+        let s = self.sum(data);
+        data.copy_from_slice(&s);
+        Ok(())
+    }
+    fn all_reduce_u64(&self, data: &mut [u64]) -> wgmem::Result<()> {
+        let all = self.exchange(data.iter().map(|&v| v as f64).collect());
+        for (i, d) in data.iter_mut().enumerate() {
+            *d = all.iter().map(|r| r[i] as u64).sum();
+        }
+        Ok(())
+    }
+    fn broadcast(&self, data: &mut [f32], root: usize) -> wgmem::Result<()> {
+        let all = self.exchange(data.iter().map(|&v| f64::from(v)).collect());
+        for (d, v) in data.iter_mut().zip(&all[root]) {
+            *d = *v as f32;
+        }
+        Ok(())
+    }
+    fn reduce_scatter(&self, send: &[f32], recv: &mut [f32]) -> wgmem::Result<()> {
+        check("reduce_scatter", send.len(), recv.len(), self.world)?;
+        let s = self.sum(send);
+        let b = recv.len();
+        recv.copy_from_slice(&s[self.rank * b..(self.rank + 1) * b]);
+        Ok(())
+    }
+    fn all_gather(&self, send: &[f32], recv: &mut [f32]) -> wgmem::Result<()> {
+        check("all_gather", recv.len(), send.len(), self.world)?;
+        let all = self.exchange(send.iter().map(|&v| f64::from(v)).collect());
+        for (r, values) in all.iter().enumerate() {
+            for (i, v) in values.iter().enumerate() {
+                recv[r * send.len() + i] = *v as f32;
+            }
+        }
+        Ok(())
+    }
+    fn all_gather_u64(&self, send: &[u64], recv: &mut [u64]) -> wgmem::Result<()> {
+        check("all_gather", recv.len(), send.len(), self.world)?;
+        let all = self.exchange(send.iter().map(|&v| v as f64).collect());
+        for (r, values) in all.iter().enumerate() {
+            for (i, v) in values.iter().enumerate() {
+                recv[r * send.len() + i] = *v as u64;
+            }
+        }
+        Ok(())
+    }
+    fn barrier(&self) -> wgmem::Result<()> {
+        self.shared.0.wait();
+        Ok(())
+    }
+}
+
+fn digits() -> Dataset {
+    let gz = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/data/digits.csv.gz")).unwrap();
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(&gz[..])
+        .read_to_string(&mut text)
+        .unwrap();
+    let mut data = Dataset::from_csv(&text).unwrap();
+    data.normalize();
+    data
+}
+
+fn model(ctx: &Arc<Context>, seed: u64) -> Sequential {
+    Sequential::new()
+        .with(Linear::new(ctx, 64, 33, seed + 1).unwrap().with_relu())
+        .with(Linear::new(ctx, 33, 10, seed + 2).unwrap())
+}
+
+fn parameters(trainer: &mut Trainer) -> Vec<f32> {
+    let mut all = Vec::new();
+    for p in trainer.model().parameters() {
+        all.extend(p.value.to_vec().unwrap());
+    }
+    all
+}
+
+fn config(zero1: bool, bucket_bytes: u64) -> TrainerConfig {
+    TrainerConfig {
+        batch_size: BATCH,
+        zero1,
+        bucket_bytes,
+        ..TrainerConfig::default()
+    }
+}
+
+/// [`STEPS`] steps on the first batches of a fixed order; returns the parameters and losses.
+fn train(
+    trainer: &mut Trainer,
+    data: &Dataset,
+    mut before_step: impl FnMut(usize, &Trainer),
+) -> (Vec<f32>, Vec<f32>) {
+    let order = data.epoch_order(7);
+    let mut losses = Vec::new();
+    for (i, chunk) in order.chunks(BATCH).take(STEPS).enumerate() {
+        before_step(i, trainer);
+        losses.push(trainer.train_step(&data.subset(chunk)).unwrap().0);
+    }
+    (parameters(trainer), losses)
+}
+
+fn single_process(data: &Dataset, zero1: bool) -> (Vec<f32>, Vec<f32>) {
+    let ctx = Context::new(common::gpu_backend(), MemoryConfig::default()).unwrap();
+    let mut trainer = Trainer::new(
+        Arc::clone(&ctx),
+        model(&ctx, 0),
+        Box::new(Adam::new(1e-2)),
+        config(zero1, 0),
+    )
+    .unwrap();
+    train(&mut trainer, data, |_, _| {})
+}
+
+/// Runs `world` ranks as threads, each on a GPU device of its own; rank `r` starts from seed
+/// `100 r` (the broadcast must make them equal). Returns every rank's (params, losses).
+fn data_parallel(
+    world: usize,
+    zero1: bool,
+    bucket_bytes: u64,
+    pressured_rank: Option<usize>,
+) -> Vec<RankResult> {
+    let data = Arc::new(digits());
+    let handles: Vec<_> = ThreadWorld::new(world)
+        .into_iter()
+        .map(|c| {
+            let data = Arc::clone(&data);
+            std::thread::spawn(move || {
+                let ctx =
+                    Context::new(common::fresh_gpu_backend(), MemoryConfig::default()).unwrap();
+                let rank = c.rank();
+                let mut trainer = Trainer::new(
+                    Arc::clone(&ctx),
+                    model(&ctx, 100 * rank as u64),
+                    Box::new(Adam::new(1e-2)),
+                    config(zero1, bucket_bytes),
+                )
+                .unwrap()
+                .with_collective(Box::new(c))
+                .unwrap();
+                let (p, l) = train(&mut trainer, &data, |step, t| {
+                    if step == 1 && pressured_rank == Some(rank) {
+                        t.pressure_flag().store(true, Ordering::SeqCst);
+                    }
+                });
+                RankResult {
+                    params: p,
+                    losses: l,
+                    report: trainer.report().clone(),
+                    micro_batch: trainer.micro_batch(),
+                    optimizer_bytes: trainer.optimizer_state_bytes(),
+                }
+            })
+        })
+        .collect();
+    handles.into_iter().map(|h| h.join().unwrap()).collect()
+}
+
+/// What a rank thread hands back (a `Trainer` holds its collective and stays in its thread).
+struct RankResult {
+    params: Vec<f32>,
+    losses: Vec<f32>,
+    report: TrainingReport,
+    micro_batch: usize,
+    optimizer_bytes: u64,
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+#[test]
+fn thread_world_collectives_match_local_sums_on_odd_lengths() {
+    let world = 3;
+    let n = 10;
+    let handles: Vec<_> = ThreadWorld::new(world)
+        .into_iter()
+        .map(|c| {
+            std::thread::spawn(move || {
+                let r = c.rank();
+                let mine: Vec<f32> = (0..n).map(|i| (i * 10 + r) as f32).collect();
+                let shards = Shards::blocks(n, world);
+                let mut send = mine.clone();
+                send.resize(shards.padded_len(), 0.0);
+                let mut block = vec![0.0; shards.padded_len() / world];
+                c.reduce_scatter(&send, &mut block).unwrap();
+                let mut whole = vec![0.0; shards.padded_len()];
+                c.all_gather(&block, &mut whole).unwrap();
+                whole.truncate(n);
+                whole
+            })
+        })
+        .collect();
+    let expected: Vec<f32> = (0..n).map(|i| (i * 30 + 3) as f32).collect();
+    for h in handles {
+        assert_eq!(h.join().unwrap(), expected);
+    }
+}
+
+#[test]
+fn zero1_in_one_process_equals_adam_bit_for_bit() {
+    let data = digits();
+    let (adam, adam_losses) = single_process(&data, false);
+    let (zero, zero_losses) = single_process(&data, true);
+    assert_eq!(adam, zero);
+    assert_eq!(adam_losses, zero_losses);
+}
+
+#[test]
+fn zero1_needs_adam() {
+    let ctx = Context::new(common::gpu_backend(), MemoryConfig::default()).unwrap();
+    let err = Trainer::new(
+        Arc::clone(&ctx),
+        model(&ctx, 0),
+        Box::new(Sgd::new(0.1, 0.0)),
+        config(true, 0),
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument { what: "zero1", .. }));
+}
+
+fn assert_equals_single_process(world: usize, zero1: bool, bucket_bytes: u64) {
+    let (reference, ref_losses) = single_process(&digits(), false);
+    for (rank, r) in data_parallel(world, zero1, bucket_bytes, None)
+        .into_iter()
+        .enumerate()
+    {
+        let diff = max_diff(&r.params, &reference);
+        eprintln!(
+            "world {world}, zero1 {zero1}, bucket {bucket_bytes}: rank {rank} max diff {diff:e}"
+        );
+        assert!(
+            diff <= TOLERANCE,
+            "rank {rank}: parameters differ by {diff:e}"
+        );
+        assert!(max_diff(&r.losses, &ref_losses) <= 1e-4);
+        assert_eq!(r.report.steps, STEPS as u64);
+        assert_eq!(r.report.samples_seen, STEPS * BATCH);
+    }
+}
+
+#[test]
+fn two_ranks_equal_one_process_on_the_whole_batch() {
+    assert_equals_single_process(2, false, 32 << 20);
+}
+
+#[test]
+fn three_ranks_with_tiny_buckets_equal_one_process() {
+    assert_equals_single_process(3, false, 1000);
+}
+
+#[test]
+fn zero1_over_two_ranks_equals_one_process() {
+    assert_equals_single_process(2, true, 32 << 20);
+}
+
+#[test]
+fn zero1_over_three_ranks_with_tiny_buckets_equals_one_process() {
+    assert_equals_single_process(3, true, 1000);
+}
+
+#[test]
+fn zero1_shards_optimizer_memory_by_the_world_size() {
+    let ranks = data_parallel(2, true, 32 << 20, None);
+    let params: u64 = ranks[0].params.len() as u64 * 4;
+    for r in &ranks {
+        let bytes = r.optimizer_bytes;
+        // Two moments of half the parameters (rounded up to the pool's size class).
+        assert!(bytes >= params, "{bytes} < {params}");
+        assert!(bytes as f64 <= 1.10 * params as f64, "{bytes} vs {params}");
+    }
+}
+
+#[test]
+fn pressure_on_one_rank_shrinks_only_its_micro_batch_and_ranks_stay_equal() {
+    let ranks = data_parallel(2, false, 32 << 20, Some(1));
+    let (r0, r1) = (&ranks[0], &ranks[1]);
+    assert_eq!(
+        r0.params, r1.params,
+        "the ranks must hold the same parameters"
+    );
+    assert!(r0.report.adaptations.is_empty());
+    assert_eq!(r1.report.adaptations.len(), 1);
+    assert_eq!(r0.report.peer_adaptations, 1);
+    assert!(r1.micro_batch < r0.micro_batch);
+}
+
+#[test]
+fn local_collective_changes_nothing() {
+    let data = digits();
+    let (reference, _) = single_process(&data, false);
+    let ctx = Context::new(common::gpu_backend(), MemoryConfig::default()).unwrap();
+    let mut trainer = Trainer::new(
+        Arc::clone(&ctx),
+        model(&ctx, 0),
+        Box::new(Adam::new(1e-2)),
+        config(false, 0),
+    )
+    .unwrap()
+    .with_collective(Box::new(Local))
+    .unwrap();
+    let (params, _) = train(&mut trainer, &data, |_, _| {});
+    assert_eq!(params, reference);
+}
+
+#[test]
+fn a_rank_that_fails_makes_every_rank_stop_at_the_same_step() {
+    let data = Arc::new(digits());
+    let handles: Vec<_> = ThreadWorld::new(2)
+        .into_iter()
+        .map(|c| {
+            let data = Arc::clone(&data);
+            std::thread::spawn(move || {
+                let ctx =
+                    Context::new(common::fresh_gpu_backend(), MemoryConfig::default()).unwrap();
+                let rank = c.rank();
+                let mut trainer = Trainer::new(
+                    Arc::clone(&ctx),
+                    model(&ctx, 0),
+                    Box::new(Adam::new(1e-2)),
+                    config(false, 0),
+                )
+                .unwrap()
+                .with_collective(Box::new(c))
+                .unwrap();
+                let order = data.epoch_order(7);
+                let mut outcomes = Vec::new();
+                for (step, chunk) in order.chunks(BATCH).take(3).enumerate() {
+                    if step == 1 && rank == 1 {
+                        // Nothing more fits: even a micro-batch of one row runs out of memory.
+                        let live = ctx.memory().stats().live_bytes;
+                        ctx.memory().set_hard_limit(Some(live + 1)).unwrap();
+                    }
+                    match trainer.train_step(&data.subset(chunk)) {
+                        Ok(_) => outcomes.push("ok".to_string()),
+                        Err(e) => {
+                            outcomes.push(match e {
+                                Error::OutOfMemory(_) => "oom".into(),
+                                Error::Collective { .. } => "peer failed".into(),
+                                other => other.to_string(),
+                            });
+                            break;
+                        }
+                    }
+                }
+                outcomes
+            })
+        })
+        .collect();
+    let outcomes: Vec<Vec<String>> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(outcomes[0], ["ok", "peer failed"]);
+    assert_eq!(outcomes[1], ["ok", "oom"]);
+}
