@@ -24,11 +24,13 @@
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::Read;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 use wgmem::backend::parse_bytes;
 use wgmem::checkpoint::CheckpointPolicy;
 use wgmem::data::Dataset;
+use wgmem::distributed::Collective;
 use wgmem::memory::human_bytes;
 use wgmem::nn::{Linear, Sequential};
 use wgmem::optim::{Adam, Optimizer, Sgd};
@@ -112,16 +114,23 @@ fn load(args: &Args) -> wgmem::Result<Dataset> {
 
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    if let Err(e) = run(Args::parse()) {
+    // MPI when started by mpirun (and built with --features mpi); one process otherwise.
+    let collective: Rc<dyn Collective> = match wgmem::distributed::from_env() {
+        Ok(c) => Rc::from(c),
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = run(Args::parse(), &collective) {
         eprintln!("error: {e}");
-        std::process::exit(1);
+        // The other ranks may be waiting for this one in a collective: end them all.
+        collective.abort(1);
     }
 }
 
-fn run(args: Args) -> wgmem::Result<()> {
+fn run(args: Args, collective: &Rc<dyn Collective>) -> wgmem::Result<()> {
     let started = Instant::now();
-    // MPI when started by mpirun (and built with --features mpi); one process otherwise.
-    let collective = wgmem::distributed::from_env()?;
     let (rank, world) = (collective.rank(), collective.world_size());
     // Only rank 0 talks.
     macro_rules! say {
@@ -185,7 +194,7 @@ fn run(args: Args) -> wgmem::Result<()> {
     };
     let mut trainer = Trainer::new(Arc::clone(&ctx), model, optimizer, config)?;
     if world > 1 {
-        trainer = trainer.with_collective(collective)?;
+        trainer = trainer.with_collective(Box::new(Rc::clone(collective)))?;
         say!(
             "data parallel over {world} ranks: {} samples per rank per step{}",
             args.batch_size.div_ceil(world),

@@ -72,6 +72,12 @@ pub trait Collective {
     fn all_gather_u64(&self, send: &[u64], recv: &mut [u64]) -> Result<()>;
     /// Waits until every rank has reached this call.
     fn barrier(&self) -> Result<()>;
+    /// Ends every rank of the job with exit status `code`: what a rank does after an error
+    /// the others cannot know of (they may be waiting in a collective for it, and an orderly
+    /// MPI finalize would wait for them in turn). One process: exits.
+    fn abort(&self, code: i32) -> ! {
+        std::process::exit(code)
+    }
 }
 
 /// A shared world: several trainers in turn over one MPI initialization.
@@ -102,6 +108,9 @@ impl<C: Collective + ?Sized> Collective for std::rc::Rc<C> {
     }
     fn barrier(&self) -> Result<()> {
         (**self).barrier()
+    }
+    fn abort(&self, code: i32) -> ! {
+        (**self).abort(code)
     }
 }
 

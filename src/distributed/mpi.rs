@@ -123,4 +123,8 @@ impl Collective for Mpi {
         self.world.barrier();
         Ok(())
     }
+
+    fn abort(&self, code: i32) -> ! {
+        self.world.abort(code)
+    }
 }

@@ -242,7 +242,9 @@ impl Trainer {
             .planned_optimizer_bytes(param_bytes)
             .saturating_sub(self.optimizer_state_bytes());
         let budget = budget.saturating_sub(to_come);
-        let big = self.config.batch_size.min(data.len()).max(1);
+        // Data parallel: a rank computes at most its shard of each batch.
+        let per_rank = self.config.batch_size.div_ceil(self.rank_and_world().1);
+        let big = per_rank.min(data.len()).max(1);
         let small = (big / 4).max(1);
         let mut peaks = Vec::new();
         for rows in [small, big] {

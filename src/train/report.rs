@@ -158,12 +158,12 @@ impl fmt::Display for TrainingReport {
             )?;
             writeln!(
                 f,
-                "rank | peak live | peak reserved | optimizer | comm GPU | host staging | compute s | comm s"
+                "rank |  peak live | peak reserved |  optimizer |   comm GPU | host staging | compute s | comm s"
             )?;
             for r in &self.ranks {
                 writeln!(
                     f,
-                    "{:4} | {:>9} | {:>13} | {:>9} | {:>8} | {:>12} | {:9.3} | {:6.3}",
+                    "{:4} | {:>10} | {:>13} | {:>10} | {:>10} | {:>12} | {:9.3} | {:6.3}",
                     r.rank,
                     human_bytes(r.peak_live_bytes),
                     human_bytes(r.peak_reserved_bytes),
