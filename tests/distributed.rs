@@ -308,10 +308,11 @@ fn zero1_needs_adam() {
 
 fn assert_equals_single_process(world: usize, zero1: bool, bucket_bytes: u64) {
     let (reference, ref_losses) = single_process(&digits(), false);
-    for (rank, r) in data_parallel(world, zero1, bucket_bytes, None)
-        .into_iter()
-        .enumerate()
-    {
+    let ranks = data_parallel(world, zero1, bucket_bytes, None);
+    // The shards add up to the batches.
+    let rows: u64 = ranks.iter().map(|r| r.report.local_samples).sum();
+    assert_eq!(rows, (STEPS * BATCH) as u64);
+    for (rank, r) in ranks.into_iter().enumerate() {
         let diff = max_diff(&r.params, &reference);
         eprintln!(
             "world {world}, zero1 {zero1}, bucket {bucket_bytes}: rank {rank} max diff {diff:e}"

@@ -155,7 +155,10 @@ impl Trainer {
             pressure: Arc::new(AtomicBool::new(false)),
             calm_steps: 0,
             oom_ceiling: None,
-            report: TrainingReport::default(),
+            report: TrainingReport {
+                world_size: 1,
+                ..TrainingReport::default()
+            },
             ctx,
             model,
             optimizer,
@@ -346,7 +349,8 @@ impl Trainer {
         }
         let shard = self.shard_of(batch);
         let local_batch = shard.as_ref().unwrap_or(batch);
-        let scale = local_batch.len() as f32 / batch.len().max(1) as f32;
+        let local_rows = local_batch.len();
+        let scale = local_rows as f32 / batch.len().max(1) as f32;
         let started = Instant::now();
         let local = self.accumulate_adapting(local_batch, scale);
         self.report.compute_seconds += started.elapsed().as_secs_f64();
@@ -375,6 +379,7 @@ impl Trainer {
         self.report.compute_seconds += started.elapsed().as_secs_f64();
         self.report.steps += 1;
         self.report.samples_seen += batch.len();
+        self.report.local_samples += local_rows as u64;
         self.calm_steps += 1;
         if self.calm_steps >= self.config.recover_after {
             self.grow_back();

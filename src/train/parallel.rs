@@ -153,6 +153,7 @@ impl Trainer {
             self.dp.as_ref().map_or(0, |dp| dp.host_staging_bytes()),
             (self.comm_seconds() * 1e6) as u64,
             (self.report.compute_seconds * 1e6) as u64,
+            self.report.local_samples,
         ];
         let world = self.rank_and_world().1;
         let mut all = vec![0u64; mine.len() * world];
@@ -173,6 +174,7 @@ impl Trainer {
                 host_staging_bytes: v[5],
                 comm_seconds: v[6] as f64 / 1e6,
                 compute_seconds: v[7] as f64 / 1e6,
+                samples: v[8],
             })
             .collect())
     }

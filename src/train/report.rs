@@ -69,6 +69,15 @@ pub struct RankReport {
     pub comm_seconds: f64,
     /// Seconds in forward, backward and optimizer update.
     pub compute_seconds: f64,
+    /// Rows of the batches this rank computed (its shards).
+    pub samples: u64,
+}
+
+impl RankReport {
+    /// Rows per second of compute and communication on this rank.
+    pub fn samples_per_second(&self) -> f64 {
+        self.samples as f64 / (self.compute_seconds + self.comm_seconds).max(1e-12)
+    }
 }
 
 /// The whole run.
@@ -88,7 +97,7 @@ pub struct TrainingReport {
     pub memory: MemoryStats,
     /// Optimizer state bytes (this rank's).
     pub optimizer_bytes: u64,
-    /// Ranks in the data-parallel world (1 in one process; 0 before `fit` when single).
+    /// Ranks in the data-parallel world (1 in one process).
     pub world_size: usize,
     /// This process's rank.
     pub rank: usize,
@@ -98,6 +107,8 @@ pub struct TrainingReport {
     pub comm_seconds: f64,
     /// Seconds in forward, backward and update on this rank.
     pub compute_seconds: f64,
+    /// Rows this rank computed (its shards of the batches; all of them in one process).
+    pub local_samples: u64,
     /// Every rank's memory and time, gathered at the end of `fit` (rank order).
     pub ranks: Vec<RankReport>,
 }
@@ -158,12 +169,12 @@ impl fmt::Display for TrainingReport {
             )?;
             writeln!(
                 f,
-                "rank |  peak live | peak reserved |  optimizer |   comm GPU | host staging | compute s | comm s"
+                "rank |  peak live | peak reserved |  optimizer |   comm GPU | host staging | compute s | comm s | samples/s"
             )?;
             for r in &self.ranks {
                 writeln!(
                     f,
-                    "{:4} | {:>10} | {:>13} | {:>10} | {:>10} | {:>12} | {:9.3} | {:6.3}",
+                    "{:4} | {:>10} | {:>13} | {:>10} | {:>10} | {:>12} | {:9.3} | {:6.3} | {:9.0}",
                     r.rank,
                     human_bytes(r.peak_live_bytes),
                     human_bytes(r.peak_reserved_bytes),
@@ -171,7 +182,8 @@ impl fmt::Display for TrainingReport {
                     human_bytes(r.comm_gpu_bytes),
                     human_bytes(r.host_staging_bytes),
                     r.compute_seconds,
-                    r.comm_seconds
+                    r.comm_seconds,
+                    r.samples_per_second()
                 )?;
             }
         }
