@@ -212,7 +212,8 @@ fn run(args: Args, collective: &Rc<dyn Collective>) -> wgmem::Result<()> {
     } else {
         ProgressBar::hidden()
     };
-    let (mut step_seconds, mut step_comm, mut timed_steps) = (0f64, 0f64, 0u64);
+    let (mut step_seconds, mut step_comm, mut step_wait, mut timed_steps) =
+        (0f64, 0f64, 0f64, 0u64);
     bar.set_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} epoch {prefix} {msg}")
             .expect("a valid template"),
@@ -244,6 +245,7 @@ fn run(args: Args, collective: &Rc<dyn Collective>) -> wgmem::Result<()> {
         if s.step > 1 {
             step_seconds += s.seconds;
             step_comm += s.comm_seconds;
+            step_wait += s.wait_seconds;
             timed_steps += 1;
         }
         bar.set_prefix(s.epoch.to_string());
@@ -269,14 +271,16 @@ fn run(args: Args, collective: &Rc<dyn Collective>) -> wgmem::Result<()> {
         started.elapsed().as_secs_f64()
     );
     if timed_steps > 0 {
+        let per = |x: f64| x / timed_steps as f64 * 1e3;
         let step = step_seconds / timed_steps as f64;
         say!(
-            "step (after the first): {:.2} ms, of which communication {:.2} ms ({:.0}%), \
-             compute {:.2} ms; {:.0} samples/s in all, {:.0} per rank",
+            "step (after the first): {:.2} ms = compute {:.2} ms + gradient exchange {:.2} ms \
+             ({:.0}%) + waiting for other ranks {:.2} ms; {:.0} samples/s in all, {:.0} per rank",
             step * 1e3,
-            step_comm / timed_steps as f64 * 1e3,
+            per(step_seconds - step_comm - step_wait),
+            per(step_comm),
             100.0 * step_comm / step_seconds.max(1e-12),
-            (step_seconds - step_comm) / timed_steps as f64 * 1e3,
+            per(step_wait),
             args.batch_size as f64 / step,
             args.batch_size as f64 / step / world as f64
         );

@@ -7,7 +7,8 @@
 //! Layers, from the bottom: [`backend`] (the allocation seam: [`WgpuBackend`] for Metal,
 //! Vulkan, DX12 and GL; [`HostBackend`] for exact tests), [`pressure`] (when to give memory
 //! back), [`memory`] (the account), [`compute`] (WGSL kernels, pipeline cache, batched
-//! dispatch).
+//! dispatch); above them [`tensor`], [`nn`], [`optim`], [`checkpoint`], [`train`], and
+//! [`distributed`] (data-parallel training over MPI with the `mpi` feature).
 //!
 //! ```
 //! use wgmem::{Backend, BufferUsage, HostBackend};

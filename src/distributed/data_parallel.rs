@@ -23,6 +23,7 @@ pub struct DataParallel {
     /// Host staging (receive side of reduce-scatter and all-gather), at most one bucket.
     pub(crate) host_recv: Vec<f32>,
     comm_seconds: f64,
+    wait_seconds: f64,
     comm_bytes: u64,
 }
 
@@ -51,6 +52,7 @@ impl DataParallel {
             host: Vec::new(),
             host_recv: Vec::new(),
             comm_seconds: 0.0,
+            wait_seconds: 0.0,
             comm_bytes: 0,
         }
     }
@@ -75,9 +77,24 @@ impl DataParallel {
         self.bucket_elements
     }
 
-    /// Seconds spent moving values to and from the host and in collectives.
+    /// Seconds spent exchanging parameters and gradients: packing, GPU-host copies and the
+    /// bucket collectives.
     pub fn comm_seconds(&self) -> f64 {
         self.comm_seconds
+    }
+
+    /// Seconds in the trainer's per-step agreement (one all-reduce of four values): almost
+    /// all of it is waiting for the slowest rank to finish its forward and backward.
+    pub fn wait_seconds(&self) -> f64 {
+        self.wait_seconds
+    }
+
+    /// The per-step agreement: sums `values` over the ranks, timed as waiting.
+    pub(crate) fn agree(&mut self, values: &mut [f32]) -> Result<()> {
+        let started = Instant::now();
+        let r = self.collective.all_reduce(values);
+        self.wait_seconds += started.elapsed().as_secs_f64();
+        r
     }
 
     /// Bytes handed to collectives so far (this rank's send side).

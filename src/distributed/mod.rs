@@ -27,6 +27,28 @@
 //!
 //! Batches are split differently, by rows: [`Shards::balanced`] gives rank `r` either
 //! `⌊B/world⌋` or `⌈B/world⌉` rows, and the shards add up to the batch.
+//!
+//! ```
+//! use wgmem::distributed::{Collective, Local, Shards};
+//!
+//! let world = Local; // one process: rank 0 of 1
+//! let mut grads = vec![1.0f32, 2.0, 3.0];
+//! world.all_reduce(&mut grads)?;
+//! assert_eq!(grads, [1.0, 2.0, 3.0]);
+//! // 10 values over 4 ranks: blocks of 3, padded to 12; rank 3 owns one real value.
+//! let values = Shards::blocks(10, 4);
+//! assert_eq!((values.padded_len(), values.range(3)), (12, 9..10));
+//! // A batch of 10 rows over 4 ranks: 3, 3, 2 and 2 rows.
+//! let rows = Shards::balanced(10, 4);
+//! assert_eq!((0..4).map(|r| rows.range(r).len()).collect::<Vec<_>>(), [3, 3, 2, 2]);
+//! # Ok::<(), wgmem::Error>(())
+//! ```
+//!
+//! What is counted: the GPU packing buffers and ZeRO-1's shard buffers come from the pool
+//! under the [`COMM`] tag (and the sharded moments under `optimizer`), so the
+//! [`crate::MemoryManager`] sees them. The host staging vectors (one or two buckets, kept
+//! between steps) are host memory the manager does not hold; their size is reported per rank
+//! in [`crate::train::RankReport::host_staging_bytes`].
 
 use crate::error::{Error, Result};
 use std::ops::Range;

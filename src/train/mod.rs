@@ -109,8 +109,10 @@ pub struct StepInfo {
     pub micro_batch: usize,
     /// Samples done in this epoch.
     pub epoch_samples: usize,
-    /// Seconds of the step spent in data-parallel communication (0 in one process).
+    /// Seconds of the step spent exchanging gradients and parameters (0 in one process).
     pub comm_seconds: f64,
+    /// Seconds of the step spent waiting for the other ranks (0 in one process).
+    pub wait_seconds: f64,
 }
 
 /// Owns the loop. See the module docs.
@@ -336,7 +338,7 @@ impl Trainer {
 
     /// One optimizer step over `batch`, adapting to memory as the module docs describe.
     /// Returns the batch's mean loss and accuracy. In a data-parallel run every rank passes
-    /// the same global batch and computes its own shard of it (see [`parallel`]).
+    /// the same global batch and computes its own shard of it (see [`Trainer::with_collective`]).
     pub fn train_step(&mut self, batch: &Dataset) -> Result<(f32, f32)> {
         let adaptations = self.report.adaptations.len();
         if self.pressure.swap(false, Ordering::SeqCst) && self.micro_batch > 1 {
@@ -477,7 +479,7 @@ impl Trainer {
             let (mut loss_sum, mut correct, mut samples) = (0f64, 0f64, 0usize);
             for chunk in order.chunks(self.config.batch_size) {
                 let step_start = Instant::now();
-                let comm_before = self.comm_seconds();
+                let (comm_before, wait_before) = (self.comm_seconds(), self.wait_seconds());
                 let batch = train.subset(chunk);
                 let (loss, acc) = self.train_step(&batch)?;
                 if loss.is_finite() {
@@ -497,6 +499,7 @@ impl Trainer {
                     micro_batch: self.micro_batch,
                     epoch_samples: samples,
                     comm_seconds: self.comm_seconds() - comm_before,
+                    wait_seconds: self.wait_seconds() - wait_before,
                 });
             }
             let seconds = started.elapsed().as_secs_f64();
@@ -519,6 +522,7 @@ impl Trainer {
         self.report.memory = self.ctx.memory().stats();
         self.report.optimizer_bytes = self.optimizer_state_bytes();
         self.report.comm_seconds = self.comm_seconds();
+        self.report.wait_seconds = self.wait_seconds();
         self.report.ranks = self.gather_ranks()?;
         Ok(self.report.clone())
     }

@@ -70,9 +70,14 @@ impl Trainer {
         self.dp.as_ref()
     }
 
-    /// Seconds spent in data-parallel communication so far.
+    /// Seconds spent exchanging parameters and gradients so far (data parallel).
     pub fn comm_seconds(&self) -> f64 {
         self.dp.as_ref().map_or(0.0, |dp| dp.comm_seconds())
+    }
+
+    /// Seconds spent waiting for the other ranks at the per-step agreement so far.
+    pub fn wait_seconds(&self) -> f64 {
+        self.dp.as_ref().map_or(0.0, |dp| dp.wait_seconds())
     }
 
     /// Bytes of optimizer state on this rank (the sharded moments under ZeRO-1).
@@ -111,7 +116,7 @@ impl Trainer {
             Err(_) => (0.0, 0.0, 1.0),
         };
         let mut v = [loss, correct, failed, adapted as f32];
-        dp.timed(v.len(), |dp| dp.collective.all_reduce(&mut v))?;
+        dp.agree(&mut v)?;
         self.report.peer_adaptations += (v[3] as u64).saturating_sub(adapted as u64);
         if v[2] > 0.0 {
             self.model.clear_saved();
@@ -154,6 +159,7 @@ impl Trainer {
             (self.comm_seconds() * 1e6) as u64,
             (self.report.compute_seconds * 1e6) as u64,
             self.report.local_samples,
+            (self.wait_seconds() * 1e6) as u64,
         ];
         let world = self.rank_and_world().1;
         let mut all = vec![0u64; mine.len() * world];
@@ -175,6 +181,7 @@ impl Trainer {
                 comm_seconds: v[6] as f64 / 1e6,
                 compute_seconds: v[7] as f64 / 1e6,
                 samples: v[8],
+                wait_seconds: v[9] as f64 / 1e6,
             })
             .collect())
     }

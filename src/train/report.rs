@@ -65,8 +65,10 @@ pub struct RankReport {
     pub comm_gpu_bytes: u64,
     /// Host staging vectors held for the collectives.
     pub host_staging_bytes: u64,
-    /// Seconds in communication (GPU-host copies of buckets and the collectives).
+    /// Seconds exchanging gradients and parameters (packing, GPU-host copies, collectives).
     pub comm_seconds: f64,
+    /// Seconds waiting for the other ranks at the per-step agreement (load imbalance).
+    pub wait_seconds: f64,
     /// Seconds in forward, backward and optimizer update.
     pub compute_seconds: f64,
     /// Rows of the batches this rank computed (its shards).
@@ -76,7 +78,8 @@ pub struct RankReport {
 impl RankReport {
     /// Rows per second of compute and communication on this rank.
     pub fn samples_per_second(&self) -> f64 {
-        self.samples as f64 / (self.compute_seconds + self.comm_seconds).max(1e-12)
+        let busy = self.compute_seconds + self.comm_seconds + self.wait_seconds;
+        self.samples as f64 / busy.max(1e-12)
     }
 }
 
@@ -103,8 +106,10 @@ pub struct TrainingReport {
     pub rank: usize,
     /// Adaptations of the micro-batch made by the other ranks (data parallel).
     pub peer_adaptations: u64,
-    /// Seconds in data-parallel communication on this rank.
+    /// Seconds exchanging gradients and parameters on this rank (data parallel).
     pub comm_seconds: f64,
+    /// Seconds waiting for the other ranks at the per-step agreement (data parallel).
+    pub wait_seconds: f64,
     /// Seconds in forward, backward and update on this rank.
     pub compute_seconds: f64,
     /// Rows this rank computed (its shards of the batches; all of them in one process).
@@ -169,12 +174,12 @@ impl fmt::Display for TrainingReport {
             )?;
             writeln!(
                 f,
-                "rank |  peak live | peak reserved |  optimizer |   comm GPU | host staging | compute s | comm s | samples/s"
+                "rank |  peak live | peak reserved |  optimizer |   comm GPU | host staging | compute s | comm s | wait s | samples/s"
             )?;
             for r in &self.ranks {
                 writeln!(
                     f,
-                    "{:4} | {:>10} | {:>13} | {:>10} | {:>10} | {:>12} | {:9.3} | {:6.3} | {:9.0}",
+                    "{:4} | {:>10} | {:>13} | {:>10} | {:>10} | {:>12} | {:9.3} | {:6.3} | {:6.3} | {:9.0}",
                     r.rank,
                     human_bytes(r.peak_live_bytes),
                     human_bytes(r.peak_reserved_bytes),
@@ -183,6 +188,7 @@ impl fmt::Display for TrainingReport {
                     human_bytes(r.host_staging_bytes),
                     r.compute_seconds,
                     r.comm_seconds,
+                    r.wait_seconds,
                     r.samples_per_second()
                 )?;
             }
