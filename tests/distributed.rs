@@ -184,12 +184,20 @@ fn train(
 }
 
 fn single_process(data: &Dataset, zero1: bool) -> (Vec<f32>, Vec<f32>) {
+    single_process_with_buckets(data, zero1, 0)
+}
+
+fn single_process_with_buckets(
+    data: &Dataset,
+    zero1: bool,
+    bucket_bytes: u64,
+) -> (Vec<f32>, Vec<f32>) {
     let ctx = Context::new(common::gpu_backend(), MemoryConfig::default()).unwrap();
     let mut trainer = Trainer::new(
         Arc::clone(&ctx),
         model(&ctx, 0),
         Box::new(Adam::new(1e-2)),
-        config(zero1, 0),
+        config(zero1, bucket_bytes),
     )
     .unwrap();
     train(&mut trainer, data, |_, _| {})
@@ -291,6 +299,9 @@ fn zero1_in_one_process_equals_adam_bit_for_bit() {
     let (zero, zero_losses) = single_process(&data, true);
     assert_eq!(adam, zero);
     assert_eq!(adam_losses, zero_losses);
+    // In chunks of 250 values, each with moments of its own.
+    let (chunked, _) = single_process_with_buckets(&data, true, 1000);
+    assert_eq!(adam, chunked);
 }
 
 #[test]

@@ -3,22 +3,25 @@
 //! The parameters are seen as one flat vector of `N` values, padded to `world · b` with
 //! `b = ⌈N / world⌉` (see [`super::Shards::blocks`]); rank `r` keeps the Adam moments of its
 //! block `r·b .. (r+1)·b` only, so optimizer memory per rank is `2 · 4 · b` bytes instead of
-//! `2 · 4 · N`. A step:
-//! 1. **reduce-scatter** the gradients (in buckets of `c` values per rank): rank `r` receives
-//!    the sum over ranks of its block, written into a shard gradient buffer;
-//! 2. copy this rank's block of the parameters into a shard parameter buffer (on the GPU) and
-//!    run the ordinary Adam kernel over the block (Adam is elementwise, so a block that spans
-//!    parameters is updated exactly as the parameters would be one by one);
-//! 3. **all-gather** the updated blocks (in the same buckets) and write them into every
-//!    parameter, then zero the gradients.
+//! `2 · 4 · N`. The block is processed in chunks of `c` values (the bucket size over the
+//! world size), each with moment buffers of its own; for chunk `k` of every rank at once:
+//! 1. **reduce-scatter** the gradients: rank `r` receives the sum over ranks of chunk `k` of
+//!    its block, written into a chunk gradient buffer;
+//! 2. copy the same chunk of the parameters into a chunk parameter buffer (on the GPU) and run
+//!    the ordinary Adam kernel over it with the chunk's moments (Adam is elementwise, so a
+//!    chunk that spans parameters is updated exactly as the parameters would be one by one);
+//! 3. **all-gather** the updated chunks and write them into the parameters.
 //!
-//! Padding values have zero gradient and zero moments, so their update is zero and they stay
-//! zero. With one rank the result equals [`crate::optim::Adam`]'s bit for bit (same kernel,
-//! same values).
+//! Chunk `k` of one rank never overlaps chunk `k + 1` of any rank, so each chunk's all-gather
+//! can write the parameters before the next chunk is read. The working buffers (packing,
+//! chunk gradient and parameter; tag [`COMM`]) are taken from the pool for the step only and
+//! are `(world + 2) · c` values, whatever the model size. Padding values have zero gradient
+//! and zero moments, so their update is zero and they are never written back. With one rank
+//! the result equals [`crate::optim::Adam`]'s bit for bit (same kernel, same values).
 
 use super::data_parallel::DataParallel;
 use super::flat::{self, FlatLayout};
-use super::{COMM, Shards, block_len};
+use super::{COMM, block_len};
 use crate::backend::Backend;
 use crate::compute::{self, AdamParams};
 use crate::error::{Error, Result};
@@ -28,11 +31,12 @@ use std::sync::Arc;
 
 struct Shard {
     layout: FlatLayout,
+    /// Values per rank (`⌈N / world⌉`).
     block: usize,
-    param: Tensor,
-    grad: Tensor,
-    m: Tensor,
-    v: Tensor,
+    /// Values per chunk.
+    chunk: usize,
+    /// Adam's moments `(m, v)` of each chunk of this rank's block.
+    moments: Vec<(Tensor, Tensor)>,
 }
 
 /// Adam with ZeRO-1 sharded moments. See the module docs.
@@ -68,16 +72,12 @@ impl ShardedAdam {
 
     /// Bytes of Adam moments on this rank (`tags::OPTIMIZER`).
     pub fn state_bytes(&self) -> u64 {
-        self.shard
-            .as_ref()
-            .map_or(0, |s| s.m.buffer().size() + s.v.buffer().size())
-    }
-
-    /// Bytes of the shard's parameter and gradient working buffers (tag [`COMM`]).
-    pub fn working_bytes(&self) -> u64 {
-        self.shard
-            .as_ref()
-            .map_or(0, |s| s.param.buffer().size() + s.grad.buffer().size())
+        self.shard.as_ref().map_or(0, |s| {
+            s.moments
+                .iter()
+                .map(|(m, v)| m.buffer().size() + v.buffer().size())
+                .sum()
+        })
     }
 
     /// The moments this rank will hold for parameters of `param_bytes` bytes over `world` ranks.
@@ -107,27 +107,36 @@ impl ShardedAdam {
         }
         if self.shard.is_none() {
             let block = block_len(total, world);
+            let chunk = (dp.bucket_elements() / world).clamp(1, block);
+            let mut moments = Vec::new();
+            for k in (0..block).step_by(chunk) {
+                let len = chunk.min(block - k);
+                moments.push((
+                    ctx.zeros(&[len], tags::OPTIMIZER)?,
+                    ctx.zeros(&[len], tags::OPTIMIZER)?,
+                ));
+            }
             self.shard = Some(Shard {
-                block,
-                param: ctx.zeros(&[block], COMM)?,
-                grad: ctx.zeros(&[block], COMM)?,
-                m: ctx.zeros(&[block], tags::OPTIMIZER)?,
-                v: ctx.zeros(&[block], tags::OPTIMIZER)?,
                 layout: layout.clone(),
+                block,
+                chunk,
+                moments,
             });
         }
         let shard = self.shard.as_ref().expect("created above");
-        let b = shard.block;
-        let c = (dp.bucket_elements() / world).clamp(1, b);
+        let (b, c) = (shard.block, shard.chunk);
         let grads: Vec<&Tensor> = params.iter().map(|p| &p.grad).collect();
         let values: Vec<&Tensor> = params.iter().map(|p| &p.value).collect();
+        // Working buffers for this step only.
         let pack = flat::packing_buffer(ctx, world * c)?;
+        let chunk_grad = ctx.uninit(&[c], COMM)?;
+        let chunk_param = ctx.uninit(&[c], COMM)?;
         dp.host.resize(world * c, 0.0);
         dp.host_recv.resize(world * c, 0.0);
-
-        // 1. Reduce-scatter the gradients, bucket by bucket.
-        for k in (0..b).step_by(c) {
+        self.step += 1;
+        for (i, k) in (0..b).step_by(c).enumerate() {
             let len = c.min(b - k);
+            // 1. Reduce-scatter chunk k of every rank's block of the gradients.
             for r in 0..world {
                 let start = r * b + k;
                 flat::pack(
@@ -148,35 +157,37 @@ impl ShardedAdam {
                 }
                 dp.collective.reduce_scatter(host, recv)?;
                 ctx.backend()
-                    .write(shard.grad.raw(), (k * 4) as u64, bytemuck::cast_slice(recv))
+                    .write(chunk_grad.raw(), 0, bytemuck::cast_slice(recv))
             })?;
-        }
-
-        // 2. Adam over this rank's block.
-        let own = Shards::blocks(total, world).range(rank);
-        flat::pack(ctx, &values, &layout, own, shard.param.raw(), 0)?;
-        self.step += 1;
-        compute::adam(
-            ctx.gpu(),
-            shard.param.raw(),
-            shard.grad.raw(),
-            shard.m.raw(),
-            shard.v.raw(),
-            b,
-            self.step,
-            &self.hp,
-        )?;
-
-        // 3. All-gather the updated blocks into every parameter.
-        for k in (0..b).step_by(c) {
-            let len = c.min(b - k);
+            // 2. Adam over this rank's chunk.
+            let start = rank * b + k;
+            if total.saturating_sub(start) < len {
+                // Padding: keep it finite (zero) so it cannot reach the moments as NaN.
+                compute::fill(ctx.gpu(), chunk_param.raw(), len, 0.0)?;
+            }
+            flat::pack(
+                ctx,
+                &values,
+                &layout,
+                start..start + len,
+                chunk_param.raw(),
+                0,
+            )?;
+            let (m, v) = &shard.moments[i];
+            compute::adam(
+                ctx.gpu(),
+                chunk_param.raw(),
+                chunk_grad.raw(),
+                m.raw(),
+                v.raw(),
+                len,
+                self.step,
+                &self.hp,
+            )?;
+            // 3. All-gather chunk k of every rank's block into the parameters.
             dp.timed(len, |dp| {
                 let (send, recv) = (&mut dp.host[..len], &mut dp.host_recv[..world * len]);
-                ctx.backend().read(
-                    shard.param.raw(),
-                    (k * 4) as u64,
-                    bytemuck::cast_slice_mut(send),
-                )?;
+                flat::read(ctx, chunk_param.raw(), send)?;
                 dp.collective.all_gather(send, recv)?;
                 for r in 0..world {
                     let start = r * b + k;
