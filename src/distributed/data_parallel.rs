@@ -9,7 +9,9 @@
 
 use super::flat::{self, FlatLayout};
 use super::{Collective, DEFAULT_BUCKET_BYTES};
+use crate::WgpuBackend;
 use crate::error::Result;
+use crate::memory::ManagedBuffer;
 use crate::nn::Parameter;
 use crate::tensor::{Context, Tensor};
 use std::time::Instant;
@@ -25,6 +27,8 @@ pub struct DataParallel {
     comm_seconds: f64,
     wait_seconds: f64,
     comm_bytes: u64,
+    /// Working buffers taken from the pool before the step's agreement (see [`Self::reserve`]).
+    reserved: Vec<ManagedBuffer<WgpuBackend>>,
 }
 
 impl std::fmt::Debug for DataParallel {
@@ -53,6 +57,7 @@ impl DataParallel {
             host_recv: Vec::new(),
             comm_seconds: 0.0,
             wait_seconds: 0.0,
+            reserved: Vec::new(),
             comm_bytes: 0,
         }
     }
@@ -119,6 +124,46 @@ impl DataParallel {
         r
     }
 
+    /// Takes from the pool, now, the working buffers the next exchange of `total` values will
+    /// use (the packing buffer; with `zero1` also ZeRO-1's chunk buffers). The trainer calls it
+    /// before the step's agreement, so that a rank short of memory says so there, and every
+    /// rank stops, instead of failing alone inside a collective the others are waiting in.
+    pub fn reserve(&mut self, ctx: &Context, total: usize, zero1: bool) -> Result<()> {
+        self.reserved.clear();
+        if total == 0 {
+            return Ok(());
+        }
+        let sizes = if zero1 {
+            let c = super::zero::chunk_len(self.bucket_elements, self.world_size(), total);
+            vec![self.world_size() * c, c, c]
+        } else {
+            vec![self.bucket_elements.min(total)]
+        };
+        for elements in sizes {
+            match flat::packing_buffer(ctx, elements) {
+                Ok(b) => self.reserved.push(b),
+                Err(e) => {
+                    self.reserved.clear();
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A reserved working buffer of at least `elements` values, or a new one from the pool.
+    pub(crate) fn working_buffer(
+        &mut self,
+        ctx: &Context,
+        elements: usize,
+    ) -> Result<ManagedBuffer<WgpuBackend>> {
+        let bytes = (elements.max(1) * 4) as u64;
+        match self.reserved.iter().position(|b| b.size() >= bytes) {
+            Some(i) => Ok(self.reserved.swap_remove(i)),
+            None => flat::packing_buffer(ctx, elements),
+        }
+    }
+
     /// Copies rank 0's parameter values to every rank.
     pub fn broadcast_parameters(&mut self, ctx: &Context, params: &[&mut Parameter]) -> Result<()> {
         let values: Vec<&Tensor> = params.iter().map(|p| &p.value).collect();
@@ -145,7 +190,7 @@ impl DataParallel {
             return Ok(());
         }
         let bucket = self.bucket_elements.min(total);
-        let pack = flat::packing_buffer(ctx, bucket)?;
+        let pack = self.working_buffer(ctx, bucket)?;
         self.host.resize(bucket, 0.0);
         let mut start = 0;
         while start < total {

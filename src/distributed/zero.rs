@@ -14,14 +14,14 @@
 //!
 //! Chunk `k` of one rank never overlaps chunk `k + 1` of any rank, so each chunk's all-gather
 //! can write the parameters before the next chunk is read. The working buffers (packing,
-//! chunk gradient and parameter; tag [`COMM`]) are taken from the pool for the step only and
+//! chunk gradient and parameter; tag [`super::COMM`]) are taken from the pool for the step only and
 //! are `(world + 2) · c` values, whatever the model size. Padding values have zero gradient
 //! and zero moments, so their update is zero and they are never written back. With one rank
 //! the result equals [`crate::optim::Adam`]'s bit for bit (same kernel, same values).
 
+use super::block_len;
 use super::data_parallel::DataParallel;
 use super::flat::{self, FlatLayout};
-use super::{COMM, block_len};
 use crate::backend::Backend;
 use crate::compute::{self, AdamParams};
 use crate::error::{Error, Result};
@@ -37,6 +37,11 @@ struct Shard {
     chunk: usize,
     /// Adam's moments `(m, v)` of each chunk of this rank's block.
     moments: Vec<(Tensor, Tensor)>,
+}
+
+/// Values per chunk of a rank's block: a bucket's share per rank, at most the block.
+pub(crate) fn chunk_len(bucket_elements: usize, world: usize, total: usize) -> usize {
+    (bucket_elements / world.max(1)).clamp(1, block_len(total, world).max(1))
 }
 
 /// Adam with ZeRO-1 sharded moments. See the module docs.
@@ -107,7 +112,7 @@ impl ShardedAdam {
         }
         if self.shard.is_none() {
             let block = block_len(total, world);
-            let chunk = (dp.bucket_elements() / world).clamp(1, block);
+            let chunk = chunk_len(dp.bucket_elements(), world, total);
             let mut moments = Vec::new();
             for k in (0..block).step_by(chunk) {
                 let len = chunk.min(block - k);
@@ -128,9 +133,9 @@ impl ShardedAdam {
         let grads: Vec<&Tensor> = params.iter().map(|p| &p.grad).collect();
         let values: Vec<&Tensor> = params.iter().map(|p| &p.value).collect();
         // Working buffers for this step only.
-        let pack = flat::packing_buffer(ctx, world * c)?;
-        let chunk_grad = ctx.uninit(&[c], COMM)?;
-        let chunk_param = ctx.uninit(&[c], COMM)?;
+        let pack = dp.working_buffer(ctx, world * c)?;
+        let chunk_grad = dp.working_buffer(ctx, c)?;
+        let chunk_param = dp.working_buffer(ctx, c)?;
         dp.host.resize(world * c, 0.0);
         dp.host_recv.resize(world * c, 0.0);
         self.step += 1;

@@ -111,6 +111,14 @@ impl Trainer {
         let Some(dp) = self.dp.as_mut().filter(|dp| dp.world_size() > 1) else {
             return local;
         };
+        // The exchange's working buffers are taken now, so running short of them is agreed on.
+        let mut local = local;
+        if local.is_ok() {
+            let total: usize = self.model.parameters().iter().map(|p| p.value.len()).sum();
+            if let Err(e) = dp.reserve(&self.ctx, total, self.sharded.is_some()) {
+                local = Err(e);
+            }
+        }
         let (loss, correct, failed) = match &local {
             Ok((l, c)) => (*l as f32, *c as f32, 0.0),
             Err(_) => (0.0, 0.0, 1.0),
