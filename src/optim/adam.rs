@@ -40,17 +40,24 @@ impl Adam {
 }
 
 impl Optimizer for Adam {
-    fn step(&mut self, params: Vec<&mut Parameter>) -> Result<()> {
+    fn prepare(&mut self, params: Vec<&mut Parameter>) -> Result<()> {
         check_same_params(self.moments.len(), params.len())?;
         if self.moments.is_empty() {
+            let mut moments = Vec::with_capacity(params.len());
             for p in &params {
                 let ctx = p.value.context();
-                self.moments.push((
+                moments.push((
                     ctx.zeros(p.value.shape(), tags::OPTIMIZER)?,
                     ctx.zeros(p.value.shape(), tags::OPTIMIZER)?,
                 ));
             }
+            self.moments = moments;
         }
+        Ok(())
+    }
+
+    fn step(&mut self, mut params: Vec<&mut Parameter>) -> Result<()> {
+        self.prepare(params.iter_mut().map(|p| &mut **p).collect())?;
         self.step += 1;
         for (p, (m, v)) in params.into_iter().zip(&self.moments) {
             compute::adam(

@@ -16,6 +16,14 @@ pub trait Optimizer: Send {
     /// in the same order every step (state is kept by position).
     fn step(&mut self, params: Vec<&mut Parameter>) -> Result<()>;
 
+    /// Creates the optimizer's state for `params` if it has none yet (it is otherwise created
+    /// at the first step). Data-parallel training calls it before the step's agreement, so
+    /// that running out of memory for it is agreed on by every rank.
+    fn prepare(&mut self, params: Vec<&mut Parameter>) -> Result<()> {
+        let _ = params;
+        Ok(())
+    }
+
     /// Bytes of optimizer state held (momentum, moments).
     fn state_bytes(&self) -> u64;
 

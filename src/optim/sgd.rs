@@ -34,14 +34,20 @@ impl Sgd {
 }
 
 impl Optimizer for Sgd {
-    fn step(&mut self, params: Vec<&mut Parameter>) -> Result<()> {
+    fn prepare(&mut self, params: Vec<&mut Parameter>) -> Result<()> {
         check_same_params(self.velocity.len(), params.len())?;
         if self.velocity.is_empty() && self.hp.momentum != 0.0 {
+            let mut velocity = Vec::with_capacity(params.len());
             for p in &params {
-                self.velocity
-                    .push(p.value.context().zeros(p.value.shape(), tags::OPTIMIZER)?);
+                velocity.push(p.value.context().zeros(p.value.shape(), tags::OPTIMIZER)?);
             }
+            self.velocity = velocity;
         }
+        Ok(())
+    }
+
+    fn step(&mut self, mut params: Vec<&mut Parameter>) -> Result<()> {
+        self.prepare(params.iter_mut().map(|p| &mut **p).collect())?;
         for (i, p) in params.into_iter().enumerate() {
             let v = self.velocity.get(i).map(|t| t.raw());
             compute::sgd(

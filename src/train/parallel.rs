@@ -7,7 +7,13 @@
 //!   the *sum* over ranks of the accumulated gradients is the full-batch mean gradient;
 //! - one small all-reduce of `[loss · rows, correct, failed, adaptations]` makes every rank
 //!   see the global loss and accuracy, and agree on what to do: if any rank failed, all return
-//!   an error; if the loss is not finite, all skip (or all stop);
+//!   an error; if the loss is not finite, all skip (or all stop). Before it, each rank takes
+//!   the memory its update will need (the exchange's working buffers from the pool, the
+//!   optimizer's state at the first step), so running short of memory is one more failure
+//!   that all ranks agree on. What can still fail after the agreement (a lost device, a write
+//!   out of bounds) is not agreed: a rank that fails there should end the job with
+//!   [`Collective::abort`], as `examples/train.rs` does, because the others may be waiting for
+//!   it inside a collective;
 //! - the gradients are summed over ranks in buckets ([`DataParallel`]) and every rank applies
 //!   the same optimizer update, or, with ZeRO-1, reduce-scattered, each rank updating its
 //!   slice ([`ShardedAdam`]) before an all-gather.
@@ -111,11 +117,18 @@ impl Trainer {
         let Some(dp) = self.dp.as_mut().filter(|dp| dp.world_size() > 1) else {
             return local;
         };
-        // The exchange's working buffers are taken now, so running short of them is agreed on.
+        // The memory the update needs (the exchange's working buffers, the optimizer's state
+        // at the first step) is taken now, so running short of it is agreed on.
         let mut local = local;
         if local.is_ok() {
             let total: usize = self.model.parameters().iter().map(|p| p.value.len()).sum();
-            if let Err(e) = dp.reserve(&self.ctx, total, self.sharded.is_some()) {
+            let prepared = match self.sharded {
+                Some(_) => Ok(()),
+                None => self.optimizer.prepare(self.model.parameters()),
+            };
+            if let Err(e) =
+                prepared.and_then(|()| dp.reserve(&self.ctx, total, self.sharded.is_some()))
+            {
                 local = Err(e);
             }
         }
