@@ -285,6 +285,14 @@ fn run(args: Args, collective: &Rc<dyn Collective>) -> wgmem::Result<()> {
             args.batch_size as f64 / step / world as f64
         );
     }
+    if let Some(dp) = trainer.data_parallel().filter(|_| world > 1) {
+        say!(
+            "gradient exchange on rank 0: {} per step sent to collectives, {:.2} GB/s \
+             (GPU-host copies and collectives together)",
+            human_bytes(dp.comm_bytes() / report.steps.max(1)),
+            dp.comm_bytes() as f64 / dp.comm_seconds().max(1e-12) / 1e9
+        );
+    }
     match report.final_test_accuracy() {
         Some(acc) => say!("test accuracy: {:.2}%", acc * 100.0),
         None => say!("test accuracy: not measured"),
