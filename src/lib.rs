@@ -6,7 +6,8 @@
 //!
 //! Layers, from the bottom: [`backend`] (the allocation seam: [`WgpuBackend`] for Metal,
 //! Vulkan, DX12 and GL; [`HostBackend`] for exact tests), [`memory`] (the account), [`compute`]
-//! (WGSL kernels, pipeline cache, batched dispatch).
+//! (WGSL kernels, pipeline cache, batched dispatch), [`profile`] (where memory went: events,
+//! reports, traces).
 //!
 //! ```
 //! use wgmem::{Backend, BufferUsage, HostBackend};
@@ -26,6 +27,7 @@ pub mod backend;
 pub mod compute;
 mod error;
 pub mod memory;
+pub mod profile;
 mod sync;
 
 pub use backend::{
@@ -34,3 +36,4 @@ pub use backend::{
 pub use compute::Gpu;
 pub use error::{Error, OutOfMemoryReport, Result};
 pub use memory::{ManagedBuffer, MemoryConfig, MemoryManager, MemoryStats};
+pub use profile::MemoryProfiler;
