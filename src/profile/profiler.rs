@@ -12,11 +12,11 @@
 //!   dropped when full), from which the timeline, the heatmap and the trace export are made.
 
 use super::event::{AccountSample, Event, EventKind, SourceLocation};
-use super::group::Groups;
+use super::group::{Groups, WordMap};
 use super::report::OomReport;
 use super::scope::{self, ScopeGuard};
 use crate::sync::lock;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -85,7 +85,7 @@ pub(super) struct Inner {
     pub(super) dropped: u64,
     pub(super) counts: EventCounts,
     pub(super) groups: Groups,
-    pub(super) live: HashMap<u64, LiveBuffer>,
+    pub(super) live: WordMap<u64, LiveBuffer>,
     next_seq: u64,
     pub(super) account: AccountSample,
     pub(super) last_oom: Option<OomReport>,
@@ -127,7 +127,7 @@ impl MemoryProfiler {
                 dropped: 0,
                 counts: EventCounts::default(),
                 groups: Groups::default(),
-                live: HashMap::new(),
+                live: WordMap::default(),
                 next_seq: 0,
                 account: AccountSample::default(),
                 last_oom: None,
@@ -135,9 +135,10 @@ impl MemoryProfiler {
         }
     }
 
-    /// A full profiler keeping the last 1,000,000 events (about 100 MB at most).
+    /// A full profiler keeping the last 262,144 events (an event is under 200 bytes, so
+    /// about 50 MB at most).
     pub fn full() -> Self {
-        Self::new(ProfileMode::Full, 1_000_000)
+        Self::new(ProfileMode::Full, 1 << 18)
     }
 
     /// A tracking-only profiler: aggregates and live set, no event log.
@@ -375,12 +376,8 @@ impl MemoryProfiler {
         if !self.is_enabled() {
             return;
         }
-        let kind = if hit {
-            EventKind::PoolHit
-        } else {
-            EventKind::Alloc
-        };
-        let event = self.event(kind, id, size, requested, tag, Some(location), account);
+        let time = self.elapsed();
+        let scope = scope::current(self.id);
         let mut inner = lock(&self.inner);
         let inner = &mut *inner;
         if hit {
@@ -392,7 +389,7 @@ impl MemoryProfiler {
         inner.account = account;
         inner
             .groups
-            .acquired(hit, size, tag, Some(location), event.scope.as_ref());
+            .acquired(hit, size, tag, Some(location), scope.as_ref());
         let seq = inner.next_seq;
         inner.next_seq += 1;
         inner.live.insert(
@@ -403,12 +400,21 @@ impl MemoryProfiler {
                 requested,
                 tag,
                 location: Some(location),
-                scope: event.scope.clone(),
-                acquired: event.time,
+                scope: scope.clone(),
+                acquired: time,
                 seq,
             },
         );
-        self.push(inner, event);
+        if self.mode() == ProfileMode::Full {
+            let kind = if hit {
+                EventKind::PoolHit
+            } else {
+                EventKind::Alloc
+            };
+            let mut event = self.event(kind, id, size, requested, tag, Some(location), account);
+            event.time = time;
+            self.push(inner, event);
+        }
     }
 
     /// A buffer was released to the pool.
@@ -424,15 +430,6 @@ impl MemoryProfiler {
         if !self.is_enabled() {
             return;
         }
-        let event = self.event(
-            EventKind::Free,
-            id,
-            size,
-            requested,
-            tag,
-            Some(location),
-            account,
-        );
         let mut inner = lock(&self.inner);
         inner.counts.frees += 1;
         inner.counts.freed_bytes += size;
@@ -443,7 +440,18 @@ impl MemoryProfiler {
                 .groups
                 .freed(size, tag, Some(location), b.scope.as_ref());
         }
-        self.push(&mut inner, event);
+        if self.mode() == ProfileMode::Full {
+            let event = self.event(
+                EventKind::Free,
+                id,
+                size,
+                requested,
+                tag,
+                Some(location),
+                account,
+            );
+            self.push(&mut inner, event);
+        }
     }
 
     /// Cached buffers of these sizes were destroyed; `account` is after all of them.

@@ -117,7 +117,7 @@ pub fn class_heatmap_svg(events: &[Event], buckets: usize, size: (u32, u32)) -> 
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(80)
-            .build_cartesian_2d(x0..x1, 0.0..rows as f64)
+            .build_cartesian_2d(x0..x1, -0.5..rows as f64 - 0.5)
             .map_err(plot_error)?;
         chart
             .configure_mesh()
@@ -125,10 +125,10 @@ pub fn class_heatmap_svg(events: &[Event], buckets: usize, size: (u32, u32)) -> 
             .x_desc("time (ms)")
             .y_desc("size class")
             .y_labels(rows.min(24))
-            .y_label_formatter(&|y| {
-                classes
-                    .get(y.floor() as usize)
-                    .map_or(String::new(), |c| human_bytes(*c))
+            // Row c spans c - 0.5 .. c + 0.5; only ticks at a row's centre get its label.
+            .y_label_formatter(&|y| match classes.get(y.round().max(0.0) as usize) {
+                Some(c) if (y - y.round()).abs() < 1e-6 => human_bytes(*c),
+                _ => String::new(),
             })
             .draw()
             .map_err(plot_error)?;
@@ -138,7 +138,7 @@ pub fn class_heatmap_svg(events: &[Event], buckets: usize, size: (u32, u32)) -> 
                 .filter(|(_, v)| **v > 0)
                 .map(move |(c, v)| {
                     Rectangle::new(
-                        [(ms(b), c as f64), (ms(b + 1), c as f64 + 1.0)],
+                        [(ms(b), c as f64 - 0.5), (ms(b + 1), c as f64 + 0.5)],
                         heat(*v as f64 / max).filled(),
                     )
                 })
