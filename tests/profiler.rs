@@ -1,6 +1,9 @@
 //! MemoryProfiler: its counts agree with the MemoryManager's account, leaks name the line that
 //! acquired them, scopes nest, the ring buffer holds its bound, a disabled profiler records
-//! nothing, and the exports (Chrome trace JSON, two SVGs) are well-formed. All on HostBackend.
+//! nothing, and the exports (Chrome trace JSON, two SVGs) are well-formed, all on HostBackend;
+//! and kernels are timed into the trace on a GPU with timestamp queries.
+
+mod common;
 
 use std::sync::Arc;
 use wgmem::memory::{MemoryConfig, MemoryManager, Workspace};
@@ -336,4 +339,54 @@ fn an_empty_profile_still_exports() {
     assert_well_formed_svg(&p.timeline_svg().unwrap());
     assert_well_formed_svg(&p.class_heatmap_svg().unwrap());
     serde_json::from_str::<serde_json::Value>(&p.chrome_trace_json()).unwrap();
+}
+
+#[test]
+fn kernels_are_timed_into_the_trace_where_the_gpu_has_timestamps() {
+    let backend = common::fresh_gpu_backend();
+    let gpu = wgmem::Gpu::new(Arc::clone(&backend)).unwrap();
+    let p = Arc::new(MemoryProfiler::full());
+    let timed = gpu.set_profiler(Some(Arc::clone(&p))).unwrap();
+    let n = 1 << 16;
+    let buf = common::upload(&*backend, &vec![1.0f32; n]);
+    let other = common::upload(&*backend, &vec![3.0f32; n]);
+    let before = p.elapsed();
+    for _ in 0..3 {
+        wgmem::compute::fill(&gpu, &buf, n, 2.0).unwrap();
+        wgmem::compute::axpby(&gpu, 1.0, &other, 0.5, &buf, n).unwrap();
+    }
+    let collected = gpu.collect_kernel_times().unwrap();
+    let kernels: Vec<(String, std::time::Duration, std::time::Duration)> = p
+        .events()
+        .into_iter()
+        .filter_map(|e| match e.kind {
+            EventKind::Kernel { name, duration } => Some((name, e.time, duration)),
+            _ => None,
+        })
+        .collect();
+    eprintln!("timestamp queries: {timed}; kernels: {kernels:?}");
+    if !timed {
+        assert_eq!(collected, 0);
+        assert!(kernels.is_empty());
+        return;
+    }
+    assert_eq!(collected, 6);
+    let names: Vec<&str> = kernels.iter().map(|k| k.0.as_str()).collect();
+    assert_eq!(names, ["fill", "axpby", "fill", "axpby", "fill", "axpby"]);
+    assert!(kernels.iter().all(|k| k.1 >= before));
+    assert!(kernels.windows(2).all(|w| w[0].1 <= w[1].1), "in GPU order");
+    let trace: serde_json::Value = serde_json::from_str(&p.chrome_trace_json()).unwrap();
+    let slices = trace["traceEvents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["ph"] == "X" && e["cat"] == "kernel")
+        .count();
+    assert_eq!(slices, 6);
+    // Tracking mode times nothing.
+    p.set_mode(ProfileMode::Tracking);
+    wgmem::compute::fill(&gpu, &buf, n, 2.0).unwrap();
+    assert_eq!(gpu.collect_kernel_times().unwrap(), 0);
+    wgmem::Backend::free(&*backend, buf);
+    wgmem::Backend::free(&*backend, other);
 }
