@@ -36,6 +36,7 @@ mod chrome;
 mod event;
 mod export;
 mod group;
+mod hooks;
 mod profiler;
 mod report;
 mod scope;

@@ -86,7 +86,7 @@ pub(super) struct Inner {
     pub(super) counts: EventCounts,
     pub(super) groups: Groups,
     pub(super) live: WordMap<u64, LiveBuffer>,
-    next_seq: u64,
+    pub(super) next_seq: u64,
     pub(super) account: AccountSample,
     pub(super) last_oom: Option<OomReport>,
 }
@@ -319,7 +319,7 @@ impl MemoryProfiler {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn event(
+    pub(super) fn event(
         &self,
         kind: EventKind,
         buffer: u64,
@@ -343,7 +343,7 @@ impl MemoryProfiler {
         }
     }
 
-    fn push(&self, inner: &mut Inner, event: Event) {
+    pub(super) fn push(&self, inner: &mut Inner, event: Event) {
         if self.mode() != ProfileMode::Full {
             return;
         }
@@ -352,149 +352,5 @@ impl MemoryProfiler {
             inner.dropped += 1;
         }
         inner.events.push_back(event);
-    }
-
-    // ---- called by the memory manager, under its lock ----
-
-    /// The profiler was attached to a manager whose account is `account`.
-    pub(crate) fn on_attach(&self, account: AccountSample) {
-        lock(&self.inner).account = account;
-    }
-
-    /// An acquisition succeeded (`hit`: from the pool).
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn on_acquire(
-        &self,
-        hit: bool,
-        id: u64,
-        size: u64,
-        requested: u64,
-        tag: &'static str,
-        location: SourceLocation,
-        account: AccountSample,
-    ) {
-        if !self.is_enabled() {
-            return;
-        }
-        let time = self.elapsed();
-        let scope = scope::current(self.id);
-        let mut inner = lock(&self.inner);
-        let inner = &mut *inner;
-        if hit {
-            inner.counts.pool_hits += 1;
-        } else {
-            inner.counts.allocs += 1;
-        }
-        inner.counts.acquired_bytes += size;
-        inner.account = account;
-        inner
-            .groups
-            .acquired(hit, size, tag, Some(location), scope.as_ref());
-        let seq = inner.next_seq;
-        inner.next_seq += 1;
-        inner.live.insert(
-            id,
-            LiveBuffer {
-                id,
-                size,
-                requested,
-                tag,
-                location: Some(location),
-                scope: scope.clone(),
-                acquired: time,
-                seq,
-            },
-        );
-        if self.mode() == ProfileMode::Full {
-            let kind = if hit {
-                EventKind::PoolHit
-            } else {
-                EventKind::Alloc
-            };
-            let mut event = self.event(kind, id, size, requested, tag, Some(location), account);
-            event.time = time;
-            self.push(inner, event);
-        }
-    }
-
-    /// A buffer was released to the pool.
-    pub(crate) fn on_free(
-        &self,
-        id: u64,
-        size: u64,
-        requested: u64,
-        tag: &'static str,
-        location: SourceLocation,
-        account: AccountSample,
-    ) {
-        if !self.is_enabled() {
-            return;
-        }
-        let mut inner = lock(&self.inner);
-        inner.counts.frees += 1;
-        inner.counts.freed_bytes += size;
-        inner.account = account;
-        // Buffers acquired before the profiler was attached or enabled are not in any group.
-        if let Some(b) = inner.live.remove(&id) {
-            inner
-                .groups
-                .freed(size, tag, Some(location), b.scope.as_ref());
-        }
-        if self.mode() == ProfileMode::Full {
-            let event = self.event(
-                EventKind::Free,
-                id,
-                size,
-                requested,
-                tag,
-                Some(location),
-                account,
-            );
-            self.push(&mut inner, event);
-        }
-    }
-
-    /// Cached buffers of these sizes were destroyed; `account` is after all of them.
-    pub(crate) fn on_evict(&self, sizes: impl Iterator<Item = u64>, account: AccountSample) {
-        if !self.is_enabled() {
-            return;
-        }
-        let mut inner = lock(&self.inner);
-        inner.account = account;
-        for size in sizes {
-            inner.counts.evictions += 1;
-            inner.counts.evicted_bytes += size;
-            let event = self.event(EventKind::Evict, 0, size, 0, "", None, account);
-            self.push(&mut inner, event);
-        }
-    }
-
-    /// An acquisition failed for good.
-    pub(crate) fn on_oom(
-        &self,
-        size: u64,
-        requested: u64,
-        tag: &'static str,
-        location: SourceLocation,
-        account: AccountSample,
-    ) {
-        if !self.is_enabled() {
-            return;
-        }
-        let event = self.event(
-            EventKind::OutOfMemory,
-            0,
-            size,
-            requested,
-            tag,
-            Some(location),
-            account,
-        );
-        let mut inner = lock(&self.inner);
-        inner.counts.ooms += 1;
-        inner.account = account;
-        let report = OomReport::build(&inner, &event, 8);
-        inner.last_oom = Some(report);
-        self.push(&mut inner, event);
     }
 }
