@@ -390,3 +390,24 @@ fn kernels_are_timed_into_the_trace_where_the_gpu_has_timestamps() {
     wgmem::Backend::free(&*backend, buf);
     wgmem::Backend::free(&*backend, other);
 }
+
+#[test]
+fn scopes_are_per_thread() {
+    let (m, p) = profiled(None, ProfileMode::Full);
+    let _main = p.scope("main");
+    std::thread::scope(|s| {
+        for name in ["worker0", "worker1"] {
+            let (m, p) = (m.clone(), Arc::clone(&p));
+            s.spawn(move || {
+                let _scope = p.scope(name);
+                drop(m.acquire(KIB, BufferUsage::Storage, name).unwrap());
+            });
+        }
+    });
+    let by_scope = p.by_scope();
+    assert_eq!(by_scope.get("worker0").unwrap().count, 1, "{by_scope}");
+    assert_eq!(by_scope.get("worker1").unwrap().count, 1, "{by_scope}");
+    assert!(by_scope.get("main/worker0").is_none());
+    let threads: std::collections::HashSet<u64> = p.events().iter().map(|e| e.thread).collect();
+    assert_eq!(threads.len(), 2);
+}
