@@ -4,10 +4,20 @@
 //! machine's memory. wgmem makes it a measured, first-class thing: every buffer is obtained
 //! through one seam ([`backend::Backend`]), accounted, pooled and released on time.
 //!
-//! Layers, from the bottom: [`backend`] (the allocation seam: [`WgpuBackend`] for Metal,
-//! Vulkan, DX12 and GL; [`HostBackend`] for exact tests), [`pressure`] (when to give memory
-//! back), [`memory`] (the account), [`compute`] (WGSL kernels, pipeline cache, batched
-//! dispatch).
+//! Layers, from the bottom (nothing below knows what is above):
+//! - [`backend`]: the allocation seam; [`WgpuBackend`] for Metal, Vulkan, DX12 and GL,
+//!   [`HostBackend`] for exact tests;
+//! - [`profile`]: where memory went (events by source location, reports, traces, plots);
+//! - [`pressure`]: levels and sources (OS, device budget, simulated) and a monitor;
+//! - [`memory`]: the [`MemoryManager`] account, pools with bounded-waste size classes,
+//!   [`ManagedBuffer`] handles, out-of-memory recovery and the graded pressure response;
+//! - [`compute`]: WGSL kernels, pipeline cache, batched dispatch;
+//! - [`tensor`], [`nn`], [`optim`]: tensors on pooled buffers, layers with explicit backward
+//!   passes, SGD and Adam;
+//! - [`checkpoint`]: recompute instead of store, with a planner that meets a byte budget;
+//! - [`train`]: a [`Trainer`] that adapts its micro-batch to memory and loses no sample.
+//!
+//! [`best_practices`] is the guide (`docs/MEMORY_BEST_PRACTICES.md`).
 //!
 //! ```
 //! use wgmem::{Backend, BufferUsage, HostBackend};
@@ -38,6 +48,7 @@ pub mod memory;
 pub mod nn;
 pub mod optim;
 pub mod pressure;
+pub mod profile;
 mod sync;
 pub mod tensor;
 pub mod train;
@@ -48,6 +59,7 @@ pub use backend::{
 pub use compute::Gpu;
 pub use error::{Error, OutOfMemoryReport, Result};
 pub use memory::{ManagedBuffer, MemoryConfig, MemoryManager, MemoryStats};
+pub use profile::MemoryProfiler;
 pub use pressure::{PressureLevel, PressureMonitor, PressureSource};
 pub use tensor::{Context, Tensor};
 pub use train::{Trainer, TrainerConfig};

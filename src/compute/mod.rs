@@ -17,6 +17,7 @@ mod reduce;
 mod shaders;
 mod softmax;
 mod validate;
+mod timing;
 
 pub use elementwise::{
     Activation, accumulate, activation_backward, activation_backward_in_place, activation_forward,
@@ -32,10 +33,12 @@ pub use softmax::softmax_cross_entropy;
 
 use crate::backend::{Backend, BufferUsage, WgpuBackend};
 use crate::error::{Error, Result};
+use crate::profile::MemoryProfiler;
 use crate::sync::lock;
 use pipelines::PipelineCache;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
+use timing::KernelTimer;
 
 /// Bytes in the parameter ring.
 const PARAM_RING_BYTES: u64 = 256 << 10;
@@ -83,6 +86,7 @@ pub struct Gpu {
     scratch: wgpu::Buffer,
     scratch_user: Mutex<()>,
     vec4_per_thread: AtomicU32,
+    timer: Mutex<Option<KernelTimer>>,
 }
 
 impl std::fmt::Debug for Gpu {
@@ -118,6 +122,7 @@ impl Gpu {
             pipelines: PipelineCache::default(),
             workgroup_size,
             max_groups_per_dim: limits.max_compute_workgroups_per_dimension,
+            timer: Mutex::new(None),
             backend,
         })
     }
@@ -205,6 +210,28 @@ impl Gpu {
         Ok([x as u32, y as u32, 1])
     }
 
+    /// Times every dispatch into `profiler`'s timeline while it is in full mode (or stops
+    /// timing with `None`). Returns false when the device has no timestamp queries, in which
+    /// case nothing is timed. Collects what the previous profiler had pending first.
+    pub fn set_profiler(&self, profiler: Option<Arc<MemoryProfiler>>) -> Result<bool> {
+        let mut timer = lock(&self.timer);
+        if let Some(t) = timer.as_mut() {
+            t.collect(&self.backend)?;
+        }
+        *timer = profiler.and_then(|p| KernelTimer::new(&self.backend, p));
+        Ok(timer.is_some())
+    }
+
+    /// Reads back the timestamps of the dispatches timed so far and records them in the
+    /// profiler (waits for the GPU). Call it once per step; it also runs by itself when 256
+    /// dispatches are pending. Returns the number of kernels recorded.
+    pub fn collect_kernel_times(&self) -> Result<usize> {
+        match lock(&self.timer).as_mut() {
+            Some(t) => t.collect(&self.backend),
+            None => Ok(0),
+        }
+    }
+
     /// Records one dispatch of `kernel` with `params` at binding 0 and `bindings` at 1, 2, ...
     pub fn dispatch<P: bytemuck::Pod>(
         &self,
@@ -261,10 +288,15 @@ impl Gpu {
                 entries: &entries,
             });
         drop(ring);
+        let mut timer = lock(&self.timer);
+        if let Some(t) = timer.as_mut().filter(|t| t.full()) {
+            t.collect(&self.backend)?;
+        }
+        let mut timed = timer.as_mut().filter(|t| t.active());
         self.backend.encode(|encoder| {
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some(kernel.entry),
-                timestamp_writes: None,
+                timestamp_writes: timed.as_mut().map(|t| t.claim(kernel.entry)),
             });
             pass.set_pipeline(&pipeline);
             pass.set_bind_group(0, &bind_group, &[]);

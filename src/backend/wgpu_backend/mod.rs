@@ -88,7 +88,8 @@ impl WgpuBackend {
         let info = adapter.get_info();
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("wgmem"),
-            required_features: wgpu::Features::empty(),
+            // Timestamp queries let the profiler time kernels; nothing else needs features.
+            required_features: adapter.features() & wgpu::Features::TIMESTAMP_QUERY,
             required_limits: adapter.limits(),
             experimental_features: wgpu::ExperimentalFeatures::disabled(),
             memory_hints: wgpu::MemoryHints::Performance,
