@@ -28,7 +28,7 @@ pub use optim::{AdamParams, SgdParams, adam, sgd};
 pub use pipelines::Kernel;
 pub use reduce::{column_sums, max, mean, sum};
 pub use shaders::{SHADERS, ShaderSource, shader, validate_wgsl};
-pub use softmax::softmax_cross_entropy;
+pub use softmax::{CrossEntropyOutputs, softmax_cross_entropy};
 
 use crate::backend::{Backend, BufferUsage, WgpuBackend};
 use crate::error::{Error, Result};
@@ -172,9 +172,14 @@ impl Gpu {
         self.vec4_per_thread.load(Ordering::Relaxed)
     }
 
+    /// Whether the kernels were compiled without naga's runtime checks ([`Gpu::new_unchecked`]).
+    pub(crate) fn unchecked(&self) -> bool {
+        self.pipelines.unchecked
+    }
+
     /// The largest byte range one storage binding may cover.
     pub(crate) fn max_binding_bytes(&self) -> u64 {
-        u64::from(self.limits.max_storage_buffer_binding_size)
+        self.limits.max_storage_buffer_binding_size
     }
 
     /// The largest workgroup count per dispatch dimension.
@@ -260,8 +265,9 @@ impl Gpu {
                 layout: &pipeline.get_bind_group_layout(0),
                 entries: &entries,
             });
-        drop(ring);
-        self.backend.encode(|encoder| {
+        // Record while still holding the ring: a thread that wraps the ring flushes first, and
+        // that flush must carry this dispatch, or the slot could be rewritten before it runs.
+        let recorded = self.backend.encode(|encoder| {
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some(kernel.entry),
                 timestamp_writes: None,
@@ -269,7 +275,9 @@ impl Gpu {
             pass.set_pipeline(&pipeline);
             pass.set_bind_group(0, &bind_group, &[]);
             pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
-        })
+        });
+        drop(ring);
+        recorded
     }
 
     /// Submits everything recorded so far.
