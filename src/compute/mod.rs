@@ -8,6 +8,19 @@
 //! `Gpu`: each dispatch writes its parameters into the next 256-byte slot. When the ring is
 //! full the batch is submitted and the ring starts over; queue order guarantees the earlier
 //! batch has read its slots before they are overwritten. So dispatching creates no buffers.
+//!
+//! The kernels, one WGSL file and one module per family, each a function over `&Gpu`,
+//! `&wgpu::Buffer`s and explicit dimensions (row-major f32) that checks every length against its
+//! buffer and returns a typed error instead of dispatching out of bounds:
+//! - [`matmul`]: `C = act(op(A)·op(B) + bias) (+ C)` for every transpose, tiled from the limits;
+//! - elementwise: [`copy`], [`axpby`], [`accumulate`], [`add`], [`sub`], [`mul`], [`scale`] and
+//!   in-place forms, activations forward and backward, [`bias_activation`];
+//! - reductions: [`column_sums`] (bias gradients), [`sum`], [`mean`], [`max`];
+//! - [`softmax_cross_entropy`]: forward and backward in one pass, loss and accuracy on the GPU;
+//! - optimizers: [`sgd`], [`adam`] (AdamW with `decoupled`).
+//!
+//! naga adds runtime checks to every shader (index clamps, loop counters);
+//! [`Gpu::new_unchecked`] compiles without them. BENCHMARKS.md has the measured effect.
 
 mod elementwise;
 mod matmul;
