@@ -34,29 +34,34 @@ fn unchecked_kernels_match_checked_kernels() {
     for (m, n, k) in [(7, 65, 33), (129, 63, 257)] {
         let a = upload(&*b, &rng.vec(m * k));
         let bm = upload(&*b, &rng.vec(k * n));
-        for tile in [MatmulTile::T64, MatmulTile::T128] {
-            for (ta, tb) in [(false, false), (true, false), (false, true)] {
-                let opts = MatmulOptions {
-                    trans_a: ta,
-                    trans_b: tb,
-                    tile,
-                    ..Default::default()
-                };
-                let a_shape = if ta { [k, m] } else { [m, k] };
-                let b_shape = if tb { [n, k] } else { [k, n] };
-                let mut outs = Vec::new();
-                for g in [&*checked, &unchecked] {
-                    let c = upload(&*b, &vec![f32::NAN; m * n]);
-                    compute::matmul(g, &a, a_shape, &bm, b_shape, &c, &opts).unwrap();
-                    outs.push(download(&*b, &c, m * n));
-                    b.free(c);
-                }
-                assert_same(
-                    &format!("matmul {m}x{n}x{k} {tile:?} ta={ta} tb={tb}"),
-                    &outs[0],
-                    &outs[1],
-                );
+        // Each (tile, transpose) is its own entry point, compiled on first use (seconds on
+        // lavapipe), so a sample: both tiles, every transpose.
+        for (tile, ta, tb) in [
+            (MatmulTile::T64, false, false),
+            (MatmulTile::T64, true, false),
+            (MatmulTile::T128, false, true),
+            (MatmulTile::T128, false, false),
+        ] {
+            let opts = MatmulOptions {
+                trans_a: ta,
+                trans_b: tb,
+                tile,
+                ..Default::default()
+            };
+            let a_shape = if ta { [k, m] } else { [m, k] };
+            let b_shape = if tb { [n, k] } else { [k, n] };
+            let mut outs = Vec::new();
+            for g in [&*checked, &unchecked] {
+                let c = upload(&*b, &vec![f32::NAN; m * n]);
+                compute::matmul(g, &a, a_shape, &bm, b_shape, &c, &opts).unwrap();
+                outs.push(download(&*b, &c, m * n));
+                b.free(c);
             }
+            assert_same(
+                &format!("matmul {m}x{n}x{k} {tile:?} ta={ta} tb={tb}"),
+                &outs[0],
+                &outs[1],
+            );
         }
         b.free(a);
         b.free(bm);
