@@ -212,7 +212,7 @@ fn main() {
             let gpu = &gpu;
             let (secs, e2e) = time(gpu, iters, || copy(gpu, &x, &y, n).unwrap());
             rows.push(Row {
-                name: format!("copy {} MiB{checks}", n * 4 >> 20),
+                name: format!("copy {} MiB{checks}", (n * 4) >> 20),
                 ms: secs * 1e3,
                 rate: 2.0 * bytes / secs / 1e9,
                 rate_e2e: 2.0 * bytes / e2e / 1e9,
@@ -221,7 +221,7 @@ fn main() {
             });
             let (secs, e2e) = time(gpu, iters, || axpby(gpu, 0.5, &x, 0.5, &y, n).unwrap());
             rows.push(Row {
-                name: format!("axpby {} MiB{checks}", n * 4 >> 20),
+                name: format!("axpby {} MiB{checks}", (n * 4) >> 20),
                 ms: secs * 1e3,
                 rate: 3.0 * bytes / secs / 1e9,
                 rate_e2e: 3.0 * bytes / e2e / 1e9,

@@ -59,7 +59,7 @@ pub use backend::{
 pub use compute::Gpu;
 pub use error::{Error, OutOfMemoryReport, Result};
 pub use memory::{ManagedBuffer, MemoryConfig, MemoryManager, MemoryStats};
-pub use profile::MemoryProfiler;
 pub use pressure::{PressureLevel, PressureMonitor, PressureSource};
+pub use profile::MemoryProfiler;
 pub use tensor::{Context, Tensor};
 pub use train::{Trainer, TrainerConfig};

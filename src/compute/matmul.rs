@@ -14,7 +14,10 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum MatmulTile {
     /// The 128 x 128 tile when the device has the workgroup memory for it and the output has
-    /// enough tiles to fill the GPU; the 64 x 64 tile otherwise.
+    /// enough tiles to fill the GPU; the 64 x 64 tile otherwise. For `A·B` on a
+    /// [`Gpu::new_unchecked`] with 33 KiB of workgroup memory, the K-16 form of the 128 tile,
+    /// which measured 3-4% faster there on an H200 (and no faster for the transposes, nor with
+    /// the checks on): see BENCHMARKS.md.
     #[default]
     Auto,
     /// 64 x 64 output tile, 4 x 4 per thread (8.5 KiB of workgroup memory; always available).
@@ -80,7 +83,13 @@ fn kernel(tile: MatmulTile, trans_a: bool, trans_b: bool) -> Kernel {
     }
 }
 
-fn choose_tile(gpu: &Gpu, asked: MatmulTile, m: usize, n: usize) -> Result<MatmulTile> {
+fn choose_tile(
+    gpu: &Gpu,
+    asked: MatmulTile,
+    m: usize,
+    n: usize,
+    transposed: bool,
+) -> Result<MatmulTile> {
     let storage = gpu.limits().max_compute_workgroup_storage_size;
     let t128_fits = storage >= T128_WORKGROUP_BYTES;
     let too_small = |bytes: u32| {
@@ -96,10 +105,13 @@ fn choose_tile(gpu: &Gpu, asked: MatmulTile, m: usize, n: usize) -> Result<Matmu
         }
         MatmulTile::Auto => {
             let tiles = (m as u64).div_ceil(128) * (n as u64).div_ceil(128);
-            Ok(if t128_fits && tiles >= T128_MIN_TILES {
-                MatmulTile::T128
-            } else {
+            let k16_fits = storage >= T128K16_WORKGROUP_BYTES;
+            Ok(if !(t128_fits && tiles >= T128_MIN_TILES) {
                 MatmulTile::T64
+            } else if k16_fits && gpu.unchecked() && !transposed {
+                MatmulTile::T128K16
+            } else {
+                MatmulTile::T128
             })
         }
         tile => Ok(tile),
@@ -176,7 +188,7 @@ pub fn matmul(
     if len_c == 0 {
         return Ok(());
     }
-    let tile = choose_tile(gpu, opts.tile, m, n)?;
+    let tile = choose_tile(gpu, opts.tile, m, n, opts.trans_a || opts.trans_b)?;
     let edge = if tile == MatmulTile::T64 { 64 } else { 128 };
     let groups = [n32.div_ceil(edge), m32.div_ceil(edge), 1];
     let max = gpu.max_groups_per_dim();

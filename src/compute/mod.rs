@@ -8,6 +8,19 @@
 //! `Gpu`: each dispatch writes its parameters into the next 256-byte slot. When the ring is
 //! full the batch is submitted and the ring starts over; queue order guarantees the earlier
 //! batch has read its slots before they are overwritten. So dispatching creates no buffers.
+//!
+//! The kernels, one WGSL file and one module per family, each a function over `&Gpu`,
+//! `&wgpu::Buffer`s and explicit dimensions (row-major f32) that checks every length against its
+//! buffer and returns a typed error instead of dispatching out of bounds:
+//! - [`matmul`]: `C = act(op(A)·op(B) + bias) (+ C)` for every transpose, tiled from the limits;
+//! - elementwise: [`copy`], [`axpby`], [`accumulate`], [`add`], [`sub`], [`mul`], [`scale`] and
+//!   in-place forms, activations forward and backward, [`bias_activation`];
+//! - reductions: [`column_sums`] (bias gradients), [`sum`], [`mean`], [`max`];
+//! - [`softmax_cross_entropy`]: forward and backward in one pass, loss and accuracy on the GPU;
+//! - optimizers: [`sgd`], [`adam`] (AdamW with `decoupled`).
+//!
+//! naga adds runtime checks to every shader (index clamps, loop counters);
+//! [`Gpu::new_unchecked`] compiles without them. BENCHMARKS.md has the measured effect.
 
 mod elementwise;
 mod matmul;
@@ -16,8 +29,8 @@ mod pipelines;
 mod reduce;
 mod shaders;
 mod softmax;
-mod validate;
 mod timing;
+mod validate;
 
 pub use elementwise::{
     Activation, accumulate, activation_backward, activation_backward_in_place, activation_forward,
@@ -29,7 +42,7 @@ pub use optim::{AdamParams, SgdParams, adam, sgd};
 pub use pipelines::Kernel;
 pub use reduce::{column_sums, max, mean, sum};
 pub use shaders::{SHADERS, ShaderSource, shader, validate_wgsl};
-pub use softmax::softmax_cross_entropy;
+pub use softmax::{CrossEntropyOutputs, softmax_cross_entropy};
 
 use crate::backend::{Backend, BufferUsage, WgpuBackend};
 use crate::error::{Error, Result};
@@ -177,9 +190,14 @@ impl Gpu {
         self.vec4_per_thread.load(Ordering::Relaxed)
     }
 
+    /// Whether the kernels were compiled without naga's runtime checks ([`Gpu::new_unchecked`]).
+    pub(crate) fn unchecked(&self) -> bool {
+        self.pipelines.unchecked
+    }
+
     /// The largest byte range one storage binding may cover.
     pub(crate) fn max_binding_bytes(&self) -> u64 {
-        u64::from(self.limits.max_storage_buffer_binding_size)
+        self.limits.max_storage_buffer_binding_size
     }
 
     /// The largest workgroup count per dispatch dimension.
@@ -287,13 +305,14 @@ impl Gpu {
                 layout: &pipeline.get_bind_group_layout(0),
                 entries: &entries,
             });
-        drop(ring);
         let mut timer = lock(&self.timer);
         if let Some(t) = timer.as_mut().filter(|t| t.full()) {
             t.collect(&self.backend)?;
         }
         let mut timed = timer.as_mut().filter(|t| t.active());
-        self.backend.encode(|encoder| {
+        // Record while still holding the ring: a thread that wraps the ring flushes first, and
+        // that flush must carry this dispatch, or the slot could be rewritten before it runs.
+        let recorded = self.backend.encode(|encoder| {
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some(kernel.entry),
                 timestamp_writes: timed.as_mut().map(|t| t.claim(kernel.entry)),
@@ -301,7 +320,9 @@ impl Gpu {
             pass.set_pipeline(&pipeline);
             pass.set_bind_group(0, &bind_group, &[]);
             pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
-        })
+        });
+        drop(ring);
+        recorded
     }
 
     /// Submits everything recorded so far.

@@ -210,6 +210,9 @@ impl WgpuBackend {
     /// Submits the pending batch, if any, and returns the index of the latest submission.
     pub fn flush(&self) -> Result<SubmissionIndex> {
         self.check_lost()?;
+        // Hold the lock until the batch is submitted: otherwise another thread's flush (or a
+        // read's staging copy, which follows a flush) could reach the queue first and run
+        // before commands recorded earlier.
         let mut pending = lock(&self.pending);
         if let Some(encoder) = pending.take() {
             self.submit(encoder.finish());
