@@ -13,6 +13,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::io::Read;
 use std::sync::Arc;
 use std::time::Instant;
+use wgmem::MemoryProfiler;
 use wgmem::backend::parse_bytes;
 use wgmem::checkpoint::CheckpointPolicy;
 use wgmem::data::Dataset;
@@ -94,6 +95,22 @@ fn run(args: Args) -> wgmem::Result<()> {
         ..MemoryConfig::default()
     };
     let ctx = Context::new(backend, config)?;
+    let profiler = args
+        .profile
+        .as_ref()
+        .map(|_| Arc::new(MemoryProfiler::full()));
+    if let Some(p) = &profiler {
+        ctx.memory().set_profiler(Some(Arc::clone(p)));
+        let timed = ctx.gpu().set_profiler(Some(Arc::clone(p)))?;
+        println!(
+            "profiling memory{}",
+            if timed {
+                " and kernel times"
+            } else {
+                " (no GPU timestamps on this adapter)"
+            }
+        );
+    }
 
     let mut model = Sequential::new();
     let mut width = data.n_features();
@@ -194,10 +211,19 @@ fn run(args: Args) -> wgmem::Result<()> {
         Some(acc) => println!("test accuracy: {:.2}%", acc * 100.0),
         None => println!("test accuracy: not measured"),
     }
-    if let Some(path) = &args.profile {
-        eprintln!(
-            "--profile {}: the profiler is not merged yet; nothing written",
-            path.display()
+    if let (Some(path), Some(p)) = (&args.profile, &profiler) {
+        ctx.gpu().collect_kernel_times()?;
+        println!("\nmemory by source:\n{}", p.by_source());
+        println!("memory by tag:\n{}", p.by_tag());
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let files = p.write_all(path)?;
+        println!(
+            "wrote {}, {}, {}",
+            files.trace.display(),
+            files.timeline.display(),
+            files.classes.display()
         );
     }
     Ok(())

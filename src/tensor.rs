@@ -71,6 +71,7 @@ impl Context {
     }
 
     /// A tensor whose contents are unspecified (a reused buffer): for kernel outputs.
+    #[track_caller]
     pub fn uninit(self: &Arc<Self>, shape: &[usize], tag: &'static str) -> Result<Tensor> {
         let len = element_count(shape)?;
         let buffer = self
@@ -84,6 +85,7 @@ impl Context {
     }
 
     /// A tensor of zeros.
+    #[track_caller]
     pub fn zeros(self: &Arc<Self>, shape: &[usize], tag: &'static str) -> Result<Tensor> {
         let t = self.uninit(shape, tag)?;
         compute::fill(&self.gpu, t.raw(), t.len(), 0.0)?;
@@ -91,6 +93,7 @@ impl Context {
     }
 
     /// A tensor holding `data` (row-major) with `shape`.
+    #[track_caller]
     pub fn from_slice(
         self: &Arc<Self>,
         data: &[f32],
@@ -103,6 +106,7 @@ impl Context {
     }
 
     /// A buffer of `u32` values (class labels), accounted under `tag`.
+    #[track_caller]
     pub fn upload_u32(
         &self,
         data: &[u32],
@@ -242,6 +246,7 @@ impl Tensor {
     }
 
     /// A new tensor (tag `tag`) with a copy of this one's contents.
+    #[track_caller]
     pub fn duplicate(&self, tag: &'static str) -> Result<Tensor> {
         let t = self.ctx.uninit(&self.shape, tag)?;
         compute::copy(self.ctx.gpu(), self.raw(), t.raw(), self.len())?;

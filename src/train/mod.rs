@@ -308,6 +308,8 @@ impl Trainer {
     /// One optimizer step over `batch`, adapting to memory as the module docs describe.
     /// Returns the batch's mean loss and accuracy.
     pub fn train_step(&mut self, batch: &Dataset) -> Result<(f32, f32)> {
+        let profiler = self.ctx.memory().profiler();
+        let _scope = profiler.as_ref().map(|p| p.scope("step"));
         if self.pressure.swap(false, Ordering::SeqCst) && self.micro_batch > 1 {
             self.calm_steps = 0;
             self.adapt(
