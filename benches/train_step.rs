@@ -241,12 +241,16 @@ fn checkpointing(backend: &Arc<WgpuBackend>, s: &Shape, timed: usize) {
 }
 
 fn main() {
-    let small = std::env::args().any(|a| a == "--small");
     let backend = Arc::new(WgpuBackend::new().expect("a GPU adapter"));
+    // A software adapter (lavapipe, llvmpipe) runs the reduced sizes: the full ones take hours.
+    let software = backend.adapter().device_type == "Cpu";
+    let small = software || std::env::args().any(|a| a == "--small");
     println!(
         "adapter: {}{}",
         backend.adapter(),
-        if small {
+        if software {
+            " (software driver: reduced sizes; not GPU figures)"
+        } else if small {
             " (--small: reduced sizes)"
         } else {
             ""
