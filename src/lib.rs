@@ -40,6 +40,8 @@ pub mod optim;
 pub mod pressure;
 mod sync;
 pub mod tensor;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod train;
 
 pub use backend::{
