@@ -106,7 +106,7 @@ fn threads_sharing_a_manager_under_faults_lose_nothing_and_keep_the_account_exac
     let s = manager.stats();
     eprintln!(
         "{THREADS} threads x {OPS} operations: {} typed errors, faults {:?}, {pressure_responses} \
-         pressure responses; {} bytes held at the end were returned; stats: {s}",
+         pressure responses; {} bytes held when the threads finished, all returned; stats: {s}",
         typed_errors.load(Ordering::Relaxed),
         backend.faults(),
         held_at_end

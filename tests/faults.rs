@@ -13,7 +13,8 @@
 //!   below them),
 //!
 //! and at the end, after dropping everything and `clear_cache`, the backend holds nothing
-//! and the pool still serves a write and a read.
+//! and the pool still serves a write and a read. The last test runs the wrapper over the real
+//! `WgpuBackend` (lavapipe in CI) with the same account checks.
 
 mod common;
 
@@ -475,4 +476,73 @@ fn a_lost_device_fails_every_later_operation_and_leaks_nothing() {
     assert_eq!(backend.live_buffers(), 0);
     assert_eq!(m.stats().live_bytes, 0);
     assert!(backend.faults().device_lost >= 5);
+}
+
+/// The wrapper over the real GPU backend: the same account checks on lavapipe in CI.
+#[test]
+fn faults_over_the_gpu_backend_keep_the_account_exact() {
+    let backend = Arc::new(FaultyBackend::new(wgmem::WgpuBackend::new().unwrap(), 5));
+    let m = MemoryManager::new(Arc::clone(&backend));
+    backend.set_allocation_failure_rate(0.2);
+    backend.set_write_failure_rate(0.1);
+    backend.set_read_failure_rate(0.1);
+    let mut rng = common::Rng::new(5);
+    let mut held: Vec<(ManagedBuffer<_>, Option<u8>)> = Vec::new();
+    for i in 0..400u64 {
+        let r = match rng.next_u64() % 4 {
+            0 | 1 => m
+                .acquire(
+                    4 + rng.next_u64() % (256 * KIB),
+                    BufferUsage::Storage,
+                    "gpu",
+                )
+                .map(|b| held.push((b, None))),
+            2 if !held.is_empty() => {
+                let k = rng.next_u64() as usize % held.len();
+                held.swap_remove(k);
+                Ok(())
+            }
+            _ if !held.is_empty() => {
+                let k = rng.next_u64() as usize % held.len();
+                let (b, mark) = &mut held[k];
+                let len = (b.requested() / 4 * 4) as usize;
+                let mut out = vec![0u8; len];
+                match b.read(0, &mut out) {
+                    Ok(()) => {
+                        if let Some(x) = *mark {
+                            assert!(out.iter().all(|&v| v == x), "step {i}");
+                        }
+                        *mark = None;
+                        let byte = i as u8;
+                        b.write(0, &vec![byte; len]).map(|()| *mark = Some(byte))
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            _ => Ok(()),
+        };
+        if let Err(e) = r {
+            assert!(
+                matches!(e, Error::OutOfMemory(_) | Error::Transfer { .. }),
+                "{e}"
+            );
+        }
+        let s = m.stats();
+        let live: u64 = held.iter().map(|(b, _)| b.size()).sum();
+        assert_eq!(s.live_bytes, live);
+        assert_eq!(s.cached_bytes, backend.allocated_bytes() - live);
+    }
+    let faults = backend.faults();
+    assert!(
+        faults.allocations > 0 && faults.writes + faults.reads > 0,
+        "{faults:?}"
+    );
+    backend.lose_device("test");
+    if let Some((b, _)) = held.first() {
+        assert!(matches!(b.write(0, &[0; 4]), Err(Error::DeviceLost { .. })));
+    }
+    held.clear();
+    m.clear_cache();
+    assert_eq!(backend.allocated_bytes(), 0);
+    assert_eq!(backend.live_buffers(), 0);
 }

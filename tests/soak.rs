@@ -1,4 +1,4 @@
-//! Soak: the Trainer on the digits for 4 epochs (92 steps, lavapipe in CI) while a seeded
+//! Soak: the Trainer on the digits for 3 epochs (69 steps, lavapipe in CI) while a seeded
 //! simulated pressure source moves through random levels every step (the memory manager and
 //! the trainer respond) and a seeded random hard limit, changed every step, makes allocations
 //! fail mid-step. Checked at the end: every step asked for was done and every sample seen,
@@ -34,18 +34,18 @@ fn digits() -> Dataset {
     data.split(0.2, 0).unwrap().0
 }
 
-const EPOCHS: usize = 4;
+const EPOCHS: usize = 3;
 
 fn trainer(ctx: &Arc<Context>) -> Trainer {
     let model = Sequential::new()
-        .with(Linear::new(ctx, 64, 64, 1).unwrap().with_relu())
-        .with(Linear::new(ctx, 64, 64, 2).unwrap().with_relu())
-        .with(Linear::new(ctx, 64, 10, 3).unwrap());
+        .with(Linear::new(ctx, 64, 32, 1).unwrap().with_relu())
+        .with(Linear::new(ctx, 32, 32, 2).unwrap().with_relu())
+        .with(Linear::new(ctx, 32, 10, 3).unwrap());
     let config = TrainerConfig {
         epochs: EPOCHS,
         batch_size: 64,
         seed: 3,
-        recover_after: 4,
+        recover_after: 2,
         ..TrainerConfig::default()
     };
     Trainer::new(Arc::clone(ctx), model, Box::new(Adam::new(2e-3)), config).unwrap()
@@ -53,7 +53,7 @@ fn trainer(ctx: &Arc<Context>) -> Trainer {
 
 /// Relative difference allowed between the final training loss with and without faults.
 /// Micro-batches sum the same gradients in another order, so the runs differ by rounding,
-/// which Adam carries from step to step; measured differences are below 1e-4 here.
+/// which Adam carries from step to step; the measured difference here is below 1e-6.
 const LOSS_TOLERANCE: f64 = 1e-2;
 
 #[test]
@@ -89,20 +89,20 @@ fn training_under_random_pressure_and_failing_allocations_loses_nothing() {
     ];
     let report = t
         .fit(&data, None, |s| {
-            // Normal half the time, Warning 30%, Critical 20%.
+            // Normal 60% of the steps, Warning 30%, Critical 10%.
             let level = match rng.next_u64() % 10 {
-                0..5 => levels[0],
-                5..8 => levels[1],
+                0..6 => levels[0],
+                6..9 => levels[1],
                 _ => levels[2],
             };
             pressure.set(level);
             monitor.poll();
-            // A limit between a quarter and twice the reference's working set above what is
-            // live now, or none (one step in four).
-            let limit = match rng.next_u64() % 4 {
+            // A limit between 5% and 105% of the reference's working set above what is live
+            // now, or none (one step in five).
+            let limit = match rng.next_u64() % 5 {
                 0 => None,
                 _ => {
-                    let f = 0.25 + 1.75 * (rng.next_u64() % 1000) as f64 / 1000.0;
+                    let f = 0.05 + (rng.next_u64() % 1000) as f64 / 1000.0;
                     Some(s.live_bytes + (working_set as f64 * f) as u64)
                 }
             };
@@ -124,7 +124,7 @@ fn training_under_random_pressure_and_failing_allocations_loses_nothing() {
         "soak: {} steps ({} asked), {} samples; {pressure_changes} pressure changes, \
          {limits_set} limits set, {} failed allocations (manager OOMs), {ooms_survived} \
          out-of-memory adaptations, {} adaptations in all; live at the end {} B (baseline {} B); \
-         loss {loss:.6} vs {ref_loss:.6} without faults",
+         loss {loss:.6} vs {ref_loss:.6} without faults (relative difference {:.1e})",
         report.steps,
         EPOCHS as u64 * steps_per_epoch,
         report.samples_seen,
@@ -132,6 +132,7 @@ fn training_under_random_pressure_and_failing_allocations_loses_nothing() {
         report.adaptations.len(),
         stats.live_bytes,
         baseline,
+        (loss - ref_loss).abs() / ref_loss,
     );
     assert_eq!(report.steps, EPOCHS as u64 * steps_per_epoch);
     assert_eq!(report.samples_seen, EPOCHS * data.len());
