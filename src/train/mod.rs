@@ -46,7 +46,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-/// What to do when the loss is NaN or infinite.
+/// What to do when the loss, or an input of the batch, is NaN or infinite.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum NonFinitePolicy {
     /// Stop with [`Error::NonFiniteLoss`] (or [`Error::NonFiniteInput`]).
