@@ -51,6 +51,8 @@ pub mod pressure;
 pub mod profile;
 mod sync;
 pub mod tensor;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod train;
 
 pub use backend::{

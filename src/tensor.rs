@@ -74,9 +74,13 @@ impl Context {
     #[track_caller]
     pub fn uninit(self: &Arc<Self>, shape: &[usize], tag: &'static str) -> Result<Tensor> {
         let len = element_count(shape)?;
-        let buffer = self
-            .memory
-            .acquire((len.max(1) * 4) as u64, BufferUsage::Storage, tag)?;
+        let bytes = (len.max(1) as u64).checked_mul(4).ok_or_else(|| {
+            Error::invalid(
+                "tensor shape",
+                format!("{shape:?} has more bytes than fit in 64 bits"),
+            )
+        })?;
+        let buffer = self.memory.acquire(bytes, BufferUsage::Storage, tag)?;
         Ok(Tensor {
             shape: shape.to_vec(),
             buffer,

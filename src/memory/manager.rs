@@ -493,8 +493,7 @@ impl<B: Backend> MemoryManager<B> {
                 // The device is full: undo the reservation and free every cached buffer.
                 let evicted = {
                     let mut state = lock(&self.shared.state);
-                    self.remove_live(&mut state, id);
-                    state.stats.allocations -= 1;
+                    self.unreserve(&mut state, id, size);
                     let evicted = state.pool.evict_bytes(u64::MAX);
                     state.evicted(&evicted);
                     evicted
@@ -506,11 +505,18 @@ impl<B: Backend> MemoryManager<B> {
             }
             Err(other) => {
                 let mut state = lock(&self.shared.state);
-                self.remove_live(&mut state, id);
-                state.stats.allocations -= 1;
+                self.unreserve(&mut state, id, size);
                 Err(other)
             }
         }
+    }
+
+    /// Undoes the reservation `add_live` made for an allocation the backend then refused.
+    fn unreserve(&self, state: &mut State<B::Buffer>, id: u64, requested: u64) {
+        self.remove_live(state, id);
+        state.stats.requested_live_bytes -= requested;
+        state.stats.allocations -= 1;
+        state.update_peaks();
     }
 
     fn remove_live(&self, state: &mut State<B::Buffer>, id: u64) -> Option<(&'static str, u64)> {

@@ -242,6 +242,16 @@ impl WgpuBackend {
         }
     }
 
+    /// A failed map is [`Error::DeviceLost`] when the device was lost meanwhile (wgpu reports
+    /// the loss through its callback, which runs during the wait that precedes the map), so
+    /// the caller sees the cause it must act on rather than its symptom.
+    fn map_error(&self, e: impl std::fmt::Display) -> Error {
+        match self.check_lost() {
+            Err(lost) => lost,
+            Ok(()) => Error::Map(e.to_string()),
+        }
+    }
+
     fn wait(&self) -> Result<()> {
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
@@ -314,13 +324,13 @@ impl WgpuBackend {
             });
         self.wait()?;
         rx.recv()
-            .map_err(|_| Error::Map("the map callback never ran".into()))?
-            .map_err(|e| Error::Map(e.to_string()))?;
+            .map_err(|_| self.map_error("the map callback never ran"))?
+            .map_err(|e| self.map_error(e))?;
         {
             let view = staging
                 .slice(..aligned_len)
                 .get_mapped_range()
-                .map_err(|e| Error::Map(e.to_string()))?;
+                .map_err(|e| self.map_error(e))?;
             out.copy_from_slice(&view[..out.len()]);
         }
         staging.unmap();
