@@ -14,6 +14,9 @@ use wgmem::{Backend, BufferUsage, Gpu, WgpuBackend};
 
 const REPEATS: usize = 7;
 
+/// `(m, n, k, transposes (trans_a, trans_b) timed)`.
+type Shape = (usize, usize, usize, Vec<(bool, bool)>);
+
 struct Rng(u64);
 impl Rng {
     fn uniform(&mut self) -> f32 {
@@ -93,30 +96,82 @@ fn main() {
     let mut rows = Vec::new();
     let mut rng = Rng(7);
 
-    let shapes: &[(usize, usize, usize)] = if quick {
-        &[(130, 129, 131)]
+    // (m, n, k, transposes): the square product, the three products of a 4096-wide layer of
+    // the MLP step (forward, weight gradient Aᵀ·B, input gradient A·Bᵀ) and the 784-wide first
+    // layer's forward and weight gradient.
+    const NN: (bool, bool) = (false, false);
+    const TN: (bool, bool) = (true, false);
+    const NT: (bool, bool) = (false, true);
+    let layer_only = std::env::var("WGMEM_BENCH_SHAPES").is_ok_and(|s| s == "layer");
+    let shapes: Vec<Shape> = if quick {
+        vec![(130, 129, 131, vec![NN, TN, NT])]
+    } else if layer_only {
+        // WGMEM_BENCH_SHAPES=layer: only the MLP step's shapes.
+        vec![
+            (1024, 4096, 4096, vec![NN, TN, NT]),
+            (1024, 4096, 784, vec![NN]),
+            (784, 4096, 1024, vec![TN]),
+        ]
     } else {
-        &[(4096, 4096, 4096), (1024, 4096, 4096)]
+        vec![
+            (4096, 4096, 4096, vec![NN]),
+            (1024, 4096, 4096, vec![NN, TN, NT]),
+            (1024, 4096, 784, vec![NN]),
+            (784, 4096, 1024, vec![TN]),
+        ]
     };
-    for &(m, n, k) in shapes {
+    // WGMEM_BENCH_TILES=T128,T128P,... picks the tilings timed (each with naga's checks on and
+    // off); the K-16 tile of v2 is timed unchecked only, where it was ever faster.
+    let tiles: Vec<MatmulTile> = match std::env::var("WGMEM_BENCH_TILES") {
+        Ok(list) => list
+            .split(',')
+            .map(|name| match name.trim() {
+                "T64" => MatmulTile::T64,
+                "T128" => MatmulTile::T128,
+                "T128K16" => MatmulTile::T128K16,
+                "T128P" => MatmulTile::T128P,
+                "T128S" => MatmulTile::T128S,
+                "T64x128" => MatmulTile::T64x128,
+                "Auto" => MatmulTile::Auto,
+                other => panic!("unknown tile {other}"),
+            })
+            .collect(),
+        Err(_) => vec![
+            MatmulTile::T128,
+            MatmulTile::T128K16,
+            MatmulTile::T128P,
+            MatmulTile::T128S,
+            MatmulTile::T64x128,
+            MatmulTile::Auto,
+        ],
+    };
+    let mut variants = Vec::new();
+    for &tile in &tiles {
+        if tile != MatmulTile::T128K16 {
+            variants.push((tile, &gpu, ""));
+        }
+        if tile != MatmulTile::Auto {
+            variants.push((tile, &ugpu, " unchecked"));
+        }
+    }
+    for (m, n, k, transposes) in &shapes {
+        let (m, n, k) = (*m, *n, *k);
         let a = rng.vec(m * k);
         let b = rng.vec(k * n);
         let (ab, bb) = (upload(&backend, &a), upload(&backend, &b));
         let cb = backend
             .allocate((m * n * 4) as u64, BufferUsage::Storage)
             .unwrap();
-        for (ta, tb, label) in [
-            (false, false, "A·B"),
-            (true, false, "Aᵀ·B"),
-            (false, true, "A·Bᵀ"),
-        ] {
-            for (tile, gpu, checks) in [
-                (MatmulTile::T128, &gpu, ""),
-                (MatmulTile::T128K16, &ugpu, " unchecked"),
-                (MatmulTile::T64, &gpu, ""),
-            ] {
-                if tile == MatmulTile::T128K16
-                    && gpu.limits().max_compute_workgroup_storage_size < 33_792
+        for &(ta, tb) in transposes {
+            let label = match (ta, tb) {
+                (false, false) => "A·B",
+                (true, false) => "Aᵀ·B",
+                _ => "A·Bᵀ",
+            };
+            for &(tile, gpu, checks) in &variants {
+                let storage = gpu.limits().max_compute_workgroup_storage_size;
+                if (tile == MatmulTile::T128K16 && storage < 33_792)
+                    || (tile == MatmulTile::T128S && storage < 32_768)
                 {
                     continue;
                 }

@@ -127,7 +127,13 @@ fn every_transpose_and_tile_matches_f64_reference() {
     // The K-16 tile needs 33 KiB of workgroup memory: lavapipe and Metal have 32 KiB, so there
     // it is checked for the error (and the H200 benchmark checks its results).
     let k16 = gpu().limits().max_compute_workgroup_storage_size >= 33_792;
-    let mut tiles = vec![MatmulTile::T64, MatmulTile::T128];
+    let mut tiles = vec![
+        MatmulTile::T64,
+        MatmulTile::T128,
+        MatmulTile::T128P,
+        MatmulTile::T128S,
+        MatmulTile::T64x128,
+    ];
     if k16 {
         tiles.push(MatmulTile::T128K16);
     } else {
@@ -158,7 +164,14 @@ fn every_transpose_and_tile_matches_f64_reference() {
 #[test]
 fn fused_bias_activation_and_accumulate_match_f64_reference() {
     let mut rng = Rng::new(2);
-    for tile in [MatmulTile::Auto, MatmulTile::T64, MatmulTile::T128] {
+    for tile in [
+        MatmulTile::Auto,
+        MatmulTile::T64,
+        MatmulTile::T128,
+        MatmulTile::T128P,
+        MatmulTile::T128S,
+        MatmulTile::T64x128,
+    ] {
         for (m, n, k) in [(7, 65, 33), (129, 63, 257)] {
             for act in [Activation::None, Activation::Relu, Activation::Gelu] {
                 for (bias, accumulate) in [(true, false), (false, true), (true, true)] {

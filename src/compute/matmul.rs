@@ -27,6 +27,15 @@ pub enum MatmulTile {
     /// 128 x 128 output tile, 8 x 8 per thread, K step 16 (33 KiB of workgroup memory: more
     /// than Metal's 32 KiB).
     T128K16,
+    /// The 128 tile of v4, K step 8: the next k's fragments read from workgroup memory before
+    /// the current k's FMAs, explicit `fma` (16.5 KiB of workgroup memory).
+    T128P,
+    /// The 128 tile of v4, K step 16 in an XOR-swizzled, unpadded layout: exactly 32 KiB of
+    /// workgroup memory, so it fits Metal and lavapipe.
+    T128S,
+    /// 64 rows x 128 columns, 128 threads, 8 x 8 per thread, K step 8 (12.5 KiB of workgroup
+    /// memory).
+    T64x128,
 }
 
 /// Options of [`matmul`]: transposes, fused epilogue, accumulation and tiling.
@@ -59,6 +68,7 @@ struct Params {
 
 const T128_WORKGROUP_BYTES: u32 = 2 * 528 * 16;
 const T128K16_WORKGROUP_BYTES: u32 = 2 * 1056 * 16;
+const T128S_WORKGROUP_BYTES: u32 = 2 * 1024 * 16;
 /// Output tiles below which the 128 x 128 tile leaves too much of a large GPU idle.
 const T128_MIN_TILES: u64 = 96;
 
@@ -72,6 +82,18 @@ fn kernel(tile: MatmulTile, trans_a: bool, trans_b: bool) -> Kernel {
         (MatmulTile::T128K16, true, false) => "mm128k16_tn",
         (MatmulTile::T128K16, false, true) => "mm128k16_nt",
         (MatmulTile::T128K16, true, true) => "mm128k16_tt",
+        (MatmulTile::T128P, false, false) => "mm128p_nn",
+        (MatmulTile::T128P, true, false) => "mm128p_tn",
+        (MatmulTile::T128P, false, true) => "mm128p_nt",
+        (MatmulTile::T128P, true, true) => "mm128p_tt",
+        (MatmulTile::T128S, false, false) => "mm128s_nn",
+        (MatmulTile::T128S, true, false) => "mm128s_tn",
+        (MatmulTile::T128S, false, true) => "mm128s_nt",
+        (MatmulTile::T128S, true, true) => "mm128s_tt",
+        (MatmulTile::T64x128, false, false) => "mm64x128_nn",
+        (MatmulTile::T64x128, true, false) => "mm64x128_tn",
+        (MatmulTile::T64x128, false, true) => "mm64x128_nt",
+        (MatmulTile::T64x128, true, true) => "mm64x128_tt",
         (_, false, false) => "mm64_nn",
         (_, true, false) => "mm64_tn",
         (_, false, true) => "mm64_nt",
@@ -81,6 +103,27 @@ fn kernel(tile: MatmulTile, trans_a: bool, trans_b: bool) -> Kernel {
         shader: "matmul",
         entry,
     }
+}
+
+/// `WGMEM_MATMUL_TILE` (`T64`, `T128`, `T128K16`, `T128P`, `T128S`, `T64x128`), read once:
+/// the tiling [`MatmulTile::Auto`] resolves to, so that a whole training step can be timed with
+/// each tiling (benches/train_step.rs). A tiling the device cannot run is an error, as when asked
+/// for directly.
+fn auto_override() -> Option<MatmulTile> {
+    static TILE: std::sync::OnceLock<Option<MatmulTile>> = std::sync::OnceLock::new();
+    *TILE.get_or_init(|| {
+        let name = std::env::var("WGMEM_MATMUL_TILE").ok()?;
+        [
+            MatmulTile::T64,
+            MatmulTile::T128,
+            MatmulTile::T128K16,
+            MatmulTile::T128P,
+            MatmulTile::T128S,
+            MatmulTile::T64x128,
+        ]
+        .into_iter()
+        .find(|t| format!("{t:?}") == name.trim())
+    })
 }
 
 fn choose_tile(
@@ -98,8 +141,13 @@ fn choose_tile(
             format!("{asked:?} needs {bytes} bytes of workgroup memory; this device has {storage}"),
         ))
     };
+    let asked = match (asked, auto_override()) {
+        (MatmulTile::Auto, Some(tile)) => tile,
+        _ => asked,
+    };
     match asked {
-        MatmulTile::T128 if !t128_fits => too_small(T128_WORKGROUP_BYTES),
+        MatmulTile::T128 | MatmulTile::T128P if !t128_fits => too_small(T128_WORKGROUP_BYTES),
+        MatmulTile::T128S if storage < T128S_WORKGROUP_BYTES => too_small(T128S_WORKGROUP_BYTES),
         MatmulTile::T128K16 if storage < T128K16_WORKGROUP_BYTES => {
             too_small(T128K16_WORKGROUP_BYTES)
         }
@@ -189,8 +237,12 @@ pub fn matmul(
         return Ok(());
     }
     let tile = choose_tile(gpu, opts.tile, m, n, opts.trans_a || opts.trans_b)?;
-    let edge = if tile == MatmulTile::T64 { 64 } else { 128 };
-    let groups = [n32.div_ceil(edge), m32.div_ceil(edge), 1];
+    let (rows, cols) = match tile {
+        MatmulTile::T64 => (64, 64),
+        MatmulTile::T64x128 => (64, 128),
+        _ => (128, 128),
+    };
+    let groups = [n32.div_ceil(cols), m32.div_ceil(rows), 1];
     let max = gpu.max_groups_per_dim();
     if groups[0] > max || groups[1] > max {
         return Err(Error::invalid(
