@@ -1,12 +1,16 @@
-//! Kernel throughput: matmul GFLOP/s for 4096^3 and 1024 x 4096 x 4096 in each transpose (both
-//! tilings), and elementwise bandwidth (bytes read + written) for copy and axpby.
+//! Kernel throughput: matmul GFLOP/s for 4096^3 (A·B) and the MLP step's products (a 4096-wide
+//! layer's A·B, Aᵀ·B and A·Bᵀ at batch 1024, and the 784-wide first layer's A·B and Aᵀ·B) in
+//! each tiling, with naga's checks on and off; and elementwise bandwidth (bytes read + written)
+//! for copy and axpby.
 //!
 //! Each figure: warm-up, then `REPEATS` times record `iters` dispatches, flush, wait idle, and
 //! take the host time; the median over repeats is reported. Results are checked on random data
 //! first (sampled entries of every product against an f64 dot product on the CPU).
 //!
 //! Run: `cargo bench --bench kernels` (set `WGMEM_BENCH_TSV=path` to also write the table as
-//! TSV, which `benches/reference/torch_kernels.py` reads to print ratios).
+//! TSV, which `benches/reference/torch_kernels.py` reads to print ratios;
+//! `WGMEM_BENCH_TILES=T128,T128P,...` to time only those tilings; `WGMEM_BENCH_SHAPES=layer` to
+//! leave out 4096^3).
 
 use std::time::Instant;
 use wgmem::compute::{MatmulOptions, MatmulTile, axpby, copy, matmul};
@@ -131,7 +135,6 @@ fn main() {
                 "T128K16" => MatmulTile::T128K16,
                 "T128P" => MatmulTile::T128P,
                 "T128S" => MatmulTile::T128S,
-                "T64x128" => MatmulTile::T64x128,
                 "Auto" => MatmulTile::Auto,
                 other => panic!("unknown tile {other}"),
             })
@@ -141,7 +144,6 @@ fn main() {
             MatmulTile::T128K16,
             MatmulTile::T128P,
             MatmulTile::T128S,
-            MatmulTile::T64x128,
             MatmulTile::Auto,
         ],
     };

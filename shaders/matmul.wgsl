@@ -3,8 +3,8 @@
 // op(A) is [M, K]: A is stored [M, K], or [K, M] when transposed (entries *_t*).
 // op(B) is [K, N]: B is stored [K, N], or [N, K] when transposed (entries *_*t).
 //
-// Three tilings, all 256 threads as a 16 x 16 grid, both double-buffered in workgroup memory with
-// one barrier per K step:
+// Five tilings, all 256 threads as a 16 x 16 grid, all double-buffered in workgroup memory with
+// one barrier per K step (the v4 pair, mm128p_* and mm128s_*, is described further down):
 // - mm128_*: 128 x 128 output tile, K step 8, each thread an 8 x 8 register block held as
 //   sixteen vec4 accumulators (rows ty*4+i and 64+ty*4+i, columns tx*4.. and 64+tx*4..).
 //   16,896 bytes of workgroup memory.
@@ -551,17 +551,14 @@ fn mm64_tt(@builtin(workgroup_id) g: vec3<u32>, @builtin(local_invocation_index)
 
 // ---------------------------------------------------------------------------------------------
 // v4: the 128 x 128 tile (256 threads, 8 x 8 per thread) with the fragments of the next k read
-// from workgroup memory before the FMAs of the current one, and explicit fma; and a 64 x 128
-// tile of 128 threads with the same 8 x 8 block per thread.
+// from workgroup memory before the FMAs of the current one, and explicit fma.
 // - mm128p_*: K step 8 in the padded layout of mm128 (same loads and stores; 16,896 bytes).
 // - mm128s_*: K step 16 in an unpadded, XOR-swizzled layout (vec4 column c of k row r is stored
 //   at r * 32 + (c ^ (r & 7))): exactly 32,768 bytes, so it fits Metal's and lavapipe's 32 KiB.
 //   Stores from a row-contiguous source hit 32 distinct banks per warp, from a k-contiguous one
 //   16 (2-way); the vec4 reads of the inner loop stay conflict-free.
-// - mm64x128_*: 64 rows x 128 columns, 128 threads (16 x 8), K step 8, padded (12,800 bytes):
-//   the same per-thread work in half-size workgroups, so a register count that allows only one
-//   256-thread workgroup per multiprocessor still allows three of these, and a barrier waits
-//   for 4 warps instead of 8.
+// (A 64 x 128 tile of 128 threads with the same 8 x 8 per thread ran at 0.38-0.47 of cuBLAS,
+// against 0.61-0.68 here; it was dropped: BENCHMARKS.md, v4.)
 
 // The four vec4s one k contributes to a thread's 8 x 8 block.
 struct Frag {
@@ -805,152 +802,4 @@ fn mm128s_nt(@builtin(workgroup_id) g: vec3<u32>, @builtin(local_invocation_inde
 fn mm128s_tt(@builtin(workgroup_id) g: vec3<u32>, @builtin(local_invocation_index) t: u32,
              @builtin(local_invocation_id) l: vec3<u32>) {
     mm128s(g.xy, t, l.x, l.y, true, true);
-}
-
-// ---------------------------------------------------------------------------------------------
-// 64 x 128 tile, 128 threads (tx < 16, ty < 8), K step 8, 8 x 8 per thread: rows ty*4 + i and
-// 32 + ty*4 + i, columns tx*4 and 64 + tx*4.
-
-const SH_A: u32 = 17u; // vec4s per padded k row of the A tile (68 floats)
-const SH_BUF_A: u32 = 136u;
-
-var<workgroup> sah: array<vec4<f32>, 272>;
-var<workgroup> sbh: array<vec4<f32>, 528>;
-
-// Element e of thread t's share of a `rows` x 8 tile (rows 64 or 128): (row, k).
-fn tileh_pos(e: u32, rows: u32, k_contig: bool) -> vec2<u32> {
-    if (k_contig) {
-        return vec2<u32>(e >> 3u, e & 7u);
-    }
-    return vec2<u32>(e & (rows - 1u), e / rows);
-}
-
-fn ah(e: u32, row0: u32, k0: u32, trans: bool) -> f32 {
-    let q = tileh_pos(e, 64u, !trans);
-    return load_a(row0 + q.x, k0 + q.y, trans);
-}
-
-fn bh(e: u32, col0: u32, k0: u32, trans: bool) -> f32 {
-    let q = tileh_pos(e, 128u, trans);
-    return load_b(k0 + q.y, col0 + q.x, trans);
-}
-
-fn fetch_ah(t: u32, row0: u32, k0: u32, trans: bool) -> vec4<f32> {
-    return vec4<f32>(ah(t, row0, k0, trans), ah(t + 128u, row0, k0, trans),
-                     ah(t + 256u, row0, k0, trans), ah(t + 384u, row0, k0, trans));
-}
-
-fn fetch_bh(t: u32, col0: u32, k0: u32, trans: bool) -> Fetch16 {
-    return Fetch16(
-        vec4<f32>(bh(t, col0, k0, trans), bh(t + 128u, col0, k0, trans),
-                  bh(t + 256u, col0, k0, trans), bh(t + 384u, col0, k0, trans)),
-        vec4<f32>(bh(t + 512u, col0, k0, trans), bh(t + 640u, col0, k0, trans),
-                  bh(t + 768u, col0, k0, trans), bh(t + 896u, col0, k0, trans)));
-}
-
-fn put_ah1(buf: u32, e: u32, v: f32, k_contig: bool) {
-    let q = tileh_pos(e, 64u, k_contig);
-    sah[buf + q.y * SH_A + (q.x >> 2u)][q.x & 3u] = v;
-}
-
-fn put_bh1(buf: u32, e: u32, v: f32, k_contig: bool) {
-    let q = tileh_pos(e, 128u, k_contig);
-    sbh[buf + q.y * S128 + (q.x >> 2u)][q.x & 3u] = v;
-}
-
-fn put_ah(buf: u32, t: u32, v: vec4<f32>, trans: bool) {
-    put_ah1(buf, t, v.x, !trans);
-    put_ah1(buf, t + 128u, v.y, !trans);
-    put_ah1(buf, t + 256u, v.z, !trans);
-    put_ah1(buf, t + 384u, v.w, !trans);
-}
-
-fn put_bh(buf: u32, t: u32, f: Fetch16, trans: bool) {
-    put_bh1(buf, t, f.lo.x, trans);
-    put_bh1(buf, t + 128u, f.lo.y, trans);
-    put_bh1(buf, t + 256u, f.lo.z, trans);
-    put_bh1(buf, t + 384u, f.lo.w, trans);
-    put_bh1(buf, t + 512u, f.hi.x, trans);
-    put_bh1(buf, t + 640u, f.hi.y, trans);
-    put_bh1(buf, t + 768u, f.hi.z, trans);
-    put_bh1(buf, t + 896u, f.hi.w, trans);
-}
-
-// Fragments of k row `k` (< 8) of buffers `bufa` / `bufb`.
-fn fragh(bufa: u32, bufb: u32, k: u32, tx: u32, ty: u32) -> Frag {
-    let oa = bufa + k * SH_A + ty;
-    let ob = bufb + k * S128 + tx;
-    return Frag(sah[oa], sah[oa + 8u], sbh[ob], sbh[ob + 16u]);
-}
-
-fn mm64x128(group: vec2<u32>, t: u32, tx: u32, ty: u32, ta: bool, tb: bool) {
-    let row0 = group.y * 64u;
-    let col0 = group.x * 128u;
-    var acc: array<vec4<f32>, 16>;
-    for (var i = 0u; i < 16u; i++) {
-        acc[i] = vec4<f32>(0.0);
-    }
-
-    let steps = (p.k + 7u) / 8u;
-    var ra = fetch_ah(t, row0, 0u, ta);
-    var rb = fetch_bh(t, col0, 0u, tb);
-    put_ah(0u, t, ra, ta);
-    put_bh(0u, t, rb, tb);
-    workgroupBarrier();
-
-    for (var s = 0u; s < steps; s++) {
-        let ca = (s & 1u) * SH_BUF_A;
-        let cb = (s & 1u) * BUF128;
-        let more = s + 1u < steps;
-        if (more) {
-            ra = fetch_ah(t, row0, (s + 1u) * 8u, ta);
-            rb = fetch_bh(t, col0, (s + 1u) * 8u, tb);
-        }
-        let f0 = fragh(ca, cb, 0u, tx, ty);
-        let f1 = fragh(ca, cb, 1u, tx, ty);
-        mac(&acc, f0);
-        let f2 = fragh(ca, cb, 2u, tx, ty);
-        mac(&acc, f1);
-        let f3 = fragh(ca, cb, 3u, tx, ty);
-        mac(&acc, f2);
-        let f4 = fragh(ca, cb, 4u, tx, ty);
-        mac(&acc, f3);
-        let f5 = fragh(ca, cb, 5u, tx, ty);
-        mac(&acc, f4);
-        let f6 = fragh(ca, cb, 6u, tx, ty);
-        mac(&acc, f5);
-        let f7 = fragh(ca, cb, 7u, tx, ty);
-        mac(&acc, f6);
-        mac(&acc, f7);
-        if (more) {
-            put_ah(SH_BUF_A - ca, t, ra, ta);
-            put_bh(BUF128 - cb, t, rb, tb);
-        }
-        workgroupBarrier();
-    }
-    store_8x8(row0, col0, 32u, tx, ty, &acc);
-}
-
-@compute @workgroup_size(16, 8)
-fn mm64x128_nn(@builtin(workgroup_id) g: vec3<u32>, @builtin(local_invocation_index) t: u32,
-               @builtin(local_invocation_id) l: vec3<u32>) {
-    mm64x128(g.xy, t, l.x, l.y, false, false);
-}
-
-@compute @workgroup_size(16, 8)
-fn mm64x128_tn(@builtin(workgroup_id) g: vec3<u32>, @builtin(local_invocation_index) t: u32,
-               @builtin(local_invocation_id) l: vec3<u32>) {
-    mm64x128(g.xy, t, l.x, l.y, true, false);
-}
-
-@compute @workgroup_size(16, 8)
-fn mm64x128_nt(@builtin(workgroup_id) g: vec3<u32>, @builtin(local_invocation_index) t: u32,
-               @builtin(local_invocation_id) l: vec3<u32>) {
-    mm64x128(g.xy, t, l.x, l.y, false, true);
-}
-
-@compute @workgroup_size(16, 8)
-fn mm64x128_tt(@builtin(workgroup_id) g: vec3<u32>, @builtin(local_invocation_index) t: u32,
-               @builtin(local_invocation_id) l: vec3<u32>) {
-    mm64x128(g.xy, t, l.x, l.y, true, true);
 }

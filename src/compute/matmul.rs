@@ -13,11 +13,13 @@ use crate::error::{Error, Result};
 /// Which tiling runs a product.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum MatmulTile {
-    /// The 128 x 128 tile when the device has the workgroup memory for it and the output has
-    /// enough tiles to fill the GPU; the 64 x 64 tile otherwise. For `A·B` on a
-    /// [`Gpu::new_unchecked`] with 33 KiB of workgroup memory, the K-16 form of the 128 tile,
-    /// which measured 3-4% faster there on an H200 (and no faster for the transposes, nor with
-    /// the checks on): see BENCHMARKS.md.
+    /// The 64 x 64 tile when the device lacks the workgroup memory for the 128 tile or the
+    /// output has too few 128 tiles to fill a large GPU. Otherwise, as measured on an H200
+    /// (BENCHMARKS.md, v4): [`MatmulTile::T128P`] with naga's checks on ([`Gpu::new`]); on a
+    /// [`Gpu::new_unchecked`], [`MatmulTile::T128S`] for `A·B` (and for the transposes on a
+    /// device with 32 KiB of workgroup memory) and [`MatmulTile::T128K16`] for the transposes
+    /// where its 33 KiB fit: the fastest unchecked kernels there (`A·B`: 6-8% over the K-16
+    /// tile; transposes: 21-28% over the unchecked 128 tile).
     #[default]
     Auto,
     /// 64 x 64 output tile, 4 x 4 per thread (8.5 KiB of workgroup memory; always available).
@@ -33,9 +35,6 @@ pub enum MatmulTile {
     /// The 128 tile of v4, K step 16 in an XOR-swizzled, unpadded layout: exactly 32 KiB of
     /// workgroup memory, so it fits Metal and lavapipe.
     T128S,
-    /// 64 rows x 128 columns, 128 threads, 8 x 8 per thread, K step 8 (12.5 KiB of workgroup
-    /// memory).
-    T64x128,
 }
 
 /// Options of [`matmul`]: transposes, fused epilogue, accumulation and tiling.
@@ -90,10 +89,6 @@ fn kernel(tile: MatmulTile, trans_a: bool, trans_b: bool) -> Kernel {
         (MatmulTile::T128S, true, false) => "mm128s_tn",
         (MatmulTile::T128S, false, true) => "mm128s_nt",
         (MatmulTile::T128S, true, true) => "mm128s_tt",
-        (MatmulTile::T64x128, false, false) => "mm64x128_nn",
-        (MatmulTile::T64x128, true, false) => "mm64x128_tn",
-        (MatmulTile::T64x128, false, true) => "mm64x128_nt",
-        (MatmulTile::T64x128, true, true) => "mm64x128_tt",
         (_, false, false) => "mm64_nn",
         (_, true, false) => "mm64_tn",
         (_, false, true) => "mm64_nt",
@@ -105,7 +100,7 @@ fn kernel(tile: MatmulTile, trans_a: bool, trans_b: bool) -> Kernel {
     }
 }
 
-/// `WGMEM_MATMUL_TILE` (`T64`, `T128`, `T128K16`, `T128P`, `T128S`, `T64x128`), read once:
+/// `WGMEM_MATMUL_TILE` (`T64`, `T128`, `T128K16`, `T128P`, `T128S`), read once:
 /// the tiling [`MatmulTile::Auto`] resolves to, so that a whole training step can be timed with
 /// each tiling (benches/train_step.rs). A tiling the device cannot run is an error, as when asked
 /// for directly.
@@ -119,7 +114,6 @@ fn auto_override() -> Option<MatmulTile> {
             MatmulTile::T128K16,
             MatmulTile::T128P,
             MatmulTile::T128S,
-            MatmulTile::T64x128,
         ]
         .into_iter()
         .find(|t| format!("{t:?}") == name.trim())
@@ -133,6 +127,10 @@ fn choose_tile(
     n: usize,
     transposed: bool,
 ) -> Result<MatmulTile> {
+    let asked = match (asked, auto_override()) {
+        (MatmulTile::Auto, Some(tile)) => tile,
+        _ => asked,
+    };
     let storage = gpu.limits().max_compute_workgroup_storage_size;
     let t128_fits = storage >= T128_WORKGROUP_BYTES;
     let too_small = |bytes: u32| {
@@ -140,10 +138,6 @@ fn choose_tile(
             "matmul tile",
             format!("{asked:?} needs {bytes} bytes of workgroup memory; this device has {storage}"),
         ))
-    };
-    let asked = match (asked, auto_override()) {
-        (MatmulTile::Auto, Some(tile)) => tile,
-        _ => asked,
     };
     match asked {
         MatmulTile::T128 | MatmulTile::T128P if !t128_fits => too_small(T128_WORKGROUP_BYTES),
@@ -154,12 +148,17 @@ fn choose_tile(
         MatmulTile::Auto => {
             let tiles = (m as u64).div_ceil(128) * (n as u64).div_ceil(128);
             let k16_fits = storage >= T128K16_WORKGROUP_BYTES;
+            let swizzled_fits = storage >= T128S_WORKGROUP_BYTES;
             Ok(if !(t128_fits && tiles >= T128_MIN_TILES) {
                 MatmulTile::T64
-            } else if k16_fits && gpu.unchecked() && !transposed {
+            } else if !gpu.unchecked() {
+                MatmulTile::T128P
+            } else if k16_fits && transposed {
                 MatmulTile::T128K16
+            } else if swizzled_fits {
+                MatmulTile::T128S
             } else {
-                MatmulTile::T128
+                MatmulTile::T128P
             })
         }
         tile => Ok(tile),
@@ -237,12 +236,8 @@ pub fn matmul(
         return Ok(());
     }
     let tile = choose_tile(gpu, opts.tile, m, n, opts.trans_a || opts.trans_b)?;
-    let (rows, cols) = match tile {
-        MatmulTile::T64 => (64, 64),
-        MatmulTile::T64x128 => (64, 128),
-        _ => (128, 128),
-    };
-    let groups = [n32.div_ceil(cols), m32.div_ceil(rows), 1];
+    let edge = if tile == MatmulTile::T64 { 64 } else { 128 };
+    let groups = [n32.div_ceil(edge), m32.div_ceil(edge), 1];
     let max = gpu.max_groups_per_dim();
     if groups[0] > max || groups[1] > max {
         return Err(Error::invalid(
