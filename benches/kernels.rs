@@ -1,18 +1,25 @@
-//! Kernel throughput: matmul GFLOP/s for 4096^3 and 1024 x 4096 x 4096 in each transpose (both
-//! tilings), and elementwise bandwidth (bytes read + written) for copy and axpby.
+//! Kernel throughput: matmul GFLOP/s for 4096^3 (A·B) and the MLP step's products (a 4096-wide
+//! layer's A·B, Aᵀ·B and A·Bᵀ at batch 1024, and the 784-wide first layer's A·B and Aᵀ·B) in
+//! each tiling, with naga's checks on and off; and elementwise bandwidth (bytes read + written)
+//! for copy and axpby.
 //!
 //! Each figure: warm-up, then `REPEATS` times record `iters` dispatches, flush, wait idle, and
 //! take the host time; the median over repeats is reported. Results are checked on random data
 //! first (sampled entries of every product against an f64 dot product on the CPU).
 //!
 //! Run: `cargo bench --bench kernels` (set `WGMEM_BENCH_TSV=path` to also write the table as
-//! TSV, which `benches/reference/torch_kernels.py` reads to print ratios).
+//! TSV, which `benches/reference/torch_kernels.py` reads to print ratios;
+//! `WGMEM_BENCH_TILES=T128,T128P,...` to time only those tilings; `WGMEM_BENCH_SHAPES=layer` to
+//! leave out 4096^3).
 
 use std::time::Instant;
 use wgmem::compute::{MatmulOptions, MatmulTile, axpby, copy, matmul};
 use wgmem::{Backend, BufferUsage, Gpu, WgpuBackend};
 
 const REPEATS: usize = 7;
+
+/// `(m, n, k, transposes (trans_a, trans_b) timed)`.
+type Shape = (usize, usize, usize, Vec<(bool, bool)>);
 
 struct Rng(u64);
 impl Rng {
@@ -93,30 +100,80 @@ fn main() {
     let mut rows = Vec::new();
     let mut rng = Rng(7);
 
-    let shapes: &[(usize, usize, usize)] = if quick {
-        &[(130, 129, 131)]
+    // (m, n, k, transposes): the square product, the three products of a 4096-wide layer of
+    // the MLP step (forward, weight gradient Aᵀ·B, input gradient A·Bᵀ) and the 784-wide first
+    // layer's forward and weight gradient.
+    const NN: (bool, bool) = (false, false);
+    const TN: (bool, bool) = (true, false);
+    const NT: (bool, bool) = (false, true);
+    let layer_only = std::env::var("WGMEM_BENCH_SHAPES").is_ok_and(|s| s == "layer");
+    let shapes: Vec<Shape> = if quick {
+        vec![(130, 129, 131, vec![NN, TN, NT])]
+    } else if layer_only {
+        // WGMEM_BENCH_SHAPES=layer: only the MLP step's shapes.
+        vec![
+            (1024, 4096, 4096, vec![NN, TN, NT]),
+            (1024, 4096, 784, vec![NN]),
+            (784, 4096, 1024, vec![TN]),
+        ]
     } else {
-        &[(4096, 4096, 4096), (1024, 4096, 4096)]
+        vec![
+            (4096, 4096, 4096, vec![NN]),
+            (1024, 4096, 4096, vec![NN, TN, NT]),
+            (1024, 4096, 784, vec![NN]),
+            (784, 4096, 1024, vec![TN]),
+        ]
     };
-    for &(m, n, k) in shapes {
+    // WGMEM_BENCH_TILES=T128,T128P,... picks the tilings timed (each with naga's checks on and
+    // off); the K-16 tile of v2 is timed unchecked only, where it was ever faster.
+    let tiles: Vec<MatmulTile> = match std::env::var("WGMEM_BENCH_TILES") {
+        Ok(list) => list
+            .split(',')
+            .map(|name| match name.trim() {
+                "T64" => MatmulTile::T64,
+                "T128" => MatmulTile::T128,
+                "T128K16" => MatmulTile::T128K16,
+                "T128P" => MatmulTile::T128P,
+                "T128S" => MatmulTile::T128S,
+                "Auto" => MatmulTile::Auto,
+                other => panic!("unknown tile {other}"),
+            })
+            .collect(),
+        Err(_) => vec![
+            MatmulTile::T128,
+            MatmulTile::T128K16,
+            MatmulTile::T128P,
+            MatmulTile::T128S,
+            MatmulTile::Auto,
+        ],
+    };
+    let mut variants = Vec::new();
+    for &tile in &tiles {
+        if tile != MatmulTile::T128K16 {
+            variants.push((tile, &gpu, ""));
+        }
+        if tile != MatmulTile::Auto {
+            variants.push((tile, &ugpu, " unchecked"));
+        }
+    }
+    for (m, n, k, transposes) in &shapes {
+        let (m, n, k) = (*m, *n, *k);
         let a = rng.vec(m * k);
         let b = rng.vec(k * n);
         let (ab, bb) = (upload(&backend, &a), upload(&backend, &b));
         let cb = backend
             .allocate((m * n * 4) as u64, BufferUsage::Storage)
             .unwrap();
-        for (ta, tb, label) in [
-            (false, false, "A·B"),
-            (true, false, "Aᵀ·B"),
-            (false, true, "A·Bᵀ"),
-        ] {
-            for (tile, gpu, checks) in [
-                (MatmulTile::T128, &gpu, ""),
-                (MatmulTile::T128K16, &ugpu, " unchecked"),
-                (MatmulTile::T64, &gpu, ""),
-            ] {
-                if tile == MatmulTile::T128K16
-                    && gpu.limits().max_compute_workgroup_storage_size < 33_792
+        for &(ta, tb) in transposes {
+            let label = match (ta, tb) {
+                (false, false) => "A·B",
+                (true, false) => "Aᵀ·B",
+                _ => "A·Bᵀ",
+            };
+            for &(tile, gpu, checks) in &variants {
+                let storage = gpu.limits().max_compute_workgroup_storage_size;
+                if (tile == MatmulTile::T128K16 && storage < 33_792)
+                    || (tile == MatmulTile::T128S && storage < 32_768)
                 {
                     continue;
                 }
@@ -212,7 +269,7 @@ fn main() {
             let gpu = &gpu;
             let (secs, e2e) = time(gpu, iters, || copy(gpu, &x, &y, n).unwrap());
             rows.push(Row {
-                name: format!("copy {} MiB{checks}", n * 4 >> 20),
+                name: format!("copy {} MiB{checks}", (n * 4) >> 20),
                 ms: secs * 1e3,
                 rate: 2.0 * bytes / secs / 1e9,
                 rate_e2e: 2.0 * bytes / e2e / 1e9,
@@ -221,7 +278,7 @@ fn main() {
             });
             let (secs, e2e) = time(gpu, iters, || axpby(gpu, 0.5, &x, 0.5, &y, n).unwrap());
             rows.push(Row {
-                name: format!("axpby {} MiB{checks}", n * 4 >> 20),
+                name: format!("axpby {} MiB{checks}", (n * 4) >> 20),
                 ms: secs * 1e3,
                 rate: 3.0 * bytes / secs / 1e9,
                 rate_e2e: 3.0 * bytes / e2e / 1e9,

@@ -136,6 +136,55 @@ fn mlp_step(backend: &Arc<WgpuBackend>, s: &Shape, warmup: usize, timed: usize) 
     );
 }
 
+/// Step time with the profiler off, tracking, full, and full with GPU kernel timing; the modes
+/// are interleaved step by step so drift affects them alike.
+fn profiler_overhead(backend: &Arc<WgpuBackend>, s: &Shape, timed: usize) {
+    use wgmem::MemoryProfiler;
+    use wgmem::profile::ProfileMode;
+    let ctx = Context::new(Arc::clone(backend), MemoryConfig::default()).unwrap();
+    let mut model = mlp(&ctx, s);
+    let mut opt = Adam::new(1e-4);
+    let mut ck = GradientCheckpointer::new(CheckpointPolicy::None);
+    let (x, y) = data(s);
+    let profiler = Arc::new(MemoryProfiler::full());
+    ctx.memory().set_profiler(Some(Arc::clone(&profiler)));
+    for _ in 0..3 {
+        step(&ctx, &mut model, &mut opt, &mut ck, &x, &y, s);
+    }
+    let modes = [
+        ("off", ProfileMode::Off, false),
+        ("tracking", ProfileMode::Tracking, false),
+        ("full", ProfileMode::Full, false),
+        ("full + kernel times", ProfileMode::Full, true),
+    ];
+    let mut times = vec![Vec::new(); modes.len()];
+    for _ in 0..timed {
+        for (i, (_, mode, kernels)) in modes.iter().enumerate() {
+            profiler.set_mode(*mode);
+            ctx.gpu()
+                .set_profiler(kernels.then(|| Arc::clone(&profiler)))
+                .unwrap();
+            let t = Instant::now();
+            step(&ctx, &mut model, &mut opt, &mut ck, &x, &y, s);
+            times[i].push(t.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    println!(
+        "\nProfiler overhead on the MLP step ({} steps per mode, interleaved)",
+        timed
+    );
+    println!("| mode | step (median) | vs off |");
+    println!("|---|---|---|");
+    let off = median(times[0].clone());
+    for (i, (name, _, _)) in modes.iter().enumerate() {
+        let ms = median(times[i].clone());
+        println!(
+            "| {name} | {ms:.2} ms | {:+.2}% |",
+            (ms / off - 1.0) * 100.0
+        );
+    }
+}
+
 fn checkpointing(backend: &Arc<WgpuBackend>, s: &Shape, timed: usize) {
     let ctx = Context::new(Arc::clone(backend), MemoryConfig::default()).unwrap();
     let mut model = mlp(&ctx, s);
@@ -192,12 +241,16 @@ fn checkpointing(backend: &Arc<WgpuBackend>, s: &Shape, timed: usize) {
 }
 
 fn main() {
-    let small = std::env::args().any(|a| a == "--small");
     let backend = Arc::new(WgpuBackend::new().expect("a GPU adapter"));
+    // A software adapter (lavapipe, llvmpipe) runs the reduced sizes: the full ones take hours.
+    let software = backend.adapter().device_type == "Cpu";
+    let small = software || std::env::args().any(|a| a == "--small");
     println!(
         "adapter: {}{}",
         backend.adapter(),
-        if small {
+        if software {
+            " (software driver: reduced sizes; not GPU figures)"
+        } else if small {
             " (--small: reduced sizes)"
         } else {
             ""
@@ -245,5 +298,6 @@ fn main() {
     );
     println!("|---|---|---|---|---|---|---|");
     mlp_step(&backend, &mlp_shape, 3, timed);
+    profiler_overhead(&backend, &mlp_shape, timed);
     checkpointing(&backend, &ck_shape, timed.min(10));
 }

@@ -27,6 +27,7 @@ use std::io::Read;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
+use wgmem::MemoryProfiler;
 use wgmem::backend::parse_bytes;
 use wgmem::checkpoint::CheckpointPolicy;
 use wgmem::data::Dataset;
@@ -151,6 +152,22 @@ fn run(args: Args, collective: &Rc<dyn Collective>) -> wgmem::Result<()> {
         ..MemoryConfig::default()
     };
     let ctx = Context::new(backend, config)?;
+    let profiler = args
+        .profile
+        .as_ref()
+        .map(|_| Arc::new(MemoryProfiler::full()));
+    if let Some(p) = &profiler {
+        ctx.memory().set_profiler(Some(Arc::clone(p)));
+        let timed = ctx.gpu().set_profiler(Some(Arc::clone(p)))?;
+        println!(
+            "profiling memory{}",
+            if timed {
+                " and kernel times"
+            } else {
+                " (no GPU timestamps on this adapter)"
+            }
+        );
+    }
 
     let mut model = Sequential::new();
     let mut width = data.n_features();
@@ -297,10 +314,30 @@ fn run(args: Args, collective: &Rc<dyn Collective>) -> wgmem::Result<()> {
         Some(acc) => say!("test accuracy: {:.2}%", acc * 100.0),
         None => say!("test accuracy: not measured"),
     }
-    if let Some(path) = &args.profile {
-        eprintln!(
-            "--profile {}: the profiler is not merged yet; nothing written",
-            path.display()
+    if let (Some(path), Some(p)) = (&args.profile, &profiler) {
+        // Data parallel: one profile per rank (`trace.rank1.json`).
+        let path = &if world > 1 {
+            let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+            let ext = path
+                .extension()
+                .map(|e| format!(".{}", e.to_string_lossy()))
+                .unwrap_or_default();
+            path.with_file_name(format!("{stem}.rank{rank}{ext}"))
+        } else {
+            path.clone()
+        };
+        ctx.gpu().collect_kernel_times()?;
+        println!("\nmemory by source:\n{}", p.by_source());
+        println!("memory by tag:\n{}", p.by_tag());
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let files = p.write_all(path)?;
+        println!(
+            "wrote {}, {}, {}",
+            files.trace.display(),
+            files.timeline.display(),
+            files.classes.display()
         );
     }
     Ok(())

@@ -122,6 +122,26 @@ pub enum Error {
         reason: String,
     },
 
+    /// A transfer between host and device memory (a write or a read) did not complete. The
+    /// buffer's contents are unspecified afterwards; the buffer itself is still valid.
+    #[error("the {op} between host and device failed: {reason}")]
+    Transfer {
+        /// `"write"` or `"read"`.
+        op: &'static str,
+        /// What the driver (or the fault injector) said.
+        reason: String,
+    },
+
+    /// A saved state file is not one this version can read: wrong magic, version, or a
+    /// truncated or inconsistent record.
+    #[error("state file {}: {reason}", path.display())]
+    StateFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What was wrong, and where (byte offset) when known.
+        reason: String,
+    },
+
     /// Mapping a buffer for reading failed.
     #[error("could not map a buffer for reading: {0}")]
     Map(String),
@@ -144,6 +164,22 @@ pub enum Error {
         op: &'static str,
         /// What was wrong and what would be accepted.
         reason: String,
+    },
+
+    /// An input sample holds NaN or an infinity (found before the step ran, so nothing was
+    /// computed from it).
+    #[error(
+        "the input at row {row}, feature {column} of the batch at step {step} is {value}; clean or drop that sample"
+    )]
+    NonFiniteInput {
+        /// The optimizer step the batch was for.
+        step: u64,
+        /// 0-based row within the batch.
+        row: usize,
+        /// 0-based feature index.
+        column: usize,
+        /// The value found.
+        value: f32,
     },
 
     /// A data file is malformed.

@@ -4,11 +4,21 @@
 //! machine's memory. wgmem makes it a measured, first-class thing: every buffer is obtained
 //! through one seam ([`backend::Backend`]), accounted, pooled and released on time.
 //!
-//! Layers, from the bottom: [`backend`] (the allocation seam: [`WgpuBackend`] for Metal,
-//! Vulkan, DX12 and GL; [`HostBackend`] for exact tests), [`pressure`] (when to give memory
-//! back), [`memory`] (the account), [`compute`] (WGSL kernels, pipeline cache, batched
-//! dispatch); above them [`tensor`], [`nn`], [`optim`], [`checkpoint`], [`train`], and
-//! [`distributed`] (data-parallel training over MPI with the `mpi` feature).
+//! Layers, from the bottom (nothing below knows what is above):
+//! - [`backend`]: the allocation seam; [`WgpuBackend`] for Metal, Vulkan, DX12 and GL,
+//!   [`HostBackend`] for exact tests;
+//! - [`profile`]: where memory went (events by source location, reports, traces, plots);
+//! - [`pressure`]: levels and sources (OS, device budget, simulated) and a monitor;
+//! - [`memory`]: the [`MemoryManager`] account, pools with bounded-waste size classes,
+//!   [`ManagedBuffer`] handles, out-of-memory recovery and the graded pressure response;
+//! - [`compute`]: WGSL kernels, pipeline cache, batched dispatch;
+//! - [`tensor`], [`nn`], [`optim`]: tensors on pooled buffers, layers with explicit backward
+//!   passes, SGD and Adam;
+//! - [`checkpoint`]: recompute instead of store, with a planner that meets a byte budget;
+//! - [`train`]: a [`Trainer`] that adapts its micro-batch to memory and loses no sample;
+//! - [`distributed`]: data-parallel training over MPI (feature `mpi`), with ZeRO-1.
+//!
+//! [`best_practices`] is the guide (`docs/MEMORY_BEST_PRACTICES.md`).
 //!
 //! ```
 //! use wgmem::{Backend, BufferUsage, HostBackend};
@@ -40,8 +50,11 @@ pub mod memory;
 pub mod nn;
 pub mod optim;
 pub mod pressure;
+pub mod profile;
 mod sync;
 pub mod tensor;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod train;
 
 pub use backend::{
@@ -51,5 +64,6 @@ pub use compute::Gpu;
 pub use error::{Error, OutOfMemoryReport, Result};
 pub use memory::{ManagedBuffer, MemoryConfig, MemoryManager, MemoryStats};
 pub use pressure::{PressureLevel, PressureMonitor, PressureSource};
+pub use profile::MemoryProfiler;
 pub use tensor::{Context, Tensor};
 pub use train::{Trainer, TrainerConfig};

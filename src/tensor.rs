@@ -71,11 +71,16 @@ impl Context {
     }
 
     /// A tensor whose contents are unspecified (a reused buffer): for kernel outputs.
+    #[track_caller]
     pub fn uninit(self: &Arc<Self>, shape: &[usize], tag: &'static str) -> Result<Tensor> {
         let len = element_count(shape)?;
-        let buffer = self
-            .memory
-            .acquire((len.max(1) * 4) as u64, BufferUsage::Storage, tag)?;
+        let bytes = (len.max(1) as u64).checked_mul(4).ok_or_else(|| {
+            Error::invalid(
+                "tensor shape",
+                format!("{shape:?} has more bytes than fit in 64 bits"),
+            )
+        })?;
+        let buffer = self.memory.acquire(bytes, BufferUsage::Storage, tag)?;
         Ok(Tensor {
             shape: shape.to_vec(),
             buffer,
@@ -84,6 +89,7 @@ impl Context {
     }
 
     /// A tensor of zeros.
+    #[track_caller]
     pub fn zeros(self: &Arc<Self>, shape: &[usize], tag: &'static str) -> Result<Tensor> {
         let t = self.uninit(shape, tag)?;
         compute::fill(&self.gpu, t.raw(), t.len(), 0.0)?;
@@ -91,6 +97,7 @@ impl Context {
     }
 
     /// A tensor holding `data` (row-major) with `shape`.
+    #[track_caller]
     pub fn from_slice(
         self: &Arc<Self>,
         data: &[f32],
@@ -103,6 +110,7 @@ impl Context {
     }
 
     /// A buffer of `u32` values (class labels), accounted under `tag`.
+    #[track_caller]
     pub fn upload_u32(
         &self,
         data: &[u32],
@@ -242,6 +250,7 @@ impl Tensor {
     }
 
     /// A new tensor (tag `tag`) with a copy of this one's contents.
+    #[track_caller]
     pub fn duplicate(&self, tag: &'static str) -> Result<Tensor> {
         let t = self.ctx.uninit(&self.shape, tag)?;
         compute::copy(self.ctx.gpu(), self.raw(), t.raw(), self.len())?;

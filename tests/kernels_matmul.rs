@@ -1,12 +1,12 @@
-//! `compute::matmul` against an f64 CPU product: every transpose, both tilings, sizes that are
+//! `compute::matmul` against an f64 CPU product: every transpose, every tiling, sizes that are
 //! not multiples of any tile (1, 7, 63, 65, 129, 257), with and without the fused bias,
 //! activation and accumulation; and the typed errors for bad shapes and short buffers.
 
 mod common;
 
-use common::{Rng, download, gpu, upload};
+use common::{Rng, download, gpu, gpu_backend, upload};
 use wgmem::compute::{Activation, MatmulOptions, MatmulTile, matmul};
-use wgmem::{Backend, Error};
+use wgmem::{Backend, Error, Gpu};
 
 fn gelu(x: f64) -> f64 {
     0.5 * x * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x)).tanh())
@@ -25,7 +25,10 @@ struct Case {
 }
 
 fn check(case: &Case, rng: &mut Rng) {
-    let gpu = gpu();
+    check_on(&gpu(), case, rng);
+}
+
+fn check_on(gpu: &Gpu, case: &Case, rng: &mut Rng) {
     let backend = gpu.backend();
     let Case { m, n, k, .. } = *case;
     let a = rng.vec(m * k);
@@ -52,7 +55,7 @@ fn check(case: &Case, rng: &mut Rng) {
         accumulate: case.accumulate,
         tile: case.tile,
     };
-    matmul(&gpu, &ab, a_shape, &bb, b_shape, &cb, &opts).unwrap();
+    matmul(gpu, &ab, a_shape, &bb, b_shape, &cb, &opts).unwrap();
     let out = download(&**backend, &cb, m * n);
     let at = |i: usize, p: usize| {
         f64::from(if case.trans_a {
@@ -127,7 +130,12 @@ fn every_transpose_and_tile_matches_f64_reference() {
     // The K-16 tile needs 33 KiB of workgroup memory: lavapipe and Metal have 32 KiB, so there
     // it is checked for the error (and the H200 benchmark checks its results).
     let k16 = gpu().limits().max_compute_workgroup_storage_size >= 33_792;
-    let mut tiles = vec![MatmulTile::T64, MatmulTile::T128];
+    let mut tiles = vec![
+        MatmulTile::T64,
+        MatmulTile::T128,
+        MatmulTile::T128P,
+        MatmulTile::T128S,
+    ];
     if k16 {
         tiles.push(MatmulTile::T128K16);
     } else {
@@ -158,7 +166,13 @@ fn every_transpose_and_tile_matches_f64_reference() {
 #[test]
 fn fused_bias_activation_and_accumulate_match_f64_reference() {
     let mut rng = Rng::new(2);
-    for tile in [MatmulTile::Auto, MatmulTile::T64, MatmulTile::T128] {
+    for tile in [
+        MatmulTile::Auto,
+        MatmulTile::T64,
+        MatmulTile::T128,
+        MatmulTile::T128P,
+        MatmulTile::T128S,
+    ] {
         for (m, n, k) in [(7, 65, 33), (129, 63, 257)] {
             for act in [Activation::None, Activation::Relu, Activation::Gelu] {
                 for (bias, accumulate) in [(true, false), (false, true), (true, true)] {
@@ -200,6 +214,51 @@ fn auto_tile_handles_a_large_ragged_product() {
         },
         &mut rng,
     );
+}
+
+#[test]
+fn unchecked_kernels_match_f64_reference() {
+    // Gpu::new_unchecked: Auto picks other tilings there (T128S / T128K16 for large outputs),
+    // and the kernels' own bounds checks are the only ones.
+    // SAFETY: only this crate's kernels run on it.
+    let ugpu = unsafe { Gpu::new_unchecked(gpu_backend()) }.expect("kernel setup");
+    let mut rng = Rng::new(4);
+    for (trans_a, trans_b) in [(false, false), (true, false), (false, true)] {
+        check_on(
+            &ugpu,
+            &Case {
+                m: 1100,
+                n: 1300,
+                k: 20,
+                trans_a,
+                trans_b,
+                bias: true,
+                act: Activation::Gelu,
+                accumulate: trans_a,
+                tile: MatmulTile::Auto,
+            },
+            &mut rng,
+        );
+    }
+    for tile in [MatmulTile::T128P, MatmulTile::T128S] {
+        for (m, n, k) in [(129, 63, 257), (65, 257, 7)] {
+            check_on(
+                &ugpu,
+                &Case {
+                    m,
+                    n,
+                    k,
+                    trans_a: m == 65,
+                    trans_b: m == 129,
+                    bias: false,
+                    act: Activation::None,
+                    accumulate: false,
+                    tile,
+                },
+                &mut rng,
+            );
+        }
+    }
 }
 
 #[test]

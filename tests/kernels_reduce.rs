@@ -5,7 +5,7 @@
 mod common;
 
 use common::{Rng, download, gpu, upload};
-use wgmem::compute::{self, column_sums, softmax_cross_entropy};
+use wgmem::compute::{self, CrossEntropyOutputs, column_sums, softmax_cross_entropy};
 use wgmem::{Backend, Error};
 
 const EPS: f64 = f32::EPSILON as f64;
@@ -120,7 +120,19 @@ fn softmax_cross_entropy_matches_f64_reference() {
         let grad = upload(&**b, &vec![f32::NAN; batch * classes]);
         let loss = upload(&**b, &[f32::NAN]);
         let correct = upload(&**b, &[f32::NAN]);
-        softmax_cross_entropy(&gpu, &lb, &labb, batch, classes, &grad, &loss, &correct).unwrap();
+        softmax_cross_entropy(
+            &gpu,
+            &lb,
+            &labb,
+            batch,
+            classes,
+            &CrossEntropyOutputs {
+                grad_logits: &grad,
+                loss: &loss,
+                correct: &correct,
+            },
+        )
+        .unwrap();
         let got_grad = download(&**b, &grad, batch * classes);
         let got_loss = f64::from(download(&**b, &loss, 1)[0]);
         let mut got_correct = [0u32];
@@ -179,15 +191,48 @@ fn softmax_cross_entropy_rejects_bad_shapes() {
     let correct = upload(&**b, &[0.0]);
     // 3 labels needed, 2 given.
     assert!(matches!(
-        softmax_cross_entropy(&gpu, &logits, &labels, 3, 4, &grad, &loss, &correct),
+        softmax_cross_entropy(
+            &gpu,
+            &logits,
+            &labels,
+            3,
+            4,
+            &CrossEntropyOutputs {
+                grad_logits: &grad,
+                loss: &loss,
+                correct: &correct
+            }
+        ),
         Err(Error::OutOfBounds { .. })
     ));
     assert!(matches!(
-        softmax_cross_entropy(&gpu, &logits, &labels, 0, 4, &grad, &loss, &correct),
+        softmax_cross_entropy(
+            &gpu,
+            &logits,
+            &labels,
+            0,
+            4,
+            &CrossEntropyOutputs {
+                grad_logits: &grad,
+                loss: &loss,
+                correct: &correct
+            }
+        ),
         Err(Error::Shape { .. })
     ));
     assert!(matches!(
-        softmax_cross_entropy(&gpu, &logits, &labels, 2, 4, &grad, &loss, &loss),
+        softmax_cross_entropy(
+            &gpu,
+            &logits,
+            &labels,
+            2,
+            4,
+            &CrossEntropyOutputs {
+                grad_logits: &grad,
+                loss: &loss,
+                correct: &loss
+            }
+        ),
         Err(Error::SameBuffer)
     ));
     for buf in [logits, labels, grad, loss, correct] {

@@ -77,8 +77,7 @@ fn grad_check(
         let numeric = (eval(module, &plus) - eval(module, &minus)) / (2.0 * f64::from(H));
         close(numeric, dx[j], &format!("{} dx[{j}]", module.name()));
     }
-    let n_params = module.parameters().len();
-    for p in 0..n_params {
+    for (p, grads) in param_grads.iter().enumerate() {
         let values = module.parameters()[p].value.to_vec().unwrap();
         for j in (0..values.len()).step_by((values.len() / 6).max(1)) {
             let f = |delta: f32, m: &mut dyn Module| {
@@ -91,7 +90,7 @@ fn grad_check(
             module.parameters()[p].value.write(&values).unwrap();
             close(
                 numeric,
-                param_grads[p][j],
+                grads[j],
                 &format!("{} param {p}[{j}]", module.name()),
             );
         }

@@ -4,12 +4,12 @@
 //! Every function takes the element count `n` and checks each buffer holds at least that many
 //! f32s. Bandwidth-bound operations (copy, axpby, add, sub, mul, scale, accumulate) run the
 //! vec4 kernel over `n / 4 * 4` values and the scalar kernel over the remaining 0-3; the rest run
-//! the scalar kernel. Output buffers must differ from input buffers ([`Error::SameBuffer`]);
+//! the scalar kernel. Output buffers must differ from input buffers ([`crate::Error::SameBuffer`]);
 //! the `*_in_place` forms update their first buffer.
 
 use super::validate::{distinct, elements, product};
 use super::{Binding, Gpu, Kernel};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// An activation function, for the fused matmul epilogue and the elementwise kernels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -61,7 +61,6 @@ struct Op {
     vec4: Option<&'static str>,
     a: f32,
     b: f32,
-    cols: u32,
 }
 
 impl Op {
@@ -72,7 +71,6 @@ impl Op {
             vec4: None,
             a: 0.0,
             b: 0.0,
-            cols: 0,
         }
     }
 
@@ -141,7 +139,7 @@ impl Op {
             n: n32,
             a: self.a,
             b: self.b,
-            cols: self.cols,
+            cols: 0,
             base: done,
             _pad: [0; 3],
         };
@@ -340,7 +338,6 @@ pub fn bias_activation(
     act: Activation,
 ) -> Result<()> {
     let n = product("bias_activation", rows, cols)?;
-    elements(gpu, "bias_activation y", y, n)?;
     let cols32 = elements(gpu, "bias_activation bias", bias, cols)?;
     distinct(y, &[bias])?;
     if n == 0 {
@@ -351,36 +348,21 @@ pub fn bias_activation(
         Activation::Relu => "bias_relu",
         Activation::Gelu => "bias_gelu",
     };
-    let mut op = Op::new("bias_activation", entry);
-    op.cols = cols32;
-    // `run` checks `bias` against `n` values; it holds `cols`, checked above.
-    op.run_unchecked_bias(gpu, y, bias, n)
-}
-
-impl Op {
-    fn run_unchecked_bias(
-        &self,
-        gpu: &Gpu,
-        y: &wgpu::Buffer,
-        bias: &wgpu::Buffer,
-        n: usize,
-    ) -> Result<()> {
-        let params = Params {
-            n: u32::try_from(n).map_err(|_| Error::invalid("element count", "exceeds u32::MAX"))?,
-            a: 0.0,
-            b: 0.0,
-            cols: self.cols,
-            base: 0,
-            _pad: [0; 3],
-        };
-        gpu.dispatch(
-            Kernel {
-                shader: "elementwise",
-                entry: self.scalar,
-            },
-            &params,
-            &[Binding::f32s(y, n), Binding::f32s(bias, self.cols as usize)],
-            gpu.groups_for(n as u64)?,
-        )
-    }
+    let params = Params {
+        n: elements(gpu, "bias_activation y", y, n)?,
+        a: 0.0,
+        b: 0.0,
+        cols: cols32,
+        base: 0,
+        _pad: [0; 3],
+    };
+    gpu.dispatch(
+        Kernel {
+            shader: "elementwise",
+            entry,
+        },
+        &params,
+        &[Binding::f32s(y, n), Binding::f32s(bias, cols)],
+        gpu.groups_for(n as u64)?,
+    )
 }

@@ -13,8 +13,13 @@ use crate::error::{Error, Result};
 /// Which tiling runs a product.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum MatmulTile {
-    /// The 128 x 128 tile when the device has the workgroup memory for it and the output has
-    /// enough tiles to fill the GPU; the 64 x 64 tile otherwise.
+    /// The 64 x 64 tile when the device lacks the workgroup memory for the 128 tile or the
+    /// output has too few 128 tiles to fill a large GPU. Otherwise, as measured on an H200
+    /// (BENCHMARKS.md, v4): [`MatmulTile::T128P`] with naga's checks on ([`Gpu::new`]); on a
+    /// [`Gpu::new_unchecked`], [`MatmulTile::T128S`] for `A·B` (and for the transposes on a
+    /// device with 32 KiB of workgroup memory) and [`MatmulTile::T128K16`] for the transposes
+    /// where its 33 KiB fit: the fastest unchecked kernels there (`A·B`: 6-8% over the K-16
+    /// tile; transposes: 21-28% over the unchecked 128 tile).
     #[default]
     Auto,
     /// 64 x 64 output tile, 4 x 4 per thread (8.5 KiB of workgroup memory; always available).
@@ -24,6 +29,12 @@ pub enum MatmulTile {
     /// 128 x 128 output tile, 8 x 8 per thread, K step 16 (33 KiB of workgroup memory: more
     /// than Metal's 32 KiB).
     T128K16,
+    /// The 128 tile of v4, K step 8: the next k's fragments read from workgroup memory before
+    /// the current k's FMAs, explicit `fma` (16.5 KiB of workgroup memory).
+    T128P,
+    /// The 128 tile of v4, K step 16 in an XOR-swizzled, unpadded layout: exactly 32 KiB of
+    /// workgroup memory, so it fits Metal and lavapipe.
+    T128S,
 }
 
 /// Options of [`matmul`]: transposes, fused epilogue, accumulation and tiling.
@@ -56,6 +67,7 @@ struct Params {
 
 const T128_WORKGROUP_BYTES: u32 = 2 * 528 * 16;
 const T128K16_WORKGROUP_BYTES: u32 = 2 * 1056 * 16;
+const T128S_WORKGROUP_BYTES: u32 = 2 * 1024 * 16;
 /// Output tiles below which the 128 x 128 tile leaves too much of a large GPU idle.
 const T128_MIN_TILES: u64 = 96;
 
@@ -69,6 +81,14 @@ fn kernel(tile: MatmulTile, trans_a: bool, trans_b: bool) -> Kernel {
         (MatmulTile::T128K16, true, false) => "mm128k16_tn",
         (MatmulTile::T128K16, false, true) => "mm128k16_nt",
         (MatmulTile::T128K16, true, true) => "mm128k16_tt",
+        (MatmulTile::T128P, false, false) => "mm128p_nn",
+        (MatmulTile::T128P, true, false) => "mm128p_tn",
+        (MatmulTile::T128P, false, true) => "mm128p_nt",
+        (MatmulTile::T128P, true, true) => "mm128p_tt",
+        (MatmulTile::T128S, false, false) => "mm128s_nn",
+        (MatmulTile::T128S, true, false) => "mm128s_tn",
+        (MatmulTile::T128S, false, true) => "mm128s_nt",
+        (MatmulTile::T128S, true, true) => "mm128s_tt",
         (_, false, false) => "mm64_nn",
         (_, true, false) => "mm64_tn",
         (_, false, true) => "mm64_nt",
@@ -80,7 +100,37 @@ fn kernel(tile: MatmulTile, trans_a: bool, trans_b: bool) -> Kernel {
     }
 }
 
-fn choose_tile(gpu: &Gpu, asked: MatmulTile, m: usize, n: usize) -> Result<MatmulTile> {
+/// `WGMEM_MATMUL_TILE` (`T64`, `T128`, `T128K16`, `T128P`, `T128S`), read once:
+/// the tiling [`MatmulTile::Auto`] resolves to, so that a whole training step can be timed with
+/// each tiling (benches/train_step.rs). A tiling the device cannot run is an error, as when asked
+/// for directly.
+fn auto_override() -> Option<MatmulTile> {
+    static TILE: std::sync::OnceLock<Option<MatmulTile>> = std::sync::OnceLock::new();
+    *TILE.get_or_init(|| {
+        let name = std::env::var("WGMEM_MATMUL_TILE").ok()?;
+        [
+            MatmulTile::T64,
+            MatmulTile::T128,
+            MatmulTile::T128K16,
+            MatmulTile::T128P,
+            MatmulTile::T128S,
+        ]
+        .into_iter()
+        .find(|t| format!("{t:?}") == name.trim())
+    })
+}
+
+fn choose_tile(
+    gpu: &Gpu,
+    asked: MatmulTile,
+    m: usize,
+    n: usize,
+    transposed: bool,
+) -> Result<MatmulTile> {
+    let asked = match (asked, auto_override()) {
+        (MatmulTile::Auto, Some(tile)) => tile,
+        _ => asked,
+    };
     let storage = gpu.limits().max_compute_workgroup_storage_size;
     let t128_fits = storage >= T128_WORKGROUP_BYTES;
     let too_small = |bytes: u32| {
@@ -90,16 +140,25 @@ fn choose_tile(gpu: &Gpu, asked: MatmulTile, m: usize, n: usize) -> Result<Matmu
         ))
     };
     match asked {
-        MatmulTile::T128 if !t128_fits => too_small(T128_WORKGROUP_BYTES),
+        MatmulTile::T128 | MatmulTile::T128P if !t128_fits => too_small(T128_WORKGROUP_BYTES),
+        MatmulTile::T128S if storage < T128S_WORKGROUP_BYTES => too_small(T128S_WORKGROUP_BYTES),
         MatmulTile::T128K16 if storage < T128K16_WORKGROUP_BYTES => {
             too_small(T128K16_WORKGROUP_BYTES)
         }
         MatmulTile::Auto => {
             let tiles = (m as u64).div_ceil(128) * (n as u64).div_ceil(128);
-            Ok(if t128_fits && tiles >= T128_MIN_TILES {
-                MatmulTile::T128
-            } else {
+            let k16_fits = storage >= T128K16_WORKGROUP_BYTES;
+            let swizzled_fits = storage >= T128S_WORKGROUP_BYTES;
+            Ok(if !(t128_fits && tiles >= T128_MIN_TILES) {
                 MatmulTile::T64
+            } else if !gpu.unchecked() {
+                MatmulTile::T128P
+            } else if k16_fits && transposed {
+                MatmulTile::T128K16
+            } else if swizzled_fits {
+                MatmulTile::T128S
+            } else {
+                MatmulTile::T128P
             })
         }
         tile => Ok(tile),
@@ -176,7 +235,7 @@ pub fn matmul(
     if len_c == 0 {
         return Ok(());
     }
-    let tile = choose_tile(gpu, opts.tile, m, n)?;
+    let tile = choose_tile(gpu, opts.tile, m, n, opts.trans_a || opts.trans_b)?;
     let edge = if tile == MatmulTile::T64 { 64 } else { 128 };
     let groups = [n32.div_ceil(edge), m32.div_ceil(edge), 1];
     let max = gpu.max_groups_per_dim();

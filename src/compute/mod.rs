@@ -8,6 +8,19 @@
 //! `Gpu`: each dispatch writes its parameters into the next 256-byte slot. When the ring is
 //! full the batch is submitted and the ring starts over; queue order guarantees the earlier
 //! batch has read its slots before they are overwritten. So dispatching creates no buffers.
+//!
+//! The kernels, one WGSL file and one module per family, each a function over `&Gpu`,
+//! `&wgpu::Buffer`s and explicit dimensions (row-major f32) that checks every length against its
+//! buffer and returns a typed error instead of dispatching out of bounds:
+//! - [`matmul`]: `C = act(op(A)·op(B) + bias) (+ C)` for every transpose, tiled from the limits;
+//! - elementwise: [`copy`], [`axpby`], [`accumulate`], [`add`], [`sub`], [`mul`], [`scale`] and
+//!   in-place forms, activations forward and backward, [`bias_activation`];
+//! - reductions: [`column_sums`] (bias gradients), [`sum`], [`mean`], [`max`];
+//! - [`softmax_cross_entropy`]: forward and backward in one pass, loss and accuracy on the GPU;
+//! - optimizers: [`sgd`], [`adam`] (AdamW with `decoupled`).
+//!
+//! naga adds runtime checks to every shader (index clamps, loop counters);
+//! [`Gpu::new_unchecked`] compiles without them. BENCHMARKS.md has the measured effect.
 
 mod elementwise;
 mod matmul;
@@ -16,6 +29,7 @@ mod pipelines;
 mod reduce;
 mod shaders;
 mod softmax;
+mod timing;
 mod validate;
 
 pub use elementwise::{
@@ -28,14 +42,16 @@ pub use optim::{AdamParams, SgdParams, adam, sgd};
 pub use pipelines::Kernel;
 pub use reduce::{column_sums, max, mean, sum};
 pub use shaders::{SHADERS, ShaderSource, shader, validate_wgsl};
-pub use softmax::softmax_cross_entropy;
+pub use softmax::{CrossEntropyOutputs, softmax_cross_entropy};
 
 use crate::backend::{Backend, BufferUsage, WgpuBackend};
 use crate::error::{Error, Result};
+use crate::profile::MemoryProfiler;
 use crate::sync::lock;
 use pipelines::PipelineCache;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
+use timing::KernelTimer;
 
 /// Bytes in the parameter ring.
 const PARAM_RING_BYTES: u64 = 256 << 10;
@@ -83,6 +99,7 @@ pub struct Gpu {
     scratch: wgpu::Buffer,
     scratch_user: Mutex<()>,
     vec4_per_thread: AtomicU32,
+    timer: Mutex<Option<KernelTimer>>,
 }
 
 impl std::fmt::Debug for Gpu {
@@ -118,6 +135,7 @@ impl Gpu {
             pipelines: PipelineCache::default(),
             workgroup_size,
             max_groups_per_dim: limits.max_compute_workgroups_per_dimension,
+            timer: Mutex::new(None),
             backend,
         })
     }
@@ -172,9 +190,14 @@ impl Gpu {
         self.vec4_per_thread.load(Ordering::Relaxed)
     }
 
+    /// Whether the kernels were compiled without naga's runtime checks ([`Gpu::new_unchecked`]).
+    pub(crate) fn unchecked(&self) -> bool {
+        self.pipelines.unchecked
+    }
+
     /// The largest byte range one storage binding may cover.
     pub(crate) fn max_binding_bytes(&self) -> u64 {
-        u64::from(self.limits.max_storage_buffer_binding_size)
+        self.limits.max_storage_buffer_binding_size
     }
 
     /// The largest workgroup count per dispatch dimension.
@@ -203,6 +226,28 @@ impl Gpu {
             ));
         }
         Ok([x as u32, y as u32, 1])
+    }
+
+    /// Times every dispatch into `profiler`'s timeline while it is in full mode (or stops
+    /// timing with `None`). Returns false when the device has no timestamp queries, in which
+    /// case nothing is timed. Collects what the previous profiler had pending first.
+    pub fn set_profiler(&self, profiler: Option<Arc<MemoryProfiler>>) -> Result<bool> {
+        let mut timer = lock(&self.timer);
+        if let Some(t) = timer.as_mut() {
+            t.collect(&self.backend)?;
+        }
+        *timer = profiler.and_then(|p| KernelTimer::new(&self.backend, p));
+        Ok(timer.is_some())
+    }
+
+    /// Reads back the timestamps of the dispatches timed so far and records them in the
+    /// profiler (waits for the GPU). Call it once per step; it also runs by itself when 256
+    /// dispatches are pending. Returns the number of kernels recorded.
+    pub fn collect_kernel_times(&self) -> Result<usize> {
+        match lock(&self.timer).as_mut() {
+            Some(t) => t.collect(&self.backend),
+            None => Ok(0),
+        }
     }
 
     /// Records one dispatch of `kernel` with `params` at binding 0 and `bindings` at 1, 2, ...
@@ -260,16 +305,24 @@ impl Gpu {
                 layout: &pipeline.get_bind_group_layout(0),
                 entries: &entries,
             });
-        drop(ring);
-        self.backend.encode(|encoder| {
+        let mut timer = lock(&self.timer);
+        if let Some(t) = timer.as_mut().filter(|t| t.full()) {
+            t.collect(&self.backend)?;
+        }
+        let mut timed = timer.as_mut().filter(|t| t.active());
+        // Record while still holding the ring: a thread that wraps the ring flushes first, and
+        // that flush must carry this dispatch, or the slot could be rewritten before it runs.
+        let recorded = self.backend.encode(|encoder| {
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some(kernel.entry),
-                timestamp_writes: None,
+                timestamp_writes: timed.as_mut().map(|t| t.claim(kernel.entry)),
             });
             pass.set_pipeline(&pipeline);
             pass.set_bind_group(0, &bind_group, &[]);
             pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
-        })
+        });
+        drop(ring);
+        recorded
     }
 
     /// Submits everything recorded so far.

@@ -15,13 +15,24 @@ struct Params {
     inv_batch: f32,
 }
 
+/// Where [`softmax_cross_entropy`] writes its results.
+#[derive(Debug, Clone, Copy)]
+pub struct CrossEntropyOutputs<'a> {
+    /// `[batch, classes]` f32: the gradient of the mean loss with respect to the logits.
+    pub grad_logits: &'a wgpu::Buffer,
+    /// One f32: the mean loss.
+    pub loss: &'a wgpu::Buffer,
+    /// One u32: the number of rows whose first maximum is at the label.
+    pub correct: &'a wgpu::Buffer,
+}
+
 /// Softmax cross-entropy of `logits` (`[batch, classes]`, row-major) against `labels` (`batch`
 /// u32 class indices), forward and backward:
 ///
-/// - `grad_logits[r, c] = (softmax(logits[r])[c] - [c == labels[r]]) / batch`, the gradient of
+/// - `out.grad_logits[r, c] = (softmax(logits[r])[c] - [c == labels[r]]) / batch`, the gradient of
 ///   the mean loss;
-/// - `loss[0]` = the mean over rows of `logsumexp(logits[r]) - logits[r, labels[r]]`;
-/// - `correct[0]` (u32) = how many rows have their first maximum at the label.
+/// - `out.loss[0]` = the mean over rows of `logsumexp(logits[r]) - logits[r, labels[r]]`;
+/// - `out.correct[0]` (u32) = how many rows have their first maximum at the label.
 ///
 /// A label `>= classes` cannot be reported from the GPU: its row's loss is NaN, so the mean is
 /// NaN. `batch` or `classes` of 0 is an error.
@@ -31,10 +42,13 @@ pub fn softmax_cross_entropy(
     labels: &wgpu::Buffer,
     batch: usize,
     classes: usize,
-    grad_logits: &wgpu::Buffer,
-    loss: &wgpu::Buffer,
-    correct: &wgpu::Buffer,
+    out: &CrossEntropyOutputs<'_>,
 ) -> Result<()> {
+    let CrossEntropyOutputs {
+        grad_logits,
+        loss,
+        correct,
+    } = *out;
     if batch == 0 || classes == 0 {
         return Err(Error::Shape {
             op: "softmax_cross_entropy",

@@ -48,7 +48,7 @@ pub(crate) fn product(op: &'static str, rows: usize, cols: usize) -> Result<usiz
 
 /// Fails with [`Error::SameBuffer`] when the written buffer is also one of the read ones.
 pub(crate) fn distinct(written: &wgpu::Buffer, read: &[&wgpu::Buffer]) -> Result<()> {
-    if read.iter().any(|r| *r == written) {
+    if read.contains(&written) {
         return Err(Error::SameBuffer);
     }
     Ok(())

@@ -10,6 +10,7 @@ use super::manager::MemoryManager;
 use super::pool::Pooled;
 use crate::backend::{Backend, BufferUsage};
 use crate::error::Result;
+use crate::profile::SourceLocation;
 
 /// A pooled, accounted buffer. See the module docs.
 pub struct ManagedBuffer<B: Backend> {
@@ -18,6 +19,7 @@ pub struct ManagedBuffer<B: Backend> {
     id: u64,
     requested: u64,
     tag: &'static str,
+    location: SourceLocation,
 }
 
 impl<B: Backend> ManagedBuffer<B> {
@@ -27,6 +29,7 @@ impl<B: Backend> ManagedBuffer<B> {
         id: u64,
         requested: u64,
         tag: &'static str,
+        location: SourceLocation,
     ) -> Self {
         Self {
             manager,
@@ -34,6 +37,7 @@ impl<B: Backend> ManagedBuffer<B> {
             id,
             requested,
             tag,
+            location,
         }
     }
 
@@ -59,6 +63,12 @@ impl<B: Backend> ManagedBuffer<B> {
     /// The accounting tag.
     pub fn tag(&self) -> &'static str {
         self.tag
+    }
+
+    /// Where in the caller's code the buffer was acquired (the `#[track_caller]` location of
+    /// `acquire`, `with_temporary_buffers`, `Workspace::buffer` or `prewarm`).
+    pub fn location(&self) -> SourceLocation {
+        self.location
     }
 
     /// The buffer's usage.
@@ -94,6 +104,7 @@ impl<B: Backend> std::fmt::Debug for ManagedBuffer<B> {
             .field("tag", &self.tag)
             .field("requested", &self.requested)
             .field("size", &self.size())
+            .field("location", &self.location)
             .finish()
     }
 }
@@ -101,7 +112,8 @@ impl<B: Backend> std::fmt::Debug for ManagedBuffer<B> {
 impl<B: Backend> Drop for ManagedBuffer<B> {
     fn drop(&mut self) {
         if let Some(pooled) = self.pooled.take() {
-            self.manager.release(pooled, self.id, self.requested);
+            self.manager
+                .release(pooled, self.id, self.requested, self.tag, self.location);
         }
     }
 }

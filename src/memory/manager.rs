@@ -23,8 +23,10 @@ use super::size_class::SizeClasses;
 use super::stats::MemoryStats;
 use crate::backend::{Backend, BufferUsage};
 use crate::error::{Error, OutOfMemoryReport, Result};
+use crate::profile::{AccountSample, MemoryProfiler, SourceLocation};
 use crate::sync::lock;
 use std::collections::HashMap;
+use std::panic::Location;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -139,9 +141,24 @@ pub(super) struct State<T> {
     live: HashMap<u64, (&'static str, u64)>,
     hard_limit: Option<u64>,
     soft_limit: Option<u64>,
+    /// Told of every account change while the lock is held, so its events are in order.
+    profiler: Option<Arc<MemoryProfiler>>,
 }
 
 impl<T> State<T> {
+    /// The attached profiler when it is enabled: the one check on the hot path.
+    #[inline]
+    fn profiler(&self) -> Option<&MemoryProfiler> {
+        self.profiler.as_deref().filter(|p| p.is_enabled())
+    }
+
+    fn account(&self) -> AccountSample {
+        AccountSample {
+            live: self.stats.live_bytes,
+            cached: self.pool.cached_bytes(),
+        }
+    }
+
     fn reserved(&self) -> u64 {
         self.stats.live_bytes + self.pool.cached_bytes()
     }
@@ -171,6 +188,11 @@ impl<T> State<T> {
         self.stats.evictions += list.len() as u64;
         self.stats.evicted_bytes += list.iter().map(|p| p.class).sum::<u64>();
         self.update_peaks();
+        if let Some(p) = self.profiler() {
+            if !list.is_empty() {
+                p.on_evict(list.iter().map(|p| p.class), self.account());
+            }
+        }
     }
 }
 
@@ -234,12 +256,30 @@ impl<B: Backend> MemoryManager<B> {
                     live: HashMap::new(),
                     hard_limit: config.hard_limit,
                     soft_limit: config.soft_limit,
+                    profiler: None,
                 }),
                 cleanups: Mutex::new(Vec::new()),
                 next_id: AtomicU64::new(1),
                 report_top: config.report_top,
             }),
         })
+    }
+
+    /// Attaches a profiler (or detaches it with `None`). From now on it is told of every
+    /// acquisition, release, eviction and out-of-memory failure; buffers acquired before are
+    /// released without being counted in its groups.
+    pub fn set_profiler(&self, profiler: Option<Arc<MemoryProfiler>>) {
+        let mut state = lock(&self.shared.state);
+        if let Some(p) = &profiler {
+            // Give it the account as it is now, for events that carry no change of their own.
+            p.on_attach(state.account());
+        }
+        state.profiler = profiler;
+    }
+
+    /// The attached profiler, if any.
+    pub fn profiler(&self) -> Option<Arc<MemoryProfiler>> {
+        lock(&self.shared.state).profiler.clone()
     }
 
     /// The backend.
@@ -316,12 +356,26 @@ impl<B: Backend> MemoryManager<B> {
 
     /// Acquires a buffer of at least `size` bytes for `usage`, accounted under `tag`.
     /// Served from the pool when possible; see the module docs for what happens when memory
-    /// runs out.
+    /// runs out. The caller's source location is kept on the buffer
+    /// ([`ManagedBuffer::location`]) and given to the profiler.
+    #[track_caller]
     pub fn acquire(
         &self,
         size: u64,
         usage: BufferUsage,
         tag: &'static str,
+    ) -> Result<ManagedBuffer<B>> {
+        self.acquire_at(size, usage, tag, Location::caller())
+    }
+
+    /// [`acquire`](Self::acquire) on behalf of a caller at `location` (for the crate's own
+    /// `#[track_caller]` wrappers, whose closures cannot forward the location).
+    pub(crate) fn acquire_at(
+        &self,
+        size: u64,
+        usage: BufferUsage,
+        tag: &'static str,
+        location: SourceLocation,
     ) -> Result<ManagedBuffer<B>> {
         let caps = self.shared.backend.capabilities();
         if size == 0 {
@@ -350,12 +404,12 @@ impl<B: Backend> MemoryManager<B> {
                 lock(&self.shared.state).stats.retries += 1;
                 log::debug!("retrying an allocation of {class} bytes (step {step})");
             }
-            match self.try_acquire(size, class, usage, tag)? {
+            match self.try_acquire(size, class, usage, tag, location)? {
                 Attempt::Done(buffer) => return Ok(buffer),
                 Attempt::Retry { device_message: m } => device_message = m.or(device_message),
             }
         }
-        Err(self.out_of_memory(class, device_message))
+        Err(self.out_of_memory(class, device_message, size, tag, location))
     }
 
     fn try_acquire(
@@ -364,9 +418,11 @@ impl<B: Backend> MemoryManager<B> {
         class: u64,
         usage: BufferUsage,
         tag: &'static str,
+        location: SourceLocation,
     ) -> Result<Attempt<ManagedBuffer<B>>> {
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         let mut evicted = Vec::new();
+        let profiled;
         {
             let mut state = lock(&self.shared.state);
             let mut hit = state.pool.take(usage, size);
@@ -379,12 +435,16 @@ impl<B: Backend> MemoryManager<B> {
             if let Some(pooled) = hit {
                 state.stats.pool_hits += 1;
                 state.add_live(id, tag, pooled.class, size);
+                if let Some(p) = state.profiler() {
+                    p.on_acquire(true, id, pooled.class, size, tag, location, state.account());
+                }
                 return Ok(Attempt::Done(ManagedBuffer::new(
                     self.clone(),
                     pooled,
                     id,
                     size,
                     tag,
+                    location,
                 )));
             }
             if let Some(limit) = state.hard_limit {
@@ -404,26 +464,36 @@ impl<B: Backend> MemoryManager<B> {
             // Reserve the bytes before the slow allocation so other threads see them.
             state.stats.pool_misses += 1;
             state.add_live(id, tag, class, size);
+            // Recorded once the backend has said yes; the allocation is slow anyway.
+            profiled = state.profiler().is_some();
         }
         self.free_all(evicted);
         match self.shared.backend.allocate(class, usage) {
-            Ok(buffer) => Ok(Attempt::Done(ManagedBuffer::new(
-                self.clone(),
-                Pooled {
-                    buffer,
-                    usage,
-                    class,
-                },
-                id,
-                size,
-                tag,
-            ))),
+            Ok(buffer) => {
+                if profiled {
+                    let state = lock(&self.shared.state);
+                    if let Some(p) = state.profiler() {
+                        p.on_acquire(false, id, class, size, tag, location, state.account());
+                    }
+                }
+                Ok(Attempt::Done(ManagedBuffer::new(
+                    self.clone(),
+                    Pooled {
+                        buffer,
+                        usage,
+                        class,
+                    },
+                    id,
+                    size,
+                    tag,
+                    location,
+                )))
+            }
             Err(Error::OutOfMemory(report)) => {
                 // The device is full: undo the reservation and free every cached buffer.
                 let evicted = {
                     let mut state = lock(&self.shared.state);
-                    self.remove_live(&mut state, id);
-                    state.stats.allocations -= 1;
+                    self.unreserve(&mut state, id, size);
                     let evicted = state.pool.evict_bytes(u64::MAX);
                     state.evicted(&evicted);
                     evicted
@@ -435,11 +505,18 @@ impl<B: Backend> MemoryManager<B> {
             }
             Err(other) => {
                 let mut state = lock(&self.shared.state);
-                self.remove_live(&mut state, id);
-                state.stats.allocations -= 1;
+                self.unreserve(&mut state, id, size);
                 Err(other)
             }
         }
+    }
+
+    /// Undoes the reservation `add_live` made for an allocation the backend then refused.
+    fn unreserve(&self, state: &mut State<B::Buffer>, id: u64, requested: u64) {
+        self.remove_live(state, id);
+        state.stats.requested_live_bytes -= requested;
+        state.stats.allocations -= 1;
+        state.update_peaks();
     }
 
     fn remove_live(&self, state: &mut State<B::Buffer>, id: u64) -> Option<(&'static str, u64)> {
@@ -451,10 +528,20 @@ impl<B: Backend> MemoryManager<B> {
         Some((tag, class))
     }
 
-    fn out_of_memory(&self, requested: u64, device_message: Option<String>) -> Error {
+    fn out_of_memory(
+        &self,
+        requested: u64,
+        device_message: Option<String>,
+        asked: u64,
+        tag: &'static str,
+        location: SourceLocation,
+    ) -> Error {
         let (limit, mut largest) = {
             let mut state = lock(&self.shared.state);
             state.stats.ooms += 1;
+            if let Some(p) = state.profiler() {
+                p.on_oom(requested, asked, tag, location, state.account());
+            }
             let largest: Vec<(String, u64)> = state
                 .live
                 .values()
@@ -476,7 +563,14 @@ impl<B: Backend> MemoryManager<B> {
     }
 
     /// Called by [`ManagedBuffer`]'s drop.
-    pub(super) fn release(&self, pooled: Pooled<B::Buffer>, id: u64, requested: u64) {
+    pub(super) fn release(
+        &self,
+        pooled: Pooled<B::Buffer>,
+        id: u64,
+        requested: u64,
+        tag: &'static str,
+        location: SourceLocation,
+    ) {
         let backend = &self.shared.backend;
         let stamp = backend.last_submission();
         let completed = backend.completed_submission();
@@ -484,8 +578,12 @@ impl<B: Backend> MemoryManager<B> {
             let mut state = lock(&self.shared.state);
             self.remove_live(&mut state, id);
             state.stats.requested_live_bytes -= requested;
+            let class = pooled.class;
             state.pool.release(pooled, stamp, completed);
             state.update_peaks();
+            if let Some(p) = state.profiler() {
+                p.on_free(id, class, requested, tag, location, state.account());
+            }
         }
         self.trim_to_limits();
     }
@@ -519,9 +617,11 @@ impl<B: Backend> MemoryManager<B> {
 
     /// Allocates buffers for `sizes` now and puts them in the pool, so the first step hits.
     /// Respects the hard limit (stops with an error when the next one would cross it).
+    #[track_caller]
     pub fn prewarm(&self, sizes: &[u64], usage: BufferUsage) -> Result<()> {
+        let location = Location::caller();
         for &size in sizes {
-            let buffer = self.acquire(size, usage, "prewarm")?;
+            let buffer = self.acquire_at(size, usage, "prewarm", location)?;
             drop(buffer);
         }
         let completed = self.shared.backend.completed_submission();

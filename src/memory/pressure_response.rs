@@ -54,6 +54,9 @@ impl<B: Backend> MemoryManager<B> {
 
 impl<B: Backend> PressureResponder for MemoryManager<B> {
     fn on_pressure(&self, change: PressureChange) {
+        if let Some(profiler) = self.profiler() {
+            profiler.record_pressure(change.from.as_str(), change.to.as_str(), &change.source);
+        }
         self.respond_to_pressure(change.to);
     }
 }

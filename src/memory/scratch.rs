@@ -8,18 +8,21 @@ use super::managed::ManagedBuffer;
 use super::manager::MemoryManager;
 use crate::backend::{Backend, BufferUsage};
 use crate::error::Result;
+use std::panic::Location;
 
 impl<B: Backend> MemoryManager<B> {
     /// Acquires `count` storage buffers of `size` bytes (tag `"scratch"`), runs `f` with
     /// them, and returns them to the pool afterwards, whatever `f` returns.
+    #[track_caller]
     pub fn with_temporary_buffers<R>(
         &self,
         count: usize,
         size: u64,
         f: impl FnOnce(&[ManagedBuffer<B>]) -> R,
     ) -> Result<R> {
+        let location = Location::caller();
         let buffers = (0..count)
-            .map(|_| self.acquire(size, BufferUsage::Storage, "scratch"))
+            .map(|_| self.acquire_at(size, BufferUsage::Storage, "scratch", location))
             .collect::<Result<Vec<_>>>()?;
         Ok(f(&buffers))
     }
@@ -44,6 +47,7 @@ impl<B: Backend> Workspace<B> {
     }
 
     /// The buffer of slot `name`, at least `size` bytes.
+    #[track_caller]
     pub fn buffer(&mut self, name: &'static str, size: u64) -> Result<&ManagedBuffer<B>> {
         let index = match self.slots.iter().position(|(n, _)| *n == name) {
             Some(i) if self.slots[i].1.size() >= size => i,
@@ -52,7 +56,12 @@ impl<B: Backend> Workspace<B> {
                     // Give the small buffer back before taking the larger one.
                     self.slots.swap_remove(i);
                 }
-                let buffer = self.manager.acquire(size, BufferUsage::Storage, self.tag)?;
+                let buffer = self.manager.acquire_at(
+                    size,
+                    BufferUsage::Storage,
+                    self.tag,
+                    Location::caller(),
+                )?;
                 self.slots.push((name, buffer));
                 self.slots.len() - 1
             }

@@ -52,9 +52,11 @@ pub fn softmax_cross_entropy(
         labels.raw(),
         batch,
         classes,
-        grad.raw(),
-        loss.raw(),
-        correct.raw(),
+        &compute::CrossEntropyOutputs {
+            grad_logits: grad.raw(),
+            loss: loss.raw(),
+            correct: correct.raw(),
+        },
     )?;
     Ok(LossOutput {
         grad,

@@ -55,8 +55,12 @@ impl Sequential {
         mut x: Arc<Tensor>,
         save: bool,
     ) -> Result<Arc<Tensor>> {
-        for layer in &mut self.layers[range] {
-            x = layer.forward(x, save)?;
+        let profiler = x.context().memory().profiler();
+        for i in range {
+            let _scope = profiler
+                .as_ref()
+                .map(|p| p.scope(&format!("layer{i}.forward")));
+            x = self.layers[i].forward(x, save)?;
         }
         Ok(x)
     }
@@ -70,7 +74,11 @@ impl Sequential {
         input_grad: bool,
     ) -> Result<Option<Tensor>> {
         let start = range.start;
+        let profiler = grad.context().memory().profiler();
         for i in range.rev() {
+            let _scope = profiler
+                .as_ref()
+                .map(|p| p.scope(&format!("layer{i}.backward")));
             let need = i > start || input_grad;
             match self.layers[i].backward(grad, need)? {
                 Some(g) => grad = g,

@@ -1,6 +1,6 @@
 //! Adam and AdamW.
 
-use super::{Optimizer, check_same_params, zero_grad};
+use super::{Optimizer, bad_state, check_same_params, zero_grad};
 use crate::compute::{self, AdamParams};
 use crate::error::Result;
 use crate::nn::Parameter;
@@ -92,5 +92,40 @@ impl Optimizer for Adam {
 
     fn adam_params(&self) -> Option<AdamParams> {
         Some(self.hp)
+    }
+
+    fn state_tensors(&self) -> Vec<&Tensor> {
+        self.moments.iter().flat_map(|(m, v)| [m, v]).collect()
+    }
+
+    fn state_counters(&self) -> Vec<u64> {
+        vec![u64::from(self.step)]
+    }
+
+    fn load_state(&mut self, tensors: Vec<Tensor>, counters: &[u64]) -> Result<()> {
+        let step = match counters {
+            [step] => u32::try_from(*step)
+                .map_err(|_| bad_state("Adam", format!("step {step} does not fit in u32")))?,
+            _ => {
+                return Err(bad_state(
+                    "Adam",
+                    format!("{} counters; Adam has one (its step)", counters.len()),
+                ));
+            }
+        };
+        if tensors.len() % 2 != 0 || (tensors.is_empty() != (step == 0)) {
+            return Err(bad_state(
+                "Adam",
+                format!("{} moment tensors at step {step}", tensors.len()),
+            ));
+        }
+        let mut it = tensors.into_iter();
+        let mut moments = Vec::new();
+        while let (Some(m), Some(v)) = (it.next(), it.next()) {
+            moments.push((m, v));
+        }
+        self.moments = moments;
+        self.step = step;
+        Ok(())
     }
 }

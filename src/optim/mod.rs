@@ -9,6 +9,7 @@ pub use sgd::Sgd;
 
 use crate::error::Result;
 use crate::nn::Parameter;
+use crate::tensor::Tensor;
 
 /// Updates parameters from their accumulated gradients.
 pub trait Optimizer: Send {
@@ -39,6 +40,24 @@ pub trait Optimizer: Send {
     fn adam_params(&self) -> Option<crate::compute::AdamParams> {
         None
     }
+
+    /// The state tensors, for saving: for each parameter in step order, that parameter's
+    /// tensors (SGD: velocity; Adam: first then second moment). Empty before the first step.
+    fn state_tensors(&self) -> Vec<&Tensor>;
+
+    /// Counters of the state, for saving (Adam: the step count used in bias correction).
+    fn state_counters(&self) -> Vec<u64> {
+        Vec::new()
+    }
+
+    /// Replaces the state with saved `tensors` (in [`Self::state_tensors`] order, on this
+    /// optimizer's device) and `counters` (from [`Self::state_counters`]). A count that does
+    /// not fit this optimizer is [`crate::Error::InvalidArgument`] and changes nothing.
+    fn load_state(&mut self, tensors: Vec<Tensor>, counters: &[u64]) -> Result<()>;
+}
+
+fn bad_state(optimizer: &str, reason: String) -> crate::error::Error {
+    crate::error::Error::invalid("optimizer state", format!("{optimizer}: {reason}"))
 }
 
 fn zero_grad(p: &Parameter) -> Result<()> {

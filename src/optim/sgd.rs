@@ -1,6 +1,6 @@
 //! Stochastic gradient descent with momentum and weight decay.
 
-use super::{Optimizer, check_same_params, zero_grad};
+use super::{Optimizer, bad_state, check_same_params, zero_grad};
 use crate::compute::{self, SgdParams};
 use crate::error::Result;
 use crate::nn::Parameter;
@@ -77,5 +77,26 @@ impl Optimizer for Sgd {
 
     fn learning_rate(&self) -> f32 {
         self.hp.lr
+    }
+
+    fn state_tensors(&self) -> Vec<&Tensor> {
+        self.velocity.iter().collect()
+    }
+
+    fn load_state(&mut self, tensors: Vec<Tensor>, counters: &[u64]) -> Result<()> {
+        if !counters.is_empty() {
+            return Err(bad_state(
+                "SGD",
+                format!("{} counters; SGD has none", counters.len()),
+            ));
+        }
+        if self.hp.momentum == 0.0 && !tensors.is_empty() {
+            return Err(bad_state(
+                "SGD",
+                format!("{} velocity tensors, but momentum is 0", tensors.len()),
+            ));
+        }
+        self.velocity = tensors;
+        Ok(())
     }
 }

@@ -18,6 +18,14 @@
 //!   configured batch;
 //! - between epochs, cached buffers the epoch never reused are freed.
 //!
+//! A batch with a NaN or infinite input, or a step whose loss is not finite, stops the run
+//! or is skipped (no update), as [`NonFinitePolicy`] says. Inputs are checked on the host
+//! before the step: a ReLU can turn a NaN into 0 and hide it from the loss.
+//!
+//! The run has a position (epoch, batch within the epoch) and every epoch's order comes from
+//! `seed + epoch`, so [`Trainer::save_state`] / [`Trainer::load_state`] resume a run (after a
+//! lost device, say) on the same batches with bit-identical results.
+//!
 //! Each adaptation is logged and recorded in the [`TrainingReport`].
 //!
 //! Data parallel over several processes (MPI, one GPU each): [`Trainer::with_collective`];
@@ -26,8 +34,10 @@
 
 mod parallel;
 mod report;
+mod state;
 
 pub use report::{Adaptation, AdaptationReason, EpochReport, RankReport, TrainingReport};
+pub use state::{NamedArray, TrainerState};
 
 use crate::backend::Backend;
 use crate::checkpoint::{CheckpointPolicy, GradientCheckpointer};
@@ -41,10 +51,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-/// What to do when the loss is NaN or infinite.
+/// What to do when the loss, or an input of the batch, is NaN or infinite.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum NonFinitePolicy {
-    /// Stop with [`Error::NonFiniteLoss`].
+    /// Stop with [`Error::NonFiniteLoss`] (or [`Error::NonFiniteInput`]).
     #[default]
     Stop,
     /// Skip the update (gradients discarded) and go on; counted in the report.
@@ -128,6 +138,12 @@ pub struct Trainer {
     /// The smallest micro-batch that ran out of memory: growth stays below it.
     oom_ceiling: Option<usize>,
     report: TrainingReport,
+    /// The epoch in progress.
+    epoch: usize,
+    /// Batches of that epoch done.
+    batch_in_epoch: usize,
+    /// The order of the epoch in progress: (epoch, dataset length, order).
+    order: Option<(usize, usize, Vec<usize>)>,
     /// The data-parallel world, when there is one.
     dp: Option<crate::distributed::DataParallel>,
     /// ZeRO-1's sharded Adam, replacing `optimizer` when `config.zero1`.
@@ -148,6 +164,22 @@ impl Trainer {
         if model.is_empty() {
             return Err(Error::invalid("model", "a model needs at least one layer"));
         }
+        // Policies that can never plan fail here rather than at the first step.
+        match config.checkpoint {
+            CheckpointPolicy::EveryK(0) => {
+                return Err(Error::invalid(
+                    "checkpoint interval",
+                    "every:K needs K of at least 1",
+                ));
+            }
+            CheckpointPolicy::Budget(0) => {
+                return Err(Error::invalid(
+                    "checkpoint budget",
+                    "a budget of 0 bytes fits no plan",
+                ));
+            }
+            _ => {}
+        }
         let zero1 = config.zero1;
         let trainer = Self {
             dp: None,
@@ -161,6 +193,9 @@ impl Trainer {
                 world_size: 1,
                 ..TrainingReport::default()
             },
+            epoch: 0,
+            batch_in_epoch: 0,
+            order: None,
             ctx,
             model,
             optimizer,
@@ -190,6 +225,16 @@ impl Trainer {
     /// The checkpointer.
     pub fn checkpointer(&self) -> &GradientCheckpointer {
         &self.checkpointer
+    }
+
+    /// The run's position: the epoch in progress and the batches of it already done.
+    pub fn position(&self) -> (usize, usize) {
+        (self.epoch, self.batch_in_epoch)
+    }
+
+    /// The optimizer.
+    pub fn optimizer(&self) -> &dyn Optimizer {
+        self.optimizer.as_ref()
     }
 
     /// The report so far.
@@ -308,9 +353,11 @@ impl Trainer {
                 .ctx
                 .upload_u32(&batch.labels()[start..end], tags::DATA)?;
             let share = scale * n as f32 / rows as f32;
+            let labels_host = &batch.labels()[start..end];
             let out = self
                 .checkpointer
                 .forward_backward(&mut self.model, x, |logits| {
+                    check_labels(labels_host, &logits)?;
                     let out = softmax_cross_entropy(&logits, &labels, n)?;
                     drop(logits);
                     if share != 1.0 {
@@ -341,6 +388,8 @@ impl Trainer {
     /// the same global batch and computes its own shard of it (see [`Trainer::with_collective`]).
     pub fn train_step(&mut self, batch: &Dataset) -> Result<(f32, f32)> {
         let adaptations = self.report.adaptations.len();
+        let profiler = self.ctx.memory().profiler();
+        let _scope = profiler.as_ref().map(|p| p.scope("step"));
         if self.pressure.swap(false, Ordering::SeqCst) && self.micro_batch > 1 {
             self.calm_steps = 0;
             self.adapt(
@@ -348,6 +397,30 @@ impl Trainer {
                 AdaptationReason::Pressure,
                 false,
             );
+        }
+        if let Some(i) = batch.features().iter().position(|v| !v.is_finite()) {
+            let d = batch.n_features().max(1);
+            let value = batch.features()[i];
+            match self.config.non_finite {
+                NonFinitePolicy::Stop => {
+                    return Err(Error::NonFiniteInput {
+                        step: self.report.steps,
+                        row: i / d,
+                        column: i % d,
+                        value,
+                    });
+                }
+                NonFinitePolicy::Skip => {
+                    log::warn!(
+                        "skipping step {}: input row {} feature {} is {value}",
+                        self.report.steps,
+                        i / d,
+                        i % d
+                    );
+                    self.report.skipped_steps += 1;
+                    return Ok((value, 0.0));
+                }
+            }
         }
         let shard = self.shard_of(batch);
         let local_batch = shard.as_ref().unwrap_or(batch);
@@ -453,6 +526,7 @@ impl Trainer {
                 .ctx
                 .upload_u32(&data.labels()[start..end], tags::DATA)?;
             let logits = self.model.forward(x, false)?;
+            check_labels(&data.labels()[start..end], &logits)?;
             let out = softmax_cross_entropy(&logits, &labels, n)?;
             let (loss, c) = out.read()?;
             loss_sum += f64::from(loss) * n as f64;
@@ -462,7 +536,75 @@ impl Trainer {
         Ok((loss_sum / n, correct as f64 / n))
     }
 
-    /// Trains for the configured epochs, calling `on_step` after every step.
+    /// The batch at the run's position: the next `batch_size` indices of the epoch's order.
+    fn current_batch(&mut self, train: &Dataset) -> Dataset {
+        let (epoch, len) = (self.epoch, train.len());
+        if !matches!(&self.order, Some((e, l, _)) if *e == epoch && *l == len) {
+            let order = train.epoch_order(self.config.seed.wrapping_add(epoch as u64));
+            self.order = Some((epoch, len, order));
+        }
+        let order = &self.order.as_ref().expect("set above").2;
+        let start = (self.batch_in_epoch * self.config.batch_size).min(len);
+        let end = (start + self.config.batch_size).min(len);
+        train.subset(&order[start..end])
+    }
+
+    /// One step at the run's position, then moves the position on. Returns the loss, the
+    /// accuracy, the batch rows and whether the step finished its epoch.
+    fn step_at_position(
+        &mut self,
+        train: &Dataset,
+        epoch_samples: usize,
+        on_step: &mut impl FnMut(&StepInfo),
+    ) -> Result<(f32, f32, usize, bool)> {
+        let step_start = Instant::now();
+        let (comm_before, wait_before) = (self.comm_seconds(), self.wait_seconds());
+        let epoch = self.epoch;
+        let batch = self.current_batch(train);
+        let (loss, acc) = self.train_step(&batch)?;
+        self.batch_in_epoch += 1;
+        let epoch_done = self.batch_in_epoch * self.config.batch_size >= train.len();
+        if epoch_done {
+            self.epoch += 1;
+            self.batch_in_epoch = 0;
+        }
+        let counted = if loss.is_finite() { batch.len() } else { 0 };
+        let stats = self.ctx.memory().stats();
+        on_step(&StepInfo {
+            epoch,
+            step: self.report.steps,
+            loss,
+            accuracy: acc,
+            seconds: step_start.elapsed().as_secs_f64(),
+            live_bytes: stats.live_bytes,
+            peak_live_bytes: stats.peak_live_bytes,
+            micro_batch: self.micro_batch,
+            epoch_samples: epoch_samples + counted,
+            comm_seconds: self.comm_seconds() - comm_before,
+            wait_seconds: self.wait_seconds() - wait_before,
+        });
+        Ok((loss, acc, batch.len(), epoch_done))
+    }
+
+    /// Runs `steps` steps from the run's position (crossing epochs, ignoring the configured
+    /// epoch count), as [`Self::fit`] would take them; no epoch reports are recorded.
+    pub fn train_steps(
+        &mut self,
+        train: &Dataset,
+        steps: u64,
+        mut on_step: impl FnMut(&StepInfo),
+    ) -> Result<()> {
+        if train.is_empty() {
+            return Err(Error::invalid("training data", "the training set is empty"));
+        }
+        for _ in 0..steps {
+            self.step_at_position(train, 0, &mut on_step)?;
+        }
+        Ok(())
+    }
+
+    /// Trains from the run's position (the start, or where [`Self::load_state`] left off) to
+    /// the end of the configured epochs, calling `on_step` after every step.
     pub fn fit(
         &mut self,
         train: &Dataset,
@@ -472,35 +614,22 @@ impl Trainer {
         if train.is_empty() {
             return Err(Error::invalid("training data", "the training set is empty"));
         }
-        for epoch in 0..self.config.epochs {
+        while self.epoch < self.config.epochs {
+            let epoch = self.epoch;
             let started = Instant::now();
             let mark = self.ctx.memory().mark();
-            let order = train.epoch_order(self.config.seed.wrapping_add(epoch as u64));
             let (mut loss_sum, mut correct, mut samples) = (0f64, 0f64, 0usize);
-            for chunk in order.chunks(self.config.batch_size) {
-                let step_start = Instant::now();
-                let (comm_before, wait_before) = (self.comm_seconds(), self.wait_seconds());
-                let batch = train.subset(chunk);
-                let (loss, acc) = self.train_step(&batch)?;
+            loop {
+                let (loss, acc, rows, done) =
+                    self.step_at_position(train, samples, &mut on_step)?;
                 if loss.is_finite() {
-                    loss_sum += f64::from(loss) * chunk.len() as f64;
-                    correct += f64::from(acc) * chunk.len() as f64;
-                    samples += chunk.len();
+                    loss_sum += f64::from(loss) * rows as f64;
+                    correct += f64::from(acc) * rows as f64;
+                    samples += rows;
                 }
-                let stats = self.ctx.memory().stats();
-                on_step(&StepInfo {
-                    epoch,
-                    step: self.report.steps,
-                    loss,
-                    accuracy: acc,
-                    seconds: step_start.elapsed().as_secs_f64(),
-                    live_bytes: stats.live_bytes,
-                    peak_live_bytes: stats.peak_live_bytes,
-                    micro_batch: self.micro_batch,
-                    epoch_samples: samples,
-                    comm_seconds: self.comm_seconds() - comm_before,
-                    wait_seconds: self.wait_seconds() - wait_before,
-                });
+                if done {
+                    break;
+                }
             }
             let seconds = started.elapsed().as_secs_f64();
             let test_accuracy = match test {
@@ -525,6 +654,22 @@ impl Trainer {
         self.report.wait_seconds = self.wait_seconds();
         self.report.ranks = self.gather_ranks()?;
         Ok(self.report.clone())
+    }
+}
+
+/// Checks that every label names a column of `logits` (the loss kernel would otherwise turn
+/// the row's loss into NaN, reported as a diverging run rather than as bad data).
+fn check_labels(labels: &[u32], logits: &crate::tensor::Tensor) -> Result<()> {
+    let [_, classes] = logits.dims2("softmax_cross_entropy")?;
+    match labels.iter().position(|&l| l as usize >= classes) {
+        Some(i) => Err(Error::invalid(
+            "label",
+            format!(
+                "label {} (row {i} of the batch) is out of range for a model with {classes} outputs",
+                labels[i]
+            ),
+        )),
+        None => Ok(()),
     }
 }
 

@@ -101,6 +101,19 @@ impl Trainer {
         }
     }
 
+    /// Saving and restoring a run covers the optimizer given to [`Trainer::new`]; ZeRO-1's
+    /// sharded moments (a different slice on every rank) are not saved yet.
+    pub(super) fn check_state_supported(&self) -> Result<()> {
+        if self.sharded.is_some() {
+            return Err(Error::invalid(
+                "trainer state",
+                "saving or restoring a ZeRO-1 run is not supported yet (each rank holds a slice \
+                 of the moments); train without zero1 to save state",
+            ));
+        }
+        Ok(())
+    }
+
     /// This rank's rows of `batch`, or `None` when the rank has the whole batch.
     pub(super) fn shard_of(&self, batch: &Dataset) -> Option<Dataset> {
         let dp = self.dp.as_ref().filter(|dp| dp.world_size() > 1)?;

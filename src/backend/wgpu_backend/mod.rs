@@ -88,7 +88,8 @@ impl WgpuBackend {
         let info = adapter.get_info();
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("wgmem"),
-            required_features: wgpu::Features::empty(),
+            // Timestamp queries let the profiler time kernels; nothing else needs features.
+            required_features: adapter.features() & wgpu::Features::TIMESTAMP_QUERY,
             required_limits: adapter.limits(),
             experimental_features: wgpu::ExperimentalFeatures::disabled(),
             memory_hints: wgpu::MemoryHints::Performance,
@@ -209,6 +210,9 @@ impl WgpuBackend {
     /// Submits the pending batch, if any, and returns the index of the latest submission.
     pub fn flush(&self) -> Result<SubmissionIndex> {
         self.check_lost()?;
+        // Hold the lock until the batch is submitted: otherwise another thread's flush (or a
+        // read's staging copy, which follows a flush) could reach the queue first and run
+        // before commands recorded earlier.
         let mut pending = lock(&self.pending);
         if let Some(encoder) = pending.take() {
             self.submit(encoder.finish());
@@ -235,6 +239,16 @@ impl WgpuBackend {
                 reason: reason.clone(),
             }),
             None => Ok(()),
+        }
+    }
+
+    /// A failed map is [`Error::DeviceLost`] when the device was lost meanwhile (wgpu reports
+    /// the loss through its callback, which runs during the wait that precedes the map), so
+    /// the caller sees the cause it must act on rather than its symptom.
+    fn map_error(&self, e: impl std::fmt::Display) -> Error {
+        match self.check_lost() {
+            Err(lost) => lost,
+            Ok(()) => Error::Map(e.to_string()),
         }
     }
 
@@ -310,13 +324,13 @@ impl WgpuBackend {
             });
         self.wait()?;
         rx.recv()
-            .map_err(|_| Error::Map("the map callback never ran".into()))?
-            .map_err(|e| Error::Map(e.to_string()))?;
+            .map_err(|_| self.map_error("the map callback never ran"))?
+            .map_err(|e| self.map_error(e))?;
         {
             let view = staging
                 .slice(..aligned_len)
                 .get_mapped_range()
-                .map_err(|e| Error::Map(e.to_string()))?;
+                .map_err(|e| self.map_error(e))?;
             out.copy_from_slice(&view[..out.len()]);
         }
         staging.unmap();
