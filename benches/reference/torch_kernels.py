@@ -7,6 +7,7 @@ benches/kernels.rs (WGMEM_BENCH_TSV), it prints wgmem / torch ratios as the last
 
     python3 benches/reference/torch_kernels.py [wgmem.tsv]
 """
+import re
 import sys
 import torch
 
@@ -36,8 +37,10 @@ def median_ms(fn, iters):
 rows = {}
 print(f"torch {torch.__version__}, {torch.cuda.get_device_name()}, tf32 {torch.backends.cuda.matmul.allow_tf32}")
 g = torch.Generator(device=dev).manual_seed(0)
-for (m, n, k) in [(4096, 4096, 4096), (1024, 4096, 4096)]:
-    for label, ta, tb in [("A·B", False, False), ("Aᵀ·B", True, False), ("A·Bᵀ", False, True)]:
+NN, TN, NT = ("A·B", False, False), ("Aᵀ·B", True, False), ("A·Bᵀ", False, True)
+for (m, n, k, tr) in [(4096, 4096, 4096, [NN]), (1024, 4096, 4096, [NN, TN, NT]),
+                      (1024, 4096, 784, [NN]), (784, 4096, 1024, [TN])]:
+    for label, ta, tb in tr:
         a = torch.rand((k, m) if ta else (m, k), device=dev, generator=g) * 2 - 1
         b = torch.rand((n, k) if tb else (k, n), device=dev, generator=g) * 2 - 1
         c = torch.empty((m, n), device=dev)
@@ -65,9 +68,7 @@ if len(sys.argv) > 1:
     for line in open(sys.argv[1]):
         name, ms, rate, unit = line.rstrip("\n").split("\t")
         key = name.replace(" unchecked", "").replace(" 4/thread", "").replace(" 8/thread", "")
-        for suffix in (" T128", " T64", " Auto"):
-            if key.endswith(suffix):
-                key = key[: -len(suffix)]
+        key = re.sub(r" (T\w+|Auto)$", "", key)
         if key in rows:
             ref = rows[key][1]
             print(f"{name:<48} {float(rate):>12.1f} {ref:>12.1f} {float(rate) / ref:>8.3f}")
