@@ -681,10 +681,3 @@ impl std::fmt::Debug for Trainer {
             .finish_non_exhaustive()
     }
 }
-
-/// Releases memory the backend holds but nobody uses (for callers outside the trainer).
-pub fn release_caches(ctx: &Context) -> u64 {
-    let freed = ctx.memory().clear_cache();
-    let _ = ctx.backend().wait_idle();
-    freed
-}
