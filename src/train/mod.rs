@@ -39,7 +39,6 @@ mod state;
 pub use report::{Adaptation, AdaptationReason, EpochReport, RankReport, TrainingReport};
 pub use state::{NamedArray, TrainerState};
 
-use crate::backend::Backend;
 use crate::checkpoint::{CheckpointPolicy, GradientCheckpointer};
 use crate::compute;
 use crate::data::Dataset;
