@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::io::Read;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use wgmem::data::Dataset;
@@ -121,17 +120,6 @@ fn threads_sharing_a_manager_under_faults_lose_nothing_and_keep_the_account_exac
     assert_eq!(backend.live_buffers(), 0);
 }
 
-fn digits() -> Dataset {
-    let gz = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/data/digits.csv.gz")).unwrap();
-    let mut text = String::new();
-    flate2::read::GzDecoder::new(&gz[..])
-        .read_to_string(&mut text)
-        .unwrap();
-    let mut data = Dataset::from_csv(&text).unwrap();
-    data.normalize();
-    data.split(0.2, 0).unwrap().0
-}
-
 /// Trains `steps` steps with shuffle seed `seed` on a context of its own; returns the
 /// parameters' bits and the context's live bytes before and after.
 fn train(data: &Dataset, seed: u64, steps: u64) -> (Vec<Vec<u32>>, u64, u64) {
@@ -174,7 +162,7 @@ fn train(data: &Dataset, seed: u64, steps: u64) -> (Vec<Vec<u32>>, u64, u64) {
 
 #[test]
 fn threads_training_on_one_gpu_reach_the_same_parameters_as_alone() {
-    let data = Arc::new(digits());
+    let data = Arc::new(common::digits_split().0);
     let alone: Vec<_> = (0..3).map(|seed| train(&data, seed, 10)).collect();
     let together: Vec<_> = (0..3)
         .map(|seed| {

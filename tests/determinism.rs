@@ -3,22 +3,13 @@
 //! command stream; a buffer released by one must never be reused or invalidated while another's
 //! recorded work still needs it). Also checks that no wgpu validation error was raised.
 mod common;
-use std::io::Read;
 use std::sync::Arc;
-use wgmem::data::Dataset;
 use wgmem::nn::{Linear, Sequential};
 use wgmem::optim::Sgd;
 use wgmem::{Context, MemoryConfig, Trainer, TrainerConfig};
 
 fn run(own: bool) -> Vec<f64> {
-    let gz = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/data/digits.csv.gz")).unwrap();
-    let mut text = String::new();
-    flate2::read::GzDecoder::new(&gz[..])
-        .read_to_string(&mut text)
-        .unwrap();
-    let mut data = Dataset::from_csv(&text).unwrap();
-    data.normalize();
-    let (train, _) = data.split(0.2, 0).unwrap();
+    let (train, _) = common::digits_split();
     let backend = if own {
         common::fresh_gpu_backend()
     } else {

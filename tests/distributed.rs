@@ -10,7 +10,6 @@
 
 mod common;
 
-use std::io::Read;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Barrier, Mutex};
 use wgmem::data::Dataset;
@@ -134,17 +133,6 @@ impl Collective for ThreadWorld {
     }
 }
 
-fn digits() -> Dataset {
-    let gz = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/data/digits.csv.gz")).unwrap();
-    let mut text = String::new();
-    flate2::read::GzDecoder::new(&gz[..])
-        .read_to_string(&mut text)
-        .unwrap();
-    let mut data = Dataset::from_csv(&text).unwrap();
-    data.normalize();
-    data
-}
-
 fn model(ctx: &Arc<Context>, seed: u64) -> Sequential {
     Sequential::new()
         .with(Linear::new(ctx, 64, 33, seed + 1).unwrap().with_relu())
@@ -211,7 +199,7 @@ fn data_parallel(
     bucket_bytes: u64,
     pressured_rank: Option<usize>,
 ) -> Vec<RankResult> {
-    let data = Arc::new(digits());
+    let data = Arc::new(common::digits());
     let handles: Vec<_> = ThreadWorld::new(world)
         .into_iter()
         .map(|c| {
@@ -294,7 +282,7 @@ fn thread_world_collectives_match_local_sums_on_odd_lengths() {
 
 #[test]
 fn zero1_in_one_process_equals_adam_bit_for_bit() {
-    let data = digits();
+    let data = common::digits();
     let (adam, adam_losses) = single_process(&data, false);
     let (zero, zero_losses) = single_process(&data, true);
     assert_eq!(adam, zero);
@@ -318,7 +306,7 @@ fn zero1_needs_adam() {
 }
 
 fn assert_equals_single_process(world: usize, zero1: bool, bucket_bytes: u64) {
-    let (reference, ref_losses) = single_process(&digits(), false);
+    let (reference, ref_losses) = single_process(&common::digits(), false);
     let ranks = data_parallel(world, zero1, bucket_bytes, None);
     // The shards add up to the batches.
     let rows: u64 = ranks.iter().map(|r| r.report.local_samples).sum();
@@ -386,7 +374,7 @@ fn pressure_on_one_rank_shrinks_only_its_micro_batch_and_ranks_stay_equal() {
 
 #[test]
 fn local_collective_changes_nothing() {
-    let data = digits();
+    let data = common::digits();
     let (reference, _) = single_process(&data, false);
     let ctx = Context::new(common::gpu_backend(), MemoryConfig::default()).unwrap();
     let mut trainer = Trainer::new(
@@ -404,7 +392,7 @@ fn local_collective_changes_nothing() {
 
 #[test]
 fn a_rank_that_fails_makes_every_rank_stop_at_the_same_step() {
-    let data = Arc::new(digits());
+    let data = Arc::new(common::digits());
     let handles: Vec<_> = ThreadWorld::new(2)
         .into_iter()
         .map(|c| {

@@ -6,24 +6,11 @@
 
 mod common;
 
-use std::io::Read;
 use std::sync::Arc;
-use wgmem::data::Dataset;
 use wgmem::nn::{Linear, Module, Sequential};
 use wgmem::optim::{Adam, Optimizer, Sgd};
 use wgmem::train::TrainerState;
 use wgmem::{Context, Error, MemoryConfig, Trainer, TrainerConfig, WgpuBackend};
-
-fn digits() -> Dataset {
-    let gz = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/data/digits.csv.gz")).unwrap();
-    let mut text = String::new();
-    flate2::read::GzDecoder::new(&gz[..])
-        .read_to_string(&mut text)
-        .unwrap();
-    let mut data = Dataset::from_csv(&text).unwrap();
-    data.normalize();
-    data.split(0.2, 0).unwrap().0
-}
 
 fn model(ctx: &Arc<Context>, hidden: usize) -> Sequential {
     Sequential::new()
@@ -63,7 +50,7 @@ fn state_file(name: &str) -> std::path::PathBuf {
 }
 
 fn resume_is_bit_identical(make: fn() -> Box<dyn Optimizer>, name: &str) {
-    let data = digits();
+    let data = common::digits_split().0;
     let ctx = Context::new(common::gpu_backend(), MemoryConfig::default()).unwrap();
     // 1437 samples in batches of 64: 23 steps an epoch, so 20 + 10 crosses an epoch.
     let (n, m) = (20, 10);
@@ -101,7 +88,7 @@ fn resuming_adam_is_bit_identical() {
 
 #[test]
 fn fit_resumed_mid_epoch_ends_where_an_uninterrupted_fit_ends() {
-    let data = digits();
+    let data = common::digits_split().0;
     let ctx = Context::new(common::gpu_backend(), MemoryConfig::default()).unwrap();
     let mut whole = trainer(&ctx, Box::new(Adam::new(2e-3)), 2);
     let full = whole.fit(&data, None, |_| {}).unwrap();
@@ -119,7 +106,7 @@ fn fit_resumed_mid_epoch_ends_where_an_uninterrupted_fit_ends() {
 
 #[test]
 fn a_lost_device_is_a_typed_error_and_the_run_resumes_on_a_new_device() {
-    let data = digits();
+    let data = common::digits_split().0;
     // Reference: 12 steps without interruption, on the shared device.
     let ctx = Context::new(common::gpu_backend(), MemoryConfig::default()).unwrap();
     let mut reference = trainer(&ctx, Box::new(Adam::new(2e-3)), 1);
@@ -150,7 +137,7 @@ fn a_lost_device_is_a_typed_error_and_the_run_resumes_on_a_new_device() {
 
 #[test]
 fn a_state_that_does_not_fit_or_is_corrupt_is_a_typed_error_and_changes_nothing() {
-    let data = digits();
+    let data = common::digits_split().0;
     let ctx = Context::new(common::gpu_backend(), MemoryConfig::default()).unwrap();
     let mut t = trainer(&ctx, Box::new(Sgd::new(0.05, 0.9)), 1);
     t.train_steps(&data, 2, |_| {}).unwrap();

@@ -14,25 +14,12 @@
 
 mod common;
 
-use std::io::Read;
 use std::sync::Arc;
-use wgmem::data::Dataset;
 use wgmem::nn::{Linear, Sequential};
 use wgmem::optim::Adam;
 use wgmem::pressure::{PressureLevel, PressureMonitor, SimulatedSource};
 use wgmem::train::AdaptationReason;
 use wgmem::{Context, MemoryConfig, Trainer, TrainerConfig};
-
-fn digits() -> Dataset {
-    let gz = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/data/digits.csv.gz")).unwrap();
-    let mut text = String::new();
-    flate2::read::GzDecoder::new(&gz[..])
-        .read_to_string(&mut text)
-        .unwrap();
-    let mut data = Dataset::from_csv(&text).unwrap();
-    data.normalize();
-    data.split(0.2, 0).unwrap().0
-}
 
 const EPOCHS: usize = 3;
 
@@ -58,7 +45,7 @@ const LOSS_TOLERANCE: f64 = 1e-2;
 
 #[test]
 fn training_under_random_pressure_and_failing_allocations_loses_nothing() {
-    let data = digits();
+    let data = common::digits_split().0;
     let steps_per_epoch = data.len().div_ceil(64) as u64;
 
     // Reference: no pressure, no limit.

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::io::Read;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use wgmem::data::Dataset;
@@ -12,21 +11,6 @@ use wgmem::nn::{Linear, Sequential};
 use wgmem::optim::{Adam, Sgd};
 use wgmem::train::{AdaptationReason, NonFinitePolicy};
 use wgmem::{Context, Error, MemoryConfig, Trainer, TrainerConfig};
-
-fn digits() -> (Dataset, Dataset) {
-    let gz = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/data/digits.csv.gz")).unwrap();
-    let mut text = String::new();
-    flate2::read::GzDecoder::new(&gz[..])
-        .read_to_string(&mut text)
-        .unwrap();
-    let mut data = Dataset::from_csv(&text).unwrap();
-    assert_eq!(
-        (data.len(), data.n_features(), data.n_classes()),
-        (1797, 64, 10)
-    );
-    data.normalize();
-    data.split(0.2, 0).unwrap()
-}
 
 fn model(ctx: &Arc<Context>, hidden: usize) -> Sequential {
     Sequential::new()
@@ -45,7 +29,7 @@ fn config(epochs: usize) -> TrainerConfig {
 
 #[test]
 fn digits_reach_over_90_percent_test_accuracy() {
-    let (train, test) = digits();
+    let (train, test) = common::digits_split();
     let ctx = Context::new(common::gpu_backend(), MemoryConfig::default()).unwrap();
     let mut trainer = Trainer::new(
         Arc::clone(&ctx),
@@ -73,7 +57,7 @@ fn digits_reach_over_90_percent_test_accuracy() {
 
 #[test]
 fn a_memory_limit_below_the_need_adapts_and_loses_no_sample() {
-    let (train, _) = digits();
+    let (train, _) = common::digits_split();
     // Reference run without a limit: how much it needs.
     let ctx = Context::new(common::gpu_backend(), MemoryConfig::default()).unwrap();
     let mut free = Trainer::new(
@@ -127,7 +111,7 @@ fn a_memory_limit_below_the_need_adapts_and_loses_no_sample() {
 
 #[test]
 fn pressure_shrinks_the_micro_batch_and_calm_grows_it_back() {
-    let (train, _) = digits();
+    let (train, _) = common::digits_split();
     let ctx = Context::new(common::gpu_backend(), MemoryConfig::default()).unwrap();
     let cfg = TrainerConfig {
         recover_after: 5,
@@ -168,7 +152,7 @@ fn pressure_shrinks_the_micro_batch_and_calm_grows_it_back() {
 
 #[test]
 fn a_diverging_loss_stops_or_skips_as_configured() {
-    let (train, _) = digits();
+    let (train, _) = common::digits_split();
     let ctx = Context::new(common::gpu_backend(), MemoryConfig::default()).unwrap();
     let mut stop = Trainer::new(
         Arc::clone(&ctx),

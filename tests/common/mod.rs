@@ -2,7 +2,9 @@
 //! random data, and CPU references.
 #![allow(dead_code)]
 
+use std::io::Read;
 use std::sync::{Arc, OnceLock};
+use wgmem::data::Dataset;
 use wgmem::{Backend, Gpu, WgpuBackend};
 
 /// The GPU backend for this test binary, created once (lavapipe in CI). Logs the adapter so
@@ -78,4 +80,26 @@ pub fn download<B: Backend>(backend: &B, buffer: &B::Buffer, n: usize) -> Vec<f3
         .read(buffer, 0, bytemuck::cast_slice_mut(&mut out))
         .expect("read");
     out
+}
+
+/// The embedded UCI digits (data/digits.csv.gz: 1,797 rows of 64 features, 10 classes),
+/// scaled to [0, 1].
+pub fn digits() -> Dataset {
+    let gz = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/data/digits.csv.gz")).unwrap();
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(&gz[..])
+        .read_to_string(&mut text)
+        .unwrap();
+    let mut data = Dataset::from_csv(&text).unwrap();
+    assert_eq!(
+        (data.len(), data.n_features(), data.n_classes()),
+        (1797, 64, 10)
+    );
+    data.normalize();
+    data
+}
+
+/// [`digits`] split 80/20 with seed 0: (train, test).
+pub fn digits_split() -> (Dataset, Dataset) {
+    digits().split(0.2, 0).unwrap()
 }
