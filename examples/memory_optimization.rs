@@ -89,7 +89,7 @@ fn checkpointing(backend: &Arc<WgpuBackend>) -> wgmem::Result<()> {
             peak as f64 / none_peak as f64 * 100.0
         );
         for p in model.parameters() {
-            wgmem::compute::fill(ctx.gpu(), p.grad.raw(), p.grad.len(), 0.0)?;
+            p.zero_grad()?;
         }
     }
     println!();

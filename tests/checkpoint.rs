@@ -56,7 +56,7 @@ fn step(
         .map(|p| p.grad.to_vec().unwrap())
         .collect();
     for p in model.parameters() {
-        wgmem::compute::fill(ctx.gpu(), p.grad.raw(), p.grad.len(), 0.0).unwrap();
+        p.zero_grad().unwrap();
     }
     (grads, peak)
 }

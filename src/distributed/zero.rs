@@ -208,7 +208,7 @@ impl ShardedAdam {
             })?;
         }
         for p in params {
-            compute::fill(ctx.gpu(), p.grad.raw(), p.grad.len(), 0.0)?;
+            p.zero_grad()?;
         }
         Ok(())
     }

@@ -32,6 +32,18 @@ pub struct Parameter {
     pub grad: Tensor,
 }
 
+impl Parameter {
+    /// Sets the accumulated gradient to zero (recorded on the GPU like any kernel).
+    pub fn zero_grad(&self) -> Result<()> {
+        crate::compute::fill(
+            self.grad.context().gpu(),
+            self.grad.raw(),
+            self.grad.len(),
+            0.0,
+        )
+    }
+}
+
 /// How a module should be treated by a checkpoint planner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Recompute {

@@ -1,6 +1,6 @@
 //! Adam and AdamW.
 
-use super::{Optimizer, bad_state, check_same_params, zero_grad};
+use super::{Optimizer, bad_state, check_same_params};
 use crate::compute::{self, AdamParams};
 use crate::error::Result;
 use crate::nn::Parameter;
@@ -70,7 +70,7 @@ impl Optimizer for Adam {
                 self.step,
                 &self.hp,
             )?;
-            zero_grad(p)?;
+            p.zero_grad()?;
         }
         Ok(())
     }

@@ -60,10 +60,6 @@ fn bad_state(optimizer: &str, reason: String) -> crate::error::Error {
     crate::error::Error::invalid("optimizer state", format!("{optimizer}: {reason}"))
 }
 
-fn zero_grad(p: &Parameter) -> Result<()> {
-    crate::compute::fill(p.grad.context().gpu(), p.grad.raw(), p.grad.len(), 0.0)
-}
-
 /// Checks that a parameter list matches the state kept for it.
 fn check_same_params(state_len: usize, params: usize) -> Result<()> {
     if state_len != 0 && state_len != params {

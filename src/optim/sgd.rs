@@ -1,6 +1,6 @@
 //! Stochastic gradient descent with momentum and weight decay.
 
-use super::{Optimizer, bad_state, check_same_params, zero_grad};
+use super::{Optimizer, bad_state, check_same_params};
 use crate::compute::{self, SgdParams};
 use crate::error::Result;
 use crate::nn::Parameter;
@@ -58,7 +58,7 @@ impl Optimizer for Sgd {
                 p.value.len(),
                 &self.hp,
             )?;
-            zero_grad(p)?;
+            p.zero_grad()?;
         }
         Ok(())
     }

@@ -327,7 +327,7 @@ impl Trainer {
 
     fn zero_grads(&mut self) -> Result<()> {
         for p in self.model.parameters() {
-            compute::fill(p.grad.context().gpu(), p.grad.raw(), p.grad.len(), 0.0)?;
+            p.zero_grad()?;
         }
         Ok(())
     }

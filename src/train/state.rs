@@ -382,7 +382,7 @@ impl Trainer {
             .load_state(tensors, &state.optimizer_counters)?;
         for (saved, p) in params.iter().zip(&mut model_params) {
             p.value.write(&saved.data)?;
-            crate::compute::fill(p.grad.context().gpu(), p.grad.raw(), p.grad.len(), 0.0)?;
+            p.zero_grad()?;
         }
         drop(model_params);
         self.model.clear_saved();
