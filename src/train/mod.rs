@@ -39,13 +39,15 @@ mod state;
 pub use report::{Adaptation, AdaptationReason, EpochReport, RankReport, TrainingReport};
 pub use state::{NamedArray, TrainerState};
 
+use crate::backend::WgpuBackend;
 use crate::checkpoint::{CheckpointPolicy, GradientCheckpointer};
 use crate::compute;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
+use crate::memory::ManagedBuffer;
 use crate::nn::{Module, Sequential, softmax_cross_entropy};
 use crate::optim::Optimizer;
-use crate::tensor::{Context, tags};
+use crate::tensor::{Context, Tensor, tags};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -332,25 +334,34 @@ impl Trainer {
         Ok(())
     }
 
+    /// Uploads rows `rows` of `data`: the features as an `[n, features]` tensor and the
+    /// labels as `u32`s, both accounted under the data tag.
+    fn upload_rows(
+        &self,
+        data: &Dataset,
+        rows: std::ops::Range<usize>,
+    ) -> Result<(Arc<Tensor>, ManagedBuffer<WgpuBackend>)> {
+        let d = data.n_features();
+        let x = self.ctx.from_slice(
+            &data.features()[rows.start * d..rows.end * d],
+            &[rows.len(), d],
+            tags::DATA,
+        )?;
+        let labels = self.ctx.upload_u32(&data.labels()[rows], tags::DATA)?;
+        Ok((Arc::new(x), labels))
+    }
+
     /// Forward and backward over `batch` in micro-batches, accumulating gradients scaled by
     /// `scale · rows / batch.len()`. Returns (sum of loss · rows, correct).
     fn accumulate(&mut self, batch: &Dataset, scale: f32) -> Result<(f64, u64)> {
         let rows = batch.len();
-        let d = batch.n_features();
         let mut loss_sum = 0f64;
         let mut correct = 0u64;
         let mut start = 0;
         while start < rows {
             let end = (start + self.micro_batch).min(rows);
             let n = end - start;
-            let x = Arc::new(self.ctx.from_slice(
-                &batch.features()[start * d..end * d],
-                &[n, d],
-                tags::DATA,
-            )?);
-            let labels = self
-                .ctx
-                .upload_u32(&batch.labels()[start..end], tags::DATA)?;
+            let (x, labels) = self.upload_rows(batch, start..end)?;
             let share = scale * n as f32 / rows as f32;
             let labels_host = &batch.labels()[start..end];
             let out = self
@@ -510,20 +521,12 @@ impl Trainer {
 
     /// Loss and accuracy on `data`, in batches of the current micro-batch, without saving.
     pub fn evaluate(&mut self, data: &Dataset) -> Result<(f64, f64)> {
-        let d = data.n_features();
         let (mut loss_sum, mut correct) = (0f64, 0u64);
         let rows = self.micro_batch.max(1);
         for start in (0..data.len()).step_by(rows) {
             let end = (start + rows).min(data.len());
             let n = end - start;
-            let x = Arc::new(self.ctx.from_slice(
-                &data.features()[start * d..end * d],
-                &[n, d],
-                tags::DATA,
-            )?);
-            let labels = self
-                .ctx
-                .upload_u32(&data.labels()[start..end], tags::DATA)?;
+            let (x, labels) = self.upload_rows(data, start..end)?;
             let logits = self.model.forward(x, false)?;
             check_labels(&data.labels()[start..end], &logits)?;
             let out = softmax_cross_entropy(&logits, &labels, n)?;
