@@ -231,5 +231,17 @@ fn run(mpi: &Rc<Mpi>, checks: &mut Checks) -> wgmem::Result<()> {
             );
         }
     }
+    let errors = ctx.backend().uncaptured_errors();
+    checks.check(
+        "no wgpu validation errors",
+        errors == 0,
+        format!("{errors} uncaptured wgpu errors"),
+    );
+    let comm_live = ctx.memory().stats().live_for_tag(wgmem::distributed::COMM);
+    checks.check(
+        "exchange staging returned to the pool",
+        comm_live == 0,
+        format!("{comm_live} bytes still live under the comm tag"),
+    );
     Ok(())
 }

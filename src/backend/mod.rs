@@ -19,6 +19,7 @@ mod host;
 mod wgpu_backend;
 
 pub use host::{HostBackend, HostBuffer};
+pub(crate) use wgpu_backend::MapRequest;
 pub use wgpu_backend::{DEFAULT_FLUSH_EVERY, WgpuBackend, WgpuBackendOptions};
 
 use crate::error::{Error, Result};
@@ -30,6 +31,12 @@ pub enum BufferUsage {
     Storage,
     /// Small read-only parameters for kernels.
     Uniform,
+    /// Host-readable staging: the GPU copies into it and the host maps it to read
+    /// (`MAP_READ | COPY_DST` on wgpu). Used to move results off the GPU in bulk.
+    Readback,
+    /// Host-writable staging: the host maps it to write and the GPU copies from it
+    /// (`MAP_WRITE | COPY_SRC` on wgpu). Used to move data onto the GPU in bulk.
+    Upload,
 }
 
 /// A monotonically increasing id of GPU work handed to the device.

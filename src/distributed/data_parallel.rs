@@ -1,15 +1,19 @@
 //! [`DataParallel`]: moves parameters and gradients between the GPU and a [`Collective`], in
-//! buckets, through a packing buffer from the pool and one reusable host staging vector.
+//! buckets.
 //!
-//! A bucket of gradients is packed on the GPU (one copy per parameter segment into a pooled
-//! buffer tagged [`super::COMM`]), read to the host in one transfer, summed over the ranks, and
-//! written back into each gradient. Bucketing bounds the extra memory (one bucket on the GPU,
-//! one or two on the host) whatever the model size, and keeps each collective large enough
-//! to run near the link's bandwidth.
+//! Gradients (and, at the start, parameters) are cut into buckets of the flat parameter
+//! vector and exchanged through [`super::pipeline`]: each bucket is copied on the GPU into a
+//! mapped staging buffer from the pool, reduced over the ranks straight from that mapping, and
+//! copied back through an upload staging buffer, with the next buckets' copies already
+//! running. Bucketing bounds the extra memory (two slots of staging, one host vector of one
+//! bucket) whatever the model size, and keeps each collective large enough to run near the
+//! link's bandwidth.
 
 use super::flat::{self, FlatLayout};
+use super::pipeline::{self, Bucket};
 use super::{Collective, DEFAULT_BUCKET_BYTES};
 use crate::WgpuBackend;
+use crate::backend::BufferUsage;
 use crate::error::Result;
 use crate::memory::ManagedBuffer;
 use crate::nn::Parameter;
@@ -20,11 +24,10 @@ use std::time::Instant;
 pub struct DataParallel {
     pub(crate) collective: Box<dyn Collective>,
     bucket_elements: usize,
-    /// Host staging (send side), at most one bucket.
-    pub(crate) host: Vec<f32>,
-    /// Host staging (receive side of reduce-scatter and all-gather), at most one bucket.
-    pub(crate) host_recv: Vec<f32>,
+    /// Host memory the collective writes its result into, at most one bucket.
+    host: Vec<f32>,
     comm_seconds: f64,
+    collective_seconds: f64,
     wait_seconds: f64,
     comm_bytes: u64,
     /// Working buffers taken from the pool before the step's agreement (see [`Self::reserve`]).
@@ -54,8 +57,8 @@ impl DataParallel {
             collective,
             bucket_elements: ((bytes / 4) as usize).max(1),
             host: Vec::new(),
-            host_recv: Vec::new(),
             comm_seconds: 0.0,
+            collective_seconds: 0.0,
             wait_seconds: 0.0,
             reserved: Vec::new(),
             comm_bytes: 0,
@@ -88,6 +91,12 @@ impl DataParallel {
         self.comm_seconds
     }
 
+    /// Of [`Self::comm_seconds`], the seconds inside the collectives themselves (MPI moving
+    /// and summing host memory); the rest is GPU-host copies and waiting for them.
+    pub fn collective_seconds(&self) -> f64 {
+        self.collective_seconds
+    }
+
     /// Seconds in the trainer's per-step agreement (one all-reduce of four values): almost
     /// all of it is waiting for the slowest rank to finish its forward and backward.
     pub fn wait_seconds(&self) -> f64 {
@@ -109,38 +118,44 @@ impl DataParallel {
 
     /// Bytes of host staging held (the vectors are kept between steps).
     pub fn host_staging_bytes(&self) -> u64 {
-        ((self.host.capacity() + self.host_recv.capacity()) * 4) as u64
-    }
-
-    pub(crate) fn timed<R>(
-        &mut self,
-        bytes: usize,
-        f: impl FnOnce(&mut Self) -> Result<R>,
-    ) -> Result<R> {
-        let started = Instant::now();
-        let r = f(self);
-        self.comm_seconds += started.elapsed().as_secs_f64();
-        self.comm_bytes += bytes as u64 * 4;
-        r
+        (self.host.capacity() * 4) as u64
     }
 
     /// Takes from the pool, now, the working buffers the next exchange of `total` values will
-    /// use (the packing buffer; with `zero1` also ZeRO-1's chunk buffers). The trainer calls it
-    /// before the step's agreement, so that a rank short of memory says so there, and every
-    /// rank stops, instead of failing alone inside a collective the others are waiting in.
+    /// use (the staging of the pipeline; with `zero1`, ZeRO-1's packing and chunk buffers).
+    /// The trainer calls it before the step's agreement, so that a rank short of memory says
+    /// so there, and every rank stops, instead of failing alone inside a collective the others
+    /// are waiting in.
     pub fn reserve(&mut self, ctx: &Context, total: usize, zero1: bool) -> Result<()> {
         self.reserved.clear();
         if total == 0 {
             return Ok(());
         }
         let sizes = if zero1 {
-            let c = super::zero::chunk_len(self.bucket_elements, self.world_size(), total);
-            vec![self.world_size() * c, c, c]
+            // The chunk gradient and parameter, and staging big enough for both phases.
+            let world = self.world_size();
+            let c = super::zero::chunk_len(self.bucket_elements, world, total);
+            let chunks = super::block_len(total, world).div_ceil(c);
+            let slots = pipeline::DEPTH.min(chunks);
+            let mut sizes = vec![(BufferUsage::Storage, c), (BufferUsage::Storage, c)];
+            for _ in 0..slots {
+                sizes.push((BufferUsage::Readback, world * c));
+                sizes.push((BufferUsage::Upload, world * c));
+            }
+            sizes
         } else {
-            vec![self.bucket_elements.min(total)]
+            let bucket = self.bucket_elements.min(total);
+            let slots = pipeline::DEPTH.min(total.div_ceil(bucket));
+            [BufferUsage::Readback, BufferUsage::Upload]
+                .into_iter()
+                .cycle()
+                .take(2 * slots)
+                .map(|usage| (usage, bucket))
+                .collect()
         };
-        for elements in sizes {
-            match flat::packing_buffer(ctx, elements) {
+        for (usage, elements) in sizes {
+            let bytes = (elements.max(1) * 4) as u64;
+            match ctx.memory().acquire(bytes, usage, super::COMM) {
                 Ok(b) => self.reserved.push(b),
                 Err(e) => {
                     self.reserved.clear();
@@ -158,52 +173,93 @@ impl DataParallel {
         elements: usize,
     ) -> Result<ManagedBuffer<WgpuBackend>> {
         let bytes = (elements.max(1) * 4) as u64;
-        match self.reserved.iter().position(|b| b.size() >= bytes) {
+        let fits =
+            |b: &ManagedBuffer<WgpuBackend>| b.usage() == BufferUsage::Storage && b.size() >= bytes;
+        match self.reserved.iter().position(fits) {
             Some(i) => Ok(self.reserved.swap_remove(i)),
-            None => flat::packing_buffer(ctx, elements),
+            None => ctx
+                .memory()
+                .acquire(bytes, BufferUsage::Storage, super::COMM),
         }
     }
 
     /// Copies rank 0's parameter values to every rank.
     pub fn broadcast_parameters(&mut self, ctx: &Context, params: &[&mut Parameter]) -> Result<()> {
         let values: Vec<&Tensor> = params.iter().map(|p| &p.value).collect();
-        self.for_each_bucket(ctx, &values, |c, host| c.broadcast(host, 0))
+        self.for_each_bucket(ctx, &values, |c, sent, received| {
+            received.copy_from_slice(sent);
+            c.broadcast(received, 0)
+        })
     }
 
     /// Sums every parameter's gradient over the ranks, in place. The trainer scales each
     /// rank's gradient by its share of the global batch, so the sum is the batch mean.
     pub fn all_reduce_gradients(&mut self, ctx: &Context, params: &[&mut Parameter]) -> Result<()> {
         let grads: Vec<&Tensor> = params.iter().map(|p| &p.grad).collect();
-        self.for_each_bucket(ctx, &grads, |c, host| c.all_reduce(host))
+        self.for_each_bucket(ctx, &grads, |c, sent, received| {
+            c.all_reduce_into(sent, received)
+        })
     }
 
-    /// Packs each bucket of `tensors`, reads it, applies `op` on the host and writes it back.
+    /// Exchanges `tensors`, bucket by bucket of their flat vector, each bucket's result going
+    /// back where it came from (see [`super::pipeline`]).
     fn for_each_bucket(
         &mut self,
         ctx: &Context,
         tensors: &[&Tensor],
-        op: impl Fn(&dyn Collective, &mut [f32]) -> Result<()>,
+        op: impl FnMut(&dyn Collective, &[f32], &mut [f32]) -> Result<()>,
     ) -> Result<()> {
         let layout = FlatLayout::new(tensors.iter().map(|t| t.len()));
         let total = layout.total();
-        if total == 0 {
-            return Ok(());
-        }
-        let bucket = self.bucket_elements.min(total);
-        let pack = self.working_buffer(ctx, bucket)?;
-        self.host.resize(bucket, 0.0);
-        let mut start = 0;
-        while start < total {
-            let end = (start + bucket).min(total);
-            let n = end - start;
-            flat::pack(ctx, tensors, &layout, start..end, pack.raw(), 0)?;
-            self.timed(n, |dp| {
-                flat::read(ctx, pack.raw(), &mut dp.host[..n])?;
-                op(&*dp.collective, &mut dp.host[..n])?;
-                flat::unpack_host(ctx, tensors, &layout, start..end, &dp.host[..n])
-            })?;
-            start = end;
-        }
+        let bucket = self.bucket_elements.min(total).max(1);
+        let buckets: Vec<Bucket<'_>> = (0..total)
+            .step_by(bucket)
+            .map(|start| {
+                let end = (start + bucket).min(total);
+                let pieces = flat::pieces(tensors, &layout, start..end, 0);
+                Bucket {
+                    send: pieces.clone(),
+                    send_len: end - start,
+                    recv: pieces,
+                    recv_len: end - start,
+                }
+            })
+            .collect();
+        self.exchange(ctx, &buckets, op, |_| Ok(()))?;
+        self.reserved.clear();
         Ok(())
+    }
+
+    /// Runs [`pipeline::exchange`] over this rank's collective, host vector and reserved
+    /// staging (which stays reserved for the next exchange of the step), counting its time.
+    pub(crate) fn exchange(
+        &mut self,
+        ctx: &Context,
+        buckets: &[Bucket<'_>],
+        op: impl FnMut(&dyn Collective, &[f32], &mut [f32]) -> Result<()>,
+        after: impl FnMut(usize) -> Result<()>,
+    ) -> Result<()> {
+        let result = pipeline::exchange(
+            ctx,
+            &*self.collective,
+            buckets,
+            &mut self.host,
+            &mut self.reserved,
+            op,
+            after,
+        );
+        if result.is_err() {
+            self.reserved.clear();
+        }
+        let time = result?;
+        self.comm_seconds += time.total;
+        self.collective_seconds += time.collective;
+        self.comm_bytes += buckets.iter().map(|b| b.send_len as u64 * 4).sum::<u64>();
+        Ok(())
+    }
+
+    /// Lets the working buffers reserved for this step go back to the pool.
+    pub(crate) fn release_reserved(&mut self) {
+        self.reserved.clear();
     }
 }

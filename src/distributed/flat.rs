@@ -4,10 +4,9 @@
 //! Buckets and ZeRO shards are ranges of the flat vector; a range usually spans several
 //! parameters, so each operation walks the range's segments (one per parameter touched).
 
-use crate::WgpuBackend;
-use crate::backend::{Backend, BufferUsage};
+use super::pipeline::Piece;
+use crate::backend::Backend;
 use crate::error::Result;
-use crate::memory::ManagedBuffer;
 use crate::tensor::{Context, Tensor};
 use std::ops::Range;
 
@@ -90,39 +89,45 @@ pub(crate) fn pack(
     Ok(())
 }
 
-/// Writes `values` (the flat `range`, clamped to the layout) into `tensors` (host to GPU).
-pub(crate) fn unpack_host(
+/// Copies `pack` (from element `at`) into the flat `range` of `tensors` (GPU to GPU): the
+/// inverse of [`pack`]. The part of `range` past the layout's end is dropped.
+pub(crate) fn unpack(
     ctx: &Context,
+    pack: &wgpu::Buffer,
+    at: usize,
     tensors: &[&Tensor],
     layout: &FlatLayout,
     range: Range<usize>,
-    values: &[f32],
 ) -> Result<()> {
     for s in layout.segments(range) {
-        ctx.backend().write(
+        ctx.backend().copy(
+            pack,
+            ((at + s.at) * 4) as u64,
             tensors[s.tensor].raw(),
             (s.offset * 4) as u64,
-            bytemuck::cast_slice(&values[s.at..s.at + s.len]),
+            (s.len * 4) as u64,
         )?;
     }
     Ok(())
 }
 
-/// A packing buffer of at least `elements` values from the pool, tagged [`super::COMM`].
-pub(crate) fn packing_buffer(ctx: &Context, elements: usize) -> Result<ManagedBuffer<WgpuBackend>> {
-    ctx.memory().acquire(
-        (elements.max(1) * 4) as u64,
-        BufferUsage::Storage,
-        super::COMM,
-    )
-}
-
-/// Reads `out.len()` values from the start of `buffer`.
-pub(crate) fn read(ctx: &Context, buffer: &wgpu::Buffer, out: &mut [f32]) -> Result<()> {
-    if out.is_empty() {
-        return Ok(());
-    }
-    ctx.backend().read(buffer, 0, bytemuck::cast_slice_mut(out))
+/// The flat `range` of `tensors` as pieces of an exchange bucket, the first at value `at`.
+pub(crate) fn pieces<'a>(
+    tensors: &[&'a Tensor],
+    layout: &FlatLayout,
+    range: Range<usize>,
+    at: usize,
+) -> Vec<Piece<'a>> {
+    layout
+        .segments(range)
+        .into_iter()
+        .map(|s| Piece {
+            buffer: tensors[s.tensor].raw(),
+            offset: (s.offset * 4) as u64,
+            values: s.len,
+            at: at + s.at,
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -57,6 +57,7 @@ mod data_parallel;
 mod flat;
 #[cfg(feature = "mpi")]
 mod mpi;
+mod pipeline;
 mod zero;
 
 #[cfg(feature = "mpi")]
@@ -82,6 +83,13 @@ pub trait Collective {
     fn world_size(&self) -> usize;
     /// Element-wise sum over all ranks, in place.
     fn all_reduce(&self, data: &mut [f32]) -> Result<()>;
+    /// Element-wise sum over all ranks of `send`, into `recv` (same length): the form that
+    /// reads straight from a mapped staging buffer. The default copies and reduces in place.
+    fn all_reduce_into(&self, send: &[f32], recv: &mut [f32]) -> Result<()> {
+        check_blocks("all_reduce", recv.len(), send.len(), 1)?;
+        recv.copy_from_slice(send);
+        self.all_reduce(recv)
+    }
     /// Element-wise sum over all ranks of `u64` counters, in place (reports, flags).
     fn all_reduce_u64(&self, data: &mut [u64]) -> Result<()>;
     /// Copies `root`'s `data` to every rank.
@@ -112,6 +120,9 @@ impl<C: Collective + ?Sized> Collective for std::rc::Rc<C> {
     }
     fn all_reduce(&self, data: &mut [f32]) -> Result<()> {
         (**self).all_reduce(data)
+    }
+    fn all_reduce_into(&self, send: &[f32], recv: &mut [f32]) -> Result<()> {
+        (**self).all_reduce_into(send, recv)
     }
     fn all_reduce_u64(&self, data: &mut [u64]) -> Result<()> {
         (**self).all_reduce_u64(data)

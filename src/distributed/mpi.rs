@@ -72,6 +72,16 @@ impl Collective for Mpi {
         Ok(())
     }
 
+    fn all_reduce_into(&self, send: &[f32], recv: &mut [f32]) -> Result<()> {
+        check_blocks("all_reduce", recv.len(), send.len(), 1)?;
+        if send.is_empty() {
+            return Ok(());
+        }
+        self.world
+            .all_reduce_into(send, recv, SystemOperation::sum());
+        Ok(())
+    }
+
     fn all_reduce_u64(&self, data: &mut [u64]) -> Result<()> {
         if data.is_empty() {
             return Ok(());

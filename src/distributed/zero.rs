@@ -4,25 +4,27 @@
 //! `b = ⌈N / world⌉` (see [`super::Shards::blocks`]); rank `r` keeps the Adam moments of its
 //! block `r·b .. (r+1)·b` only, so optimizer memory per rank is `2 · 4 · b` bytes instead of
 //! `2 · 4 · N`. The block is processed in chunks of `c` values (the bucket size over the
-//! world size), each with moment buffers of its own; for chunk `k` of every rank at once:
-//! 1. **reduce-scatter** the gradients: rank `r` receives the sum over ranks of chunk `k` of
-//!    its block, written into a chunk gradient buffer;
-//! 2. copy the same chunk of the parameters into a chunk parameter buffer (on the GPU) and run
-//!    the ordinary Adam kernel over it with the chunk's moments (Adam is elementwise, so a
-//!    chunk that spans parameters is updated exactly as the parameters would be one by one);
-//! 3. **all-gather** the updated chunks and write them into the parameters.
+//! world size), each with moment buffers of its own, in two pipelined exchanges
+//! ([`super::pipeline`]):
+//! 1. **reduce-scatter** the gradients, chunk by chunk: rank `r` receives the sum over ranks of
+//!    chunk `k` of its block, copied into a chunk gradient buffer; then, on the GPU, the same
+//!    chunk of the parameters is copied into a chunk parameter buffer, updated by the ordinary
+//!    Adam kernel with the chunk's moments (Adam is elementwise, so a chunk that spans
+//!    parameters is updated exactly as the parameters would be one by one), and copied back.
+//!    The next chunk's gradients are on their way to the host meanwhile;
+//! 2. **all-gather** every rank's updated block, chunk by chunk, into the parameters.
 //!
-//! Chunk `k` of one rank never overlaps chunk `k + 1` of any rank, so each chunk's all-gather
-//! can write the parameters before the next chunk is read. The working buffers (packing,
-//! chunk gradient and parameter; tag [`super::COMM`]) are taken from the pool for the step only and
-//! are `(world + 2) · c` values, whatever the model size. Padding values have zero gradient
-//! and zero moments, so their update is zero and they are never written back. With one rank
-//! the result equals [`crate::optim::Adam`]'s bit for bit (same kernel, same values).
+//! A rank's block is written only by its own update before the all-gather, and read only
+//! after it, so the two exchanges never race. The GPU working buffers (chunk gradient and
+//! parameter, tag [`super::COMM`]) are `2 · c` values and the staging `2 · 2 · world · c`,
+//! taken from the pool for the step only, whatever the model size. Padding values have zero
+//! gradient and zero moments, so their update is zero and they are never written back. With
+//! one rank the result equals [`crate::optim::Adam`]'s bit for bit (same kernel, same values).
 
 use super::block_len;
 use super::data_parallel::DataParallel;
 use super::flat::{self, FlatLayout};
-use crate::backend::Backend;
+use super::pipeline::{Bucket, Piece};
 use crate::compute::{self, AdamParams};
 use crate::error::{Error, Result};
 use crate::nn::Parameter;
@@ -132,81 +134,81 @@ impl ShardedAdam {
         let (b, c) = (shard.block, shard.chunk);
         let grads: Vec<&Tensor> = params.iter().map(|p| &p.grad).collect();
         let values: Vec<&Tensor> = params.iter().map(|p| &p.value).collect();
+        let chunks: Vec<(usize, usize)> = (0..b).step_by(c).map(|k| (k, c.min(b - k))).collect();
         // Working buffers for this step only.
-        let pack = dp.working_buffer(ctx, world * c)?;
         let chunk_grad = dp.working_buffer(ctx, c)?;
         let chunk_param = dp.working_buffer(ctx, c)?;
-        dp.host.resize(world * c, 0.0);
-        dp.host_recv.resize(world * c, 0.0);
         self.step += 1;
-        for (i, k) in (0..b).step_by(c).enumerate() {
-            let len = c.min(b - k);
-            // 1. Reduce-scatter chunk k of every rank's block of the gradients.
-            for r in 0..world {
-                let start = r * b + k;
-                flat::pack(
-                    ctx,
-                    &grads,
-                    &layout,
-                    start..start + len,
-                    pack.raw(),
-                    r * len,
+        // 1. Reduce-scatter chunk k of every rank's block of the gradients into `chunk_grad`,
+        //    and 2. update this rank's chunk with Adam, in place in the parameters.
+        let scatter: Vec<Bucket<'_>> = chunks
+            .iter()
+            .map(|&(k, len)| Bucket {
+                send: (0..world)
+                    .flat_map(|r| {
+                        flat::pieces(&grads, &layout, r * b + k..r * b + k + len, r * len)
+                    })
+                    .collect(),
+                send_len: world * len,
+                recv: vec![Piece {
+                    buffer: chunk_grad.raw(),
+                    offset: 0,
+                    values: len,
+                    at: 0,
+                }],
+                recv_len: len,
+            })
+            .collect();
+        let (hp, step) = (self.hp, self.step);
+        dp.exchange(
+            ctx,
+            &scatter,
+            |collective, sent, received| collective.reduce_scatter(sent, received),
+            |i| {
+                let (k, len) = chunks[i];
+                let start = rank * b + k;
+                if total.saturating_sub(start) < len {
+                    // Padding: keep it finite (zero) so it cannot reach the moments as NaN.
+                    compute::fill(ctx.gpu(), chunk_param.raw(), len, 0.0)?;
+                }
+                let range = start..start + len;
+                flat::pack(ctx, &values, &layout, range.clone(), chunk_param.raw(), 0)?;
+                let (m, v) = &shard.moments[i];
+                compute::adam(
+                    ctx.gpu(),
+                    chunk_param.raw(),
+                    chunk_grad.raw(),
+                    m.raw(),
+                    v.raw(),
+                    len,
+                    step,
+                    &hp,
                 )?;
-            }
-            dp.timed(world * len, |dp| {
-                let (host, recv) = (&mut dp.host[..world * len], &mut dp.host_recv[..len]);
-                flat::read(ctx, pack.raw(), host)?;
-                for r in 0..world {
-                    let valid = total.saturating_sub(r * b + k).min(len);
-                    host[r * len + valid..(r + 1) * len].fill(0.0);
-                }
-                dp.collective.reduce_scatter(host, recv)?;
-                ctx.backend()
-                    .write(chunk_grad.raw(), 0, bytemuck::cast_slice(recv))
-            })?;
-            // 2. Adam over this rank's chunk.
-            let start = rank * b + k;
-            if total.saturating_sub(start) < len {
-                // Padding: keep it finite (zero) so it cannot reach the moments as NaN.
-                compute::fill(ctx.gpu(), chunk_param.raw(), len, 0.0)?;
-            }
-            flat::pack(
-                ctx,
-                &values,
-                &layout,
-                start..start + len,
-                chunk_param.raw(),
-                0,
-            )?;
-            let (m, v) = &shard.moments[i];
-            compute::adam(
-                ctx.gpu(),
-                chunk_param.raw(),
-                chunk_grad.raw(),
-                m.raw(),
-                v.raw(),
-                len,
-                self.step,
-                &self.hp,
-            )?;
-            // 3. All-gather chunk k of every rank's block into the parameters.
-            dp.timed(len, |dp| {
-                let (send, recv) = (&mut dp.host[..len], &mut dp.host_recv[..world * len]);
-                flat::read(ctx, chunk_param.raw(), send)?;
-                dp.collective.all_gather(send, recv)?;
-                for r in 0..world {
-                    let start = r * b + k;
-                    flat::unpack_host(
-                        ctx,
-                        &values,
-                        &layout,
-                        start..start + len,
-                        &recv[r * len..(r + 1) * len],
-                    )?;
-                }
-                Ok(())
-            })?;
-        }
+                flat::unpack(ctx, chunk_param.raw(), 0, &values, &layout, range)
+            },
+        )?;
+        // 3. All-gather chunk k of every rank's block into the parameters.
+        let gather: Vec<Bucket<'_>> = chunks
+            .iter()
+            .map(|&(k, len)| Bucket {
+                send: flat::pieces(&values, &layout, rank * b + k..rank * b + k + len, 0),
+                send_len: len,
+                recv: (0..world)
+                    .flat_map(|r| {
+                        flat::pieces(&values, &layout, r * b + k..r * b + k + len, r * len)
+                    })
+                    .collect(),
+                recv_len: world * len,
+            })
+            .collect();
+        let gathered = dp.exchange(
+            ctx,
+            &gather,
+            |collective, sent, received| collective.all_gather(sent, received),
+            |_| Ok(()),
+        );
+        dp.release_reserved();
+        gathered?;
         for p in params {
             p.zero_grad()?;
         }

@@ -7,7 +7,10 @@
 //! buffer only once the GPU is done with it.
 
 mod budget;
+mod mapping;
 mod select;
+
+pub(crate) use mapping::MapRequest;
 
 use super::{
     AdapterDescription, Backend, BufferUsage, Capabilities, SubmissionIndex, check_aligned,
@@ -16,6 +19,7 @@ use super::{
 use crate::error::{Error, OutOfMemoryReport, Result};
 use crate::memory::MemoryStats;
 use crate::sync::lock;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -51,6 +55,8 @@ pub struct WgpuBackend {
     pending: Mutex<Option<wgpu::CommandEncoder>>,
     has_pending: AtomicBool,
     submitted: AtomicU64,
+    /// wgpu's index of each recent submission, by ours (see [`Self::wait_for`]).
+    recent: Mutex<VecDeque<(SubmissionIndex, wgpu::SubmissionIndex)>>,
     completed: Arc<AtomicU64>,
     lost: Arc<Mutex<Option<String>>>,
     staging: Mutex<Option<wgpu::Buffer>>,
@@ -147,6 +153,7 @@ impl WgpuBackend {
             pending: Mutex::new(None),
             has_pending: AtomicBool::new(false),
             submitted: AtomicU64::new(0),
+            recent: Mutex::new(VecDeque::new()),
             completed: Arc::new(AtomicU64::new(0)),
             lost,
             staging: Mutex::new(None),
@@ -224,8 +231,15 @@ impl WgpuBackend {
     }
 
     fn submit(&self, commands: wgpu::CommandBuffer) -> SubmissionIndex {
-        self.queue.submit([commands]);
+        let theirs = self.queue.submit([commands]);
         let index = self.submitted.fetch_add(1, Ordering::SeqCst) + 1;
+        {
+            let mut recent = lock(&self.recent);
+            if recent.len() == mapping::RECENT_SUBMISSIONS {
+                recent.pop_front();
+            }
+            recent.push_back((index, theirs));
+        }
         let completed = Arc::clone(&self.completed);
         self.queue.on_submitted_work_done(move || {
             completed.fetch_max(index, Ordering::SeqCst);
@@ -294,8 +308,8 @@ impl WgpuBackend {
         &self,
         buffer: &wgpu::Buffer,
         offset: u64,
-        out: &mut [u8],
         aligned_len: u64,
+        take: impl FnOnce(&[u8]),
     ) -> Result<()> {
         let mut staging_slot = lock(&self.staging);
         if staging_slot.as_ref().is_none_or(|s| s.size() < aligned_len) {
@@ -316,22 +330,14 @@ impl WgpuBackend {
             encoder.copy_buffer_to_buffer(buffer, offset, staging, 0, aligned_len)
         })?;
         self.flush()?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        staging
-            .slice(..aligned_len)
-            .map_async(wgpu::MapMode::Read, move |r| {
-                let _ = tx.send(r);
-            });
-        self.wait()?;
-        rx.recv()
-            .map_err(|_| self.map_error("the map callback never ran"))?
-            .map_err(|e| self.map_error(e))?;
+        let request = self.request_map(staging, aligned_len, wgpu::MapMode::Read);
+        self.wait_map(request)?;
         {
             let view = staging
                 .slice(..aligned_len)
                 .get_mapped_range()
                 .map_err(|e| self.map_error(e))?;
-            out.copy_from_slice(&view[..out.len()]);
+            take(&view);
         }
         staging.unmap();
         Ok(())
@@ -363,6 +369,8 @@ impl Backend for WgpuBackend {
                     | wgpu::BufferUsages::COPY_DST
             }
             BufferUsage::Uniform => wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            BufferUsage::Readback => wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            BufferUsage::Upload => wgpu::BufferUsages::MAP_WRITE | wgpu::BufferUsages::COPY_SRC,
         };
         self.create_buffer(size, usages, "wgmem buffer")
     }
@@ -380,6 +388,7 @@ impl Backend for WgpuBackend {
 
     fn write(&self, buffer: &wgpu::Buffer, offset: u64, data: &[u8]) -> Result<()> {
         let len = data.len() as u64;
+        check_usage("write", buffer, wgpu::BufferUsages::COPY_DST)?;
         check_aligned("write", offset, len, self.caps.copy_alignment)?;
         check_range("write", offset, len, buffer.size())?;
         // Queue writes run before the next submit's commands, so earlier recorded commands
@@ -391,6 +400,7 @@ impl Backend for WgpuBackend {
 
     fn read(&self, buffer: &wgpu::Buffer, offset: u64, out: &mut [u8]) -> Result<()> {
         let len = out.len() as u64;
+        check_usage("read", buffer, wgpu::BufferUsages::COPY_SRC)?;
         check_range("read", offset, len, buffer.size())?;
         self.flush()?;
         let mut done = 0u64;
@@ -402,9 +412,10 @@ impl Backend for WgpuBackend {
             let aligned_len = (lead + chunk)
                 .next_multiple_of(self.caps.copy_alignment)
                 .min(buffer.size() - aligned_start);
-            let mut tmp = vec![0u8; (lead + chunk) as usize];
-            self.read_chunk(buffer, aligned_start, &mut tmp, aligned_len)?;
-            out[done as usize..(done + chunk) as usize].copy_from_slice(&tmp[lead as usize..]);
+            let dst = &mut out[done as usize..(done + chunk) as usize];
+            self.read_chunk(buffer, aligned_start, aligned_len, |view| {
+                dst.copy_from_slice(&view[lead as usize..(lead + chunk) as usize]);
+            })?;
             done += chunk;
         }
         Ok(())
@@ -421,6 +432,8 @@ impl Backend for WgpuBackend {
         if src == dst {
             return Err(Error::SameBuffer);
         }
+        check_usage("copy source", src, wgpu::BufferUsages::COPY_SRC)?;
+        check_usage("copy destination", dst, wgpu::BufferUsages::COPY_DST)?;
         check_aligned("copy source", src_offset, len, self.caps.copy_alignment)?;
         check_aligned(
             "copy destination",
@@ -455,4 +468,24 @@ impl Backend for WgpuBackend {
         self.flush()?;
         self.wait()
     }
+}
+
+/// A typed error when `buffer` lacks the usage `what` needs: staging buffers
+/// ([`BufferUsage::Readback`], [`BufferUsage::Upload`]) are mapped, not read or written.
+fn check_usage(
+    what: &'static str,
+    buffer: &wgpu::Buffer,
+    needed: wgpu::BufferUsages,
+) -> Result<()> {
+    if buffer.usage().contains(needed) {
+        return Ok(());
+    }
+    Err(Error::invalid(
+        what,
+        format!(
+            "the buffer's usage {:?} lacks {needed:?}; staging buffers (Readback, Upload) \
+             are mapped by the exchange, not read, written or copied through the Backend",
+            buffer.usage()
+        ),
+    ))
 }
