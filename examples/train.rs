@@ -303,11 +303,14 @@ fn run(args: Args, collective: &Rc<dyn Collective>) -> wgmem::Result<()> {
         );
     }
     if let Some(dp) = trainer.data_parallel().filter(|_| world > 1) {
+        let steps = report.steps.max(1) as f64;
         say!(
             "gradient exchange on rank 0: {} per step sent to collectives, {:.2} GB/s \
-             (GPU-host copies and collectives together)",
+             (GPU-host copies and collectives together); {:.2} ms per step of it inside the \
+             collectives",
             human_bytes(dp.comm_bytes() / report.steps.max(1)),
-            dp.comm_bytes() as f64 / dp.comm_seconds().max(1e-12) / 1e9
+            dp.comm_bytes() as f64 / dp.comm_seconds().max(1e-12) / 1e9,
+            dp.collective_seconds() / steps * 1e3
         );
     }
     match report.final_test_accuracy() {

@@ -226,8 +226,15 @@ fn data_parallel(
                 // wgpu validation error (and lost work); its staging goes back to the pool.
                 assert_eq!(ctx.backend().uncaptured_errors(), 0, "rank {rank}");
                 let stats = ctx.memory().stats();
-                assert_eq!(stats.live_for_tag(wgmem::distributed::COMM), 0, "rank {rank}");
-                assert!(stats.peak_for_tag(wgmem::distributed::COMM) > 0, "rank {rank}");
+                assert_eq!(
+                    stats.live_for_tag(wgmem::distributed::COMM),
+                    0,
+                    "rank {rank}"
+                );
+                assert!(
+                    stats.peak_for_tag(wgmem::distributed::COMM) > 0,
+                    "rank {rank}"
+                );
                 RankResult {
                     params: p,
                     losses: l,

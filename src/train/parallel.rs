@@ -194,6 +194,9 @@ impl Trainer {
             (self.report.compute_seconds * 1e6) as u64,
             self.report.local_samples,
             (self.wait_seconds() * 1e6) as u64,
+            self.dp
+                .as_ref()
+                .map_or(0, |dp| (dp.collective_seconds() * 1e6) as u64),
         ];
         let world = self.rank_and_world().1;
         let mut all = vec![0u64; mine.len() * world];
@@ -216,6 +219,7 @@ impl Trainer {
                 compute_seconds: v[7] as f64 / 1e6,
                 samples: v[8],
                 wait_seconds: v[9] as f64 / 1e6,
+                collective_seconds: v[10] as f64 / 1e6,
             })
             .collect())
     }

@@ -61,12 +61,16 @@ pub struct RankReport {
     pub peak_reserved_bytes: u64,
     /// Optimizer state (ZeRO-1: this rank's shard of the moments).
     pub optimizer_bytes: u64,
-    /// Peak GPU bytes under the `comm` tag (packing buffers, ZeRO shards).
+    /// Peak bytes under the `comm` tag: the exchange's mapped staging buffers and ZeRO-1's
+    /// chunk buffers (from the pool).
     pub comm_gpu_bytes: u64,
-    /// Host staging vectors held for the collectives.
+    /// Host memory held for the collectives' results (one bucket).
     pub host_staging_bytes: u64,
-    /// Seconds exchanging gradients and parameters (packing, GPU-host copies, collectives).
+    /// Seconds exchanging gradients and parameters (GPU-host copies and collectives).
     pub comm_seconds: f64,
+    /// Of `comm_seconds`, the seconds inside the collectives (MPI moving and summing host
+    /// memory); the rest is the GPU-host copies not hidden behind them.
+    pub collective_seconds: f64,
     /// Seconds waiting for the other ranks at the per-step agreement (load imbalance).
     pub wait_seconds: f64,
     /// Seconds in forward, backward and optimizer update.
@@ -174,12 +178,12 @@ impl fmt::Display for TrainingReport {
             )?;
             writeln!(
                 f,
-                "rank |  peak live | peak reserved |  optimizer |   comm GPU | host staging | compute s | comm s | wait s | samples/s"
+                "rank |  peak live | peak reserved |  optimizer | comm staging | host vector | compute s | comm s | in MPI s | wait s | samples/s"
             )?;
             for r in &self.ranks {
                 writeln!(
                     f,
-                    "{:4} | {:>10} | {:>13} | {:>10} | {:>10} | {:>12} | {:9.3} | {:6.3} | {:6.3} | {:9.0}",
+                    "{:4} | {:>10} | {:>13} | {:>10} | {:>12} | {:>11} | {:9.3} | {:6.3} | {:8.3} | {:6.3} | {:9.0}",
                     r.rank,
                     human_bytes(r.peak_live_bytes),
                     human_bytes(r.peak_reserved_bytes),
@@ -188,6 +192,7 @@ impl fmt::Display for TrainingReport {
                     human_bytes(r.host_staging_bytes),
                     r.compute_seconds,
                     r.comm_seconds,
+                    r.collective_seconds,
                     r.wait_seconds,
                     r.samples_per_second()
                 )?;
