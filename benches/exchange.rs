@@ -1,6 +1,7 @@
 //! The gradient exchange of data-parallel training, stage by stage. Run under MPI, one
 //! process per GPU (`mpirun -n 2 ./exchange`; see BENCHMARKS.md for the device command), or
-//! with `--small` here on lavapipe (figures labeled as such; `--hidden N --layers N` resize).
+//! with `--small` here on lavapipe (figures labeled as such). `--hidden N --layers N` resize
+//! the model, `--buckets 2,8,32` picks bucket sizes in MiB, `--mpi-only` skips the GPU stages.
 //!
 //! For the parameters of the MLP of DESIGN.md (784-4096x8-10, 120.7 M values, 460.5 MiB),
 //! medians over the timed repetitions, rank 0's clock:
@@ -48,6 +49,14 @@ fn main() -> wgmem::Result<()> {
             .and_then(|i| args.get(i + 1)?.parse().ok())
             .unwrap_or(default)
     };
+    // `--buckets 2,8,32` (MiB) picks the bucket sizes; `--mpi-only` skips the GPU stages.
+    let buckets: Vec<usize> = args
+        .iter()
+        .position(|a| a == "--buckets")
+        .and_then(|i| args.get(i + 1))
+        .map(|list| list.split(',').filter_map(|v| v.parse().ok()).collect())
+        .unwrap_or_else(|| vec![8, 32, 128]);
+    let mpi_only = args.iter().any(|a| a == "--mpi-only");
     let (hidden, layers, reps) = if small {
         (flag("--hidden", 256), flag("--layers", 2), 3)
     } else {
@@ -91,7 +100,7 @@ fn main() -> wgmem::Result<()> {
     // GPU -> host read of every gradient, no MPI.
     let mut host = vec![0f32; total];
     let mut times = Vec::new();
-    for _ in 0..reps {
+    for _ in 0..if mpi_only { 0 } else { reps } {
         fill(&mut model)?;
         let t = Instant::now();
         let mut at = 0;
@@ -106,9 +115,11 @@ fn main() -> wgmem::Result<()> {
         }
         times.push(t.elapsed().as_secs_f64() * 1e3);
     }
-    row("-", "GPU->host read (Backend::read)", median(times), None);
+    if !mpi_only {
+        row("-", "GPU->host read (Backend::read)", median(times), None);
+    }
 
-    for bucket_mib in [8usize, 32, 128] {
+    for bucket_mib in buckets {
         let bucket = bucket_mib << 18;
         let label = format!("{bucket_mib} MiB");
         // MPI alone, host memory.
@@ -128,6 +139,9 @@ fn main() -> wgmem::Result<()> {
             median(times),
             None,
         );
+        if mpi_only {
+            continue;
+        }
 
         // Sequential reference: read, reduce in place, write, bucket by bucket per tensor.
         let mut times = Vec::new();
