@@ -46,7 +46,7 @@ nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 nproc
 date -u
 echo "== exchange, stage by stage"
-run 2 ./.dev/exchange
+run 2 ./.dev/exchange --buckets 8,32
 B="--hidden 4096 --layers 8 --epochs 1"
 for per_rank in 1024 "${PER_RANK_EXTRA:-}"; do
     [[ -z "$per_rank" ]] && continue

@@ -79,7 +79,7 @@ struct Args {
     #[arg(long)]
     zero1: bool,
     /// Data parallel: megabytes of gradients per all-reduce bucket.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 8)]
     bucket_mb: u64,
     /// Instead of the digits, this many random samples of 784 features and 10 classes (for
     /// timing; nothing to learn).

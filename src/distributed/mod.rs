@@ -68,8 +68,14 @@ pub use zero::ShardedAdam;
 /// The memory tag of gradient packing buffers and ZeRO shards.
 pub const COMM: &str = "comm";
 
-/// The default size of one gradient bucket: 32 MiB.
-pub const DEFAULT_BUCKET_BYTES: u64 = 32 << 20;
+/// The default size of one gradient bucket: 8 MiB.
+///
+/// Measured on the two-H200 host (BENCHMARKS.md, `benches/exchange.rs`): Open MPI 4.1's
+/// shared-memory all-reduce of the 460 MiB of MLP gradients took about 120 ms in 4-16 MiB
+/// messages and 380 ms in 32 MiB ones (its default algorithm changes there), while buckets
+/// much smaller than a few MiB pay a submit and a map per bucket. Staging is
+/// `2 · 2` buckets, so small buckets also keep the exchange's memory small.
+pub const DEFAULT_BUCKET_BYTES: u64 = 8 << 20;
 
 /// Collective operations over the ranks of a job. See the module docs for the shapes.
 ///

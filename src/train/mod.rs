@@ -77,7 +77,7 @@ pub struct TrainerConfig {
     pub non_finite: NonFinitePolicy,
     /// Steps without pressure before the micro-batch grows back.
     pub recover_after: u64,
-    /// Data parallel: bytes of gradients per all-reduce bucket (default 32 MiB).
+    /// Data parallel: bytes of gradients per all-reduce bucket (0: [`crate::distributed::DEFAULT_BUCKET_BYTES`], 8 MiB).
     pub bucket_bytes: u64,
     /// Data parallel: ZeRO-1, Adam moments sharded over the ranks (needs Adam). Without
     /// [`Trainer::with_collective`] it runs over a one-rank [`crate::distributed::Local`] world.
