@@ -31,8 +31,9 @@
 //! | 24 | training data of the wrong width                                  | `Shape` |
 //! | 25 | optimizer given another parameter list than the one it stepped    | `InvalidArgument` |
 //! | 26 | unknown checkpoint policy text                                    | `InvalidArgument` |
+//! | 27 | staging buffers used the wrong way: readback read or copied from, upload written or copied into | `InvalidArgument` |
 //!
-//! 26 cases, each its own test below (named `bad_NN_...`).
+//! 27 cases, each its own test below (named `bad_NN_...`).
 
 mod common;
 
@@ -702,5 +703,47 @@ fn bad_26_unknown_checkpoint_policies_are_invalid_arguments() {
             ),
             "{text:?}"
         );
+    }
+}
+
+#[test]
+fn bad_27_staging_buffers_used_the_wrong_way_are_invalid_arguments() {
+    // Its own device, so the count of uncaptured errors below is this test's alone.
+    let backend = common::fresh_gpu_backend();
+    let storage = backend.allocate(256, BufferUsage::Storage).unwrap();
+    let mut out = [0u8; 16];
+    // A readback buffer is only ever a copy destination (then mapped): reading it through the
+    // backend, or copying out of it, is refused with the usage that is missing.
+    let readback = backend.allocate(256, BufferUsage::Readback).unwrap();
+    let refused = [
+        ("read readback", backend.read(&readback, 0, &mut out)),
+        (
+            "copy from readback",
+            backend.copy(&readback, 0, &storage, 0, 16),
+        ),
+    ];
+    backend.copy(&storage, 0, &readback, 0, 16).unwrap();
+    // An upload buffer is only ever a copy source (after being mapped and filled).
+    let upload = backend.allocate(256, BufferUsage::Upload).unwrap();
+    let refused2 = [
+        ("write upload", backend.write(&upload, 0, &[0u8; 16])),
+        (
+            "copy into upload",
+            backend.copy(&storage, 0, &upload, 0, 16),
+        ),
+    ];
+    backend.copy(&upload, 0, &storage, 0, 16).unwrap();
+    for (what, r) in refused.into_iter().chain(refused2) {
+        match r {
+            Err(Error::InvalidArgument { reason, .. }) => {
+                assert!(reason.contains("lacks"), "{what}: {reason}")
+            }
+            other => panic!("{what}: expected InvalidArgument, got {other:?}"),
+        }
+    }
+    backend.wait_idle().unwrap();
+    assert_eq!(backend.uncaptured_errors(), 0);
+    for b in [readback, upload, storage] {
+        backend.free(b);
     }
 }

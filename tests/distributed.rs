@@ -6,7 +6,8 @@
 //! Covered: the thread world's collectives on odd lengths; ZeRO-1 in one process equals Adam
 //! bit for bit; 2- and 3-rank training (with and without ZeRO-1, large and tiny buckets)
 //! equals a one-process run on the whole batch within [`TOLERANCE`]; a rank that fails makes
-//! every rank stop; a rank under memory pressure shrinks alone and the ranks stay equal.
+//! every rank stop; a rank under memory pressure shrinks alone and the ranks stay equal; an
+//! exchange that fails midway leaves its staging unmapped and back in the pool.
 
 mod common;
 
@@ -450,4 +451,90 @@ fn a_rank_that_fails_makes_every_rank_stop_at_the_same_step() {
     let outcomes: Vec<Vec<String>> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     assert_eq!(outcomes[0], ["ok", "peer failed"]);
     assert_eq!(outcomes[1], ["ok", "oom"]);
+}
+
+/// One process, whose all-reduce fails from its `fail_from`-th call on (a transport error).
+struct FailingWorld {
+    calls: std::cell::Cell<usize>,
+    fail_from: usize,
+}
+
+impl Collective for FailingWorld {
+    fn rank(&self) -> usize {
+        0
+    }
+    fn world_size(&self) -> usize {
+        2
+    }
+    fn all_reduce(&self, _data: &mut [f32]) -> wgmem::Result<()> {
+        self.calls.set(self.calls.get() + 1);
+        if self.calls.get() >= self.fail_from {
+            return Err(Error::Collective {
+                op: "all_reduce",
+                reason: "injected".into(),
+            });
+        }
+        Ok(())
+    }
+    fn all_reduce_u64(&self, _data: &mut [u64]) -> wgmem::Result<()> {
+        Ok(())
+    }
+    fn broadcast(&self, _data: &mut [f32], _root: usize) -> wgmem::Result<()> {
+        Ok(())
+    }
+    fn reduce_scatter(&self, send: &[f32], recv: &mut [f32]) -> wgmem::Result<()> {
+        recv.copy_from_slice(&send[..recv.len()]);
+        Ok(())
+    }
+    fn all_gather(&self, send: &[f32], recv: &mut [f32]) -> wgmem::Result<()> {
+        recv[..send.len()].copy_from_slice(send);
+        Ok(())
+    }
+    fn all_gather_u64(&self, send: &[u64], recv: &mut [u64]) -> wgmem::Result<()> {
+        recv[..send.len()].copy_from_slice(send);
+        Ok(())
+    }
+    fn barrier(&self) -> wgmem::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn an_exchange_that_fails_midway_leaves_no_mapped_staging_behind() {
+    use wgmem::distributed::{COMM, DataParallel};
+    // Its own device, so the count of uncaptured errors is this test's alone.
+    let ctx = Context::new(common::fresh_gpu_backend(), MemoryConfig::default()).unwrap();
+    let mut m = model(&ctx, 7);
+    let fill = |m: &mut Sequential| {
+        for (i, p) in m.parameters().into_iter().enumerate() {
+            wgmem::compute::fill(ctx.gpu(), p.grad.raw(), p.grad.len(), i as f32 + 0.5).unwrap();
+        }
+    };
+    fill(&mut m);
+    // 1000-byte buckets: many buckets, so the failure comes with maps pending and granted.
+    for fail_from in [1, 2, 3, 5] {
+        let world = FailingWorld {
+            calls: Default::default(),
+            fail_from,
+        };
+        let mut dp = DataParallel::new(Box::new(world), 1000);
+        let err = dp.all_reduce_gradients(&ctx, &m.parameters()).unwrap_err();
+        assert!(matches!(err, Error::Collective { .. }), "{err}");
+    }
+    assert_eq!(ctx.memory().stats().live_for_tag(COMM), 0);
+    // The staging went back to the pool unmapped: the next exchange reuses it.
+    let hits = ctx.memory().stats().pool_hits;
+    fill(&mut m);
+    let mut dp = DataParallel::new(Box::new(Local), 1000);
+    dp.all_reduce_gradients(&ctx, &m.parameters()).unwrap();
+    assert!(
+        ctx.memory().stats().pool_hits > hits,
+        "staging reused from the pool"
+    );
+    for (i, p) in m.parameters().into_iter().enumerate() {
+        let g = p.grad.to_vec().unwrap();
+        assert!(g.iter().all(|&v| v == i as f32 + 0.5), "parameter {i}");
+    }
+    wgmem::Backend::wait_idle(&**ctx.backend()).unwrap();
+    assert_eq!(ctx.backend().uncaptured_errors(), 0);
 }
