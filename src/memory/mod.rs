@@ -5,6 +5,7 @@
 //! buffers and [`Workspace`] cover temporaries. Everything here is generic over the backend,
 //! so it is tested exactly on `HostBackend` and runs unchanged on the GPU.
 
+mod config;
 mod managed;
 mod manager;
 mod pool;
@@ -13,8 +14,9 @@ mod scratch;
 mod size_class;
 mod stats;
 
+pub use config::MemoryConfig;
 pub use managed::ManagedBuffer;
-pub use manager::{CleanupId, CleanupReason, CleanupRequest, MemoryConfig, MemoryManager};
+pub use manager::{CleanupId, CleanupReason, CleanupRequest, MemoryManager};
 pub use pool::{BufferPool, Pooled};
 pub use scratch::Workspace;
 pub use size_class::SizeClasses;

@@ -1,0 +1,72 @@
+//! [`MemoryConfig`]: the limits and pool policy a [`super::MemoryManager`] starts with, and
+//! the checks that keep a bad configuration from reaching it.
+
+use super::size_class::SizeClasses;
+use crate::error::{Error, Result};
+
+/// Configuration of a [`super::MemoryManager`]. `Default` gives no limits, 8 size classes per
+/// doubling and a reuse cap of 1.25.
+#[derive(Debug, Clone)]
+pub struct MemoryConfig {
+    /// Reserved bytes (live + cached) are never allowed above this.
+    pub hard_limit: Option<u64>,
+    /// After a release, caches are trimmed (LRU) until reserved bytes are at most this.
+    pub soft_limit: Option<u64>,
+    /// How requests are rounded to classes.
+    pub size_classes: SizeClasses,
+    /// A reused buffer's class may be at most this multiple of the request's class.
+    pub max_reuse_ratio: f64,
+    /// How many of the largest live allocations an out-of-memory report lists.
+    pub report_top: usize,
+}
+
+impl Default for MemoryConfig {
+    fn default() -> Self {
+        Self {
+            hard_limit: None,
+            soft_limit: None,
+            size_classes: SizeClasses::default(),
+            max_reuse_ratio: 1.25,
+            report_top: 8,
+        }
+    }
+}
+
+impl MemoryConfig {
+    /// Sets the hard limit.
+    pub fn with_hard_limit(mut self, bytes: u64) -> Self {
+        self.hard_limit = Some(bytes);
+        self
+    }
+
+    /// Sets the soft limit.
+    pub fn with_soft_limit(mut self, bytes: u64) -> Self {
+        self.soft_limit = Some(bytes);
+        self
+    }
+
+    /// Checks the limits and the reuse ratio; a manager refuses a config that fails this.
+    pub(super) fn validate(&self) -> Result<()> {
+        if self.hard_limit == Some(0) {
+            return Err(Error::invalid(
+                "hard limit",
+                "a hard limit of 0 bytes admits nothing; use None for no limit",
+            ));
+        }
+        if let (Some(soft), Some(hard)) = (self.soft_limit, self.hard_limit) {
+            if soft > hard {
+                return Err(Error::invalid(
+                    "soft limit",
+                    format!("soft limit {soft} is above the hard limit {hard}"),
+                ));
+            }
+        }
+        if self.max_reuse_ratio.is_nan() || self.max_reuse_ratio < 1.0 {
+            return Err(Error::invalid(
+                "max_reuse_ratio",
+                format!("{} must be at least 1.0", self.max_reuse_ratio),
+            ));
+        }
+        Ok(())
+    }
+}
