@@ -122,7 +122,7 @@ impl DataParallel {
     }
 
     /// Takes from the pool, now, the working buffers the next exchange of `total` values will
-    /// use (the staging of the pipeline; with `zero1`, ZeRO-1's packing and chunk buffers).
+    /// use (the staging of the pipeline; with `zero1` also ZeRO-1's chunk buffers).
     /// The trainer calls it before the step's agreement, so that a rank short of memory says
     /// so there, and every rank stops, instead of failing alone inside a collective the others
     /// are waiting in.
@@ -154,8 +154,7 @@ impl DataParallel {
                 .collect()
         };
         for (usage, elements) in sizes {
-            let bytes = (elements.max(1) * 4) as u64;
-            match ctx.memory().acquire(bytes, usage, super::COMM) {
+            match pipeline::acquire(ctx, usage, elements) {
                 Ok(b) => self.reserved.push(b),
                 Err(e) => {
                     self.reserved.clear();
@@ -172,15 +171,7 @@ impl DataParallel {
         ctx: &Context,
         elements: usize,
     ) -> Result<ManagedBuffer<WgpuBackend>> {
-        let bytes = (elements.max(1) * 4) as u64;
-        let fits =
-            |b: &ManagedBuffer<WgpuBackend>| b.usage() == BufferUsage::Storage && b.size() >= bytes;
-        match self.reserved.iter().position(fits) {
-            Some(i) => Ok(self.reserved.swap_remove(i)),
-            None => ctx
-                .memory()
-                .acquire(bytes, BufferUsage::Storage, super::COMM),
-        }
+        pipeline::take_reserved(ctx, &mut self.reserved, BufferUsage::Storage, elements)
     }
 
     /// Copies rank 0's parameter values to every rank.

@@ -194,8 +194,8 @@ pub(crate) fn exchange(
     let mut staging = Vec::with_capacity(depth);
     for _ in 0..depth {
         staging.push((
-            take_staging(ctx, reserved, BufferUsage::Readback, send_max)?,
-            take_staging(ctx, reserved, BufferUsage::Upload, recv_max)?,
+            take_reserved(ctx, reserved, BufferUsage::Readback, send_max)?,
+            take_reserved(ctx, reserved, BufferUsage::Upload, recv_max)?,
         ));
     }
     host.resize(recv_max, 0.0);
@@ -226,8 +226,9 @@ pub(crate) fn exchange(
     Ok(time)
 }
 
-/// A staging buffer of `usage` for at least `values` floats: a reserved one, or from the pool.
-fn take_staging(
+/// A buffer of `usage` for at least `values` floats, tag [`super::COMM`]: one of `reserved`
+/// when one fits, else from the pool.
+pub(crate) fn take_reserved(
     ctx: &Context,
     reserved: &mut Vec<ManagedBuffer<WgpuBackend>>,
     usage: BufferUsage,
@@ -239,8 +240,18 @@ fn take_staging(
         .position(|b| b.usage() == usage && b.size() >= size)
     {
         Some(i) => Ok(reserved.swap_remove(i)),
-        None => ctx.memory().acquire(size, usage, super::COMM),
+        None => acquire(ctx, usage, values),
     }
+}
+
+/// A new buffer of `usage` for at least `values` floats from the pool, tag [`super::COMM`].
+pub(crate) fn acquire(
+    ctx: &Context,
+    usage: BufferUsage,
+    values: usize,
+) -> Result<ManagedBuffer<WgpuBackend>> {
+    ctx.memory()
+        .acquire(bytes(values.max(1)), usage, super::COMM)
 }
 
 fn bytes(values: usize) -> u64 {

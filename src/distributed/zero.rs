@@ -144,11 +144,7 @@ impl ShardedAdam {
         let scatter: Vec<Bucket<'_>> = chunks
             .iter()
             .map(|&(k, len)| Bucket {
-                send: (0..world)
-                    .flat_map(|r| {
-                        flat::pieces(&grads, &layout, r * b + k..r * b + k + len, r * len)
-                    })
-                    .collect(),
+                send: every_block(&grads, &layout, world, b, k, len),
                 send_len: world * len,
                 recv: vec![Piece {
                     buffer: chunk_grad.raw(),
@@ -193,11 +189,7 @@ impl ShardedAdam {
             .map(|&(k, len)| Bucket {
                 send: flat::pieces(&values, &layout, rank * b + k..rank * b + k + len, 0),
                 send_len: len,
-                recv: (0..world)
-                    .flat_map(|r| {
-                        flat::pieces(&values, &layout, r * b + k..r * b + k + len, r * len)
-                    })
-                    .collect(),
+                recv: every_block(&values, &layout, world, b, k, len),
                 recv_len: world * len,
             })
             .collect();
@@ -214,4 +206,22 @@ impl ShardedAdam {
         }
         Ok(())
     }
+}
+
+/// Chunk `k..k + len` of every rank's block (of `block` values) of the flat vector of
+/// `tensors`, as the pieces of one bucket, rank after rank.
+fn every_block<'a>(
+    tensors: &[&'a Tensor],
+    layout: &FlatLayout,
+    world: usize,
+    block: usize,
+    k: usize,
+    len: usize,
+) -> Vec<Piece<'a>> {
+    (0..world)
+        .flat_map(|r| {
+            let start = r * block + k;
+            flat::pieces(tensors, layout, start..start + len, r * len)
+        })
+        .collect()
 }

@@ -76,18 +76,12 @@ impl WgpuBackend {
             .iter()
             .find(|(ours, _)| *ours >= index)
             .map(|(_, theirs)| theirs.clone());
-        let poll = match target {
-            Some(submission_index) => wgpu::PollType::Wait {
+        match target {
+            Some(submission_index) => self.poll_wait(wgpu::PollType::Wait {
                 submission_index: Some(submission_index),
                 timeout: None,
-            },
-            None => wgpu::PollType::wait_indefinitely(),
-        };
-        self.device
-            .poll(poll)
-            .map(|_| ())
-            .map_err(|e| crate::error::Error::DeviceLost {
-                reason: e.to_string(),
-            })
+            }),
+            None => self.wait(),
+        }
     }
 }

@@ -267,8 +267,13 @@ impl WgpuBackend {
     }
 
     fn wait(&self) -> Result<()> {
+        self.poll_wait(wgpu::PollType::wait_indefinitely())
+    }
+
+    /// Polls the device with `poll`; a failed wait means the device is gone.
+    fn poll_wait(&self, poll: wgpu::PollType) -> Result<()> {
         self.device
-            .poll(wgpu::PollType::wait_indefinitely())
+            .poll(poll)
             .map(|_| ())
             .map_err(|e| Error::DeviceLost {
                 reason: e.to_string(),
