@@ -46,6 +46,7 @@ pub mod compute;
 pub mod data;
 pub mod distributed;
 mod error;
+pub mod footprint;
 pub mod memory;
 pub mod nn;
 pub mod optim;

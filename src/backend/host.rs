@@ -6,10 +6,14 @@
 //! here means the same thing there. Two test knobs model a real device: a capacity after which
 //! allocation fails with an out-of-memory, and held completion, which keeps "submitted" work
 //! from completing until [`HostBackend::complete_all`] so the pool's late-free logic can be seen.
+//! With [`HostBackend::with_zero_copy`] it also models zero-copy on unified memory: a write or
+//! read takes the direct path (no submission) only when nothing is in flight, by the same rule
+//! as the GPU backend ([`crate::backend::TransferPath`]), and counts which path it took.
 
+use super::transfer::{TransferCounters, choose_path};
 use super::{
     AdapterDescription, Backend, BudgetSource, BufferUsage, Capabilities, SubmissionIndex,
-    check_aligned, check_range, checked_allocation_size,
+    TransferCounts, TransferPath, check_aligned, check_range, checked_allocation_size,
 };
 use crate::error::{Error, OutOfMemoryReport, Result};
 use crate::memory::MemoryStats;
@@ -43,6 +47,8 @@ pub struct HostBackend {
     completed: AtomicU64,
     hold_completion: AtomicBool,
     allocations: AtomicU64,
+    zero_copy: bool,
+    transfers: TransferCounters,
 }
 
 impl Default for HostBackend {
@@ -83,6 +89,8 @@ impl HostBackend {
             completed: AtomicU64::new(0),
             hold_completion: AtomicBool::new(false),
             allocations: AtomicU64::new(0),
+            zero_copy: false,
+            transfers: TransferCounters::default(),
         }
     }
 
@@ -90,6 +98,19 @@ impl HostBackend {
     pub fn with_budget(mut self, budget: u64) -> Self {
         self.caps.memory_budget = budget;
         self
+    }
+
+    /// Models zero-copy on unified memory: writes and reads made while no submission is in
+    /// flight take [`TransferPath::Direct`] (a direct write is a host store, not a submission);
+    /// the others take [`TransferPath::Staged`], as without it. Off by default.
+    pub fn with_zero_copy(mut self, on: bool) -> Self {
+        self.zero_copy = on;
+        self
+    }
+
+    /// How many writes and reads took each path.
+    pub fn transfer_counts(&self) -> TransferCounts {
+        self.transfers.snapshot()
     }
 
     /// Sets the largest single buffer.
@@ -122,6 +143,15 @@ impl HostBackend {
     /// Number of `allocate` calls that succeeded.
     pub fn allocation_count(&self) -> u64 {
         self.allocations.load(Ordering::SeqCst)
+    }
+
+    /// The path a write or read takes now.
+    fn path(&self) -> TransferPath {
+        choose_path(
+            self.zero_copy,
+            self.submitted.load(Ordering::SeqCst),
+            self.completed.load(Ordering::SeqCst),
+        )
     }
 
     fn submit(&self) {
@@ -192,8 +222,12 @@ impl Backend for HostBackend {
         check_aligned("write", offset, len, self.caps.copy_alignment)?;
         let mut bytes = lock(&buffer.bytes);
         check_range("write", offset, len, bytes.len() as u64)?;
+        let path = self.path();
         bytes[offset as usize..(offset + len) as usize].copy_from_slice(data);
-        self.submit();
+        if path == TransferPath::Staged {
+            self.submit();
+        }
+        self.transfers.write(path);
         Ok(())
     }
 
@@ -202,6 +236,7 @@ impl Backend for HostBackend {
         let len = out.len() as u64;
         check_range("read", offset, len, bytes.len() as u64)?;
         out.copy_from_slice(&bytes[offset as usize..(offset + len) as usize]);
+        self.transfers.read(self.path());
         Ok(())
     }
 

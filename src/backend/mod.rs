@@ -16,9 +16,11 @@
 //! - `free` takes the buffer by value, so a buffer cannot be freed twice.
 
 mod host;
+mod transfer;
 mod wgpu_backend;
 
 pub use host::{HostBackend, HostBuffer};
+pub use transfer::{TransferCounts, TransferPath};
 pub(crate) use wgpu_backend::MapRequest;
 pub use wgpu_backend::{DEFAULT_FLUSH_EVERY, WgpuBackend, WgpuBackendOptions};
 
@@ -151,6 +153,13 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Blocks until all work handed to the device has completed.
     fn wait_idle(&self) -> Result<()>;
+
+    /// What the driver itself reports as allocated for the device (Metal's
+    /// `MTLDevice.currentAllocatedSize`), a cross-check of the manager's reserved bytes.
+    /// `None` (the default) where the backend has no such figure.
+    fn device_allocated_bytes(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Checks the size rules of `allocate` and returns the rounded size.

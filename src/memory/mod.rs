@@ -6,6 +6,7 @@
 //! so it is tested exactly on `HostBackend` and runs unchanged on the GPU.
 
 mod config;
+mod footprint;
 mod managed;
 mod manager;
 mod pool;

@@ -1,5 +1,6 @@
 //! Plain-data statistics of the memory account, printable in human units.
 
+use crate::footprint::FootprintReport;
 use std::fmt;
 
 /// A snapshot of a [`crate::memory::MemoryManager`]'s account. Plain data: copy it, print it,
@@ -38,6 +39,11 @@ pub struct MemoryStats {
     pub live_by_tag: Vec<(String, u64)>,
     /// Highest live bytes per tag since creation or [`crate::memory::MemoryManager::reset_peaks`].
     pub peak_by_tag: Vec<(String, u64)>,
+    /// What the OS charges the process beside these figures, and the difference "outside
+    /// wgmem". Filled only by [`crate::memory::MemoryManager::stats_with_footprint`] (reading it
+    /// costs a system call or a file read, too much for every `stats()`); `None` otherwise or
+    /// where the platform gives no footprint.
+    pub footprint: Option<FootprintReport>,
 }
 
 impl MemoryStats {
@@ -97,6 +103,9 @@ impl fmt::Display for MemoryStats {
             self.ooms,
             self.pressure_events,
         )?;
+        if let Some(footprint) = &self.footprint {
+            write!(f, "\n{footprint}")?;
+        }
         for (tag, bytes) in &self.live_by_tag {
             write!(f, "\n  {tag}: {}", human_bytes(*bytes))?;
         }

@@ -40,6 +40,7 @@
 #[cfg(target_vendor = "apple")]
 mod apple;
 mod budget;
+mod footprint;
 mod level;
 #[cfg(target_os = "linux")]
 mod linux;
@@ -54,9 +55,12 @@ mod thresholds;
 #[cfg(target_vendor = "apple")]
 pub use apple::DispatchPressureSource;
 pub use budget::BudgetSource;
+pub use footprint::FootprintPressureSource;
 pub use level::{PressureChange, PressureLevel};
 #[cfg(target_os = "linux")]
 pub use linux::{CgroupSource, PROC_PRESSURE_MEMORY, PsiSource};
+#[cfg(target_os = "linux")]
+pub(crate) use linux::{detect_cgroup_dir, read_optional};
 pub use monitor::{MIN_POLL_INTERVAL, PressureCounts, PressureMonitor, PressureMonitorHandle};
 pub use psi_thresholds::PsiThresholds;
 pub use responder::PressureResponder;

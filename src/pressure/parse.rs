@@ -323,6 +323,41 @@ fn unescape_octal(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The value of `key` (e.g. `VmRSS`) in a `/proc/<pid>/status` file, in bytes: the file gives
+/// memory in kibibytes (`VmRSS:\t  1920 kB`). `None` when the key is absent (kernel threads have
+/// no `VmRSS`).
+///
+/// ```
+/// use std::path::Path;
+/// use wgmem::pressure::parse::parse_proc_status_bytes;
+///
+/// let text = "Name:\tdemo\nVmRSS:\t    1920 kB\nThreads:\t1\n";
+/// let rss = parse_proc_status_bytes(Path::new("/proc/self/status"), text, "VmRSS")?;
+/// assert_eq!(rss, Some(1920 * 1024));
+/// # Ok::<(), wgmem::Error>(())
+/// ```
+pub fn parse_proc_status_bytes(file: &Path, text: &str, key: &str) -> Result<Option<u64>> {
+    for (i, line) in text.lines().enumerate() {
+        let Some((name, rest)) = line.split_once(':') else {
+            continue;
+        };
+        if name.trim() != key {
+            continue;
+        }
+        let expected = format!("'{key}: <count> kB'");
+        let mut words = rest.split_whitespace();
+        let (Some(value), Some("kB"), None) = (words.next(), words.next(), words.next()) else {
+            return Err(error(file, i + 1, &expected, line));
+        };
+        let kib = parse_u64(file, i + 1, &expected, value)?;
+        return kib
+            .checked_mul(1024)
+            .map(Some)
+            .ok_or_else(|| error(file, i + 1, "a count of kB that fits in 64 bits", value));
+    }
+    Ok(None)
+}
+
 fn single_line<'a>(file: &Path, text: &'a str, expected: &str) -> Result<&'a str> {
     let mut lines = text.lines().filter(|l| !l.trim().is_empty());
     match (lines.next(), lines.next()) {

@@ -296,4 +296,8 @@ impl<B: Backend> Backend for FaultyBackend<B> {
         self.check_lost(&mut lock(&self.plan))?;
         self.inner.wait_idle()
     }
+
+    fn device_allocated_bytes(&self) -> Option<u64> {
+        self.inner.device_allocated_bytes()
+    }
 }

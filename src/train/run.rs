@@ -118,7 +118,13 @@ impl Trainer {
             self.ctx.memory().evict_unused_since(mark);
         }
         self.ctx.flush()?;
-        self.report.memory = self.ctx.memory().stats();
+        // The account with the process footprint beside it; a footprint that cannot be read
+        // is logged and left out rather than failing a finished run.
+        let memory = self.ctx.memory();
+        self.report.memory = memory.stats_with_footprint().unwrap_or_else(|e| {
+            log::warn!("the process footprint could not be read: {e}");
+            memory.stats()
+        });
         self.report.optimizer_bytes = self.optimizer_state_bytes();
         self.report.comm_seconds = self.comm_seconds();
         self.report.wait_seconds = self.wait_seconds();

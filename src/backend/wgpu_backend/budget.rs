@@ -24,6 +24,19 @@ pub(super) fn platform_budget(device: &wgpu::Device) -> Option<(u64, bool)> {
     }
 }
 
+/// What the driver reports as allocated for the device (Metal's `currentAllocatedSize`).
+pub(super) fn device_allocated(device: &wgpu::Device) -> Option<u64> {
+    #[cfg(target_vendor = "apple")]
+    {
+        apple::metal_allocated_size(device)
+    }
+    #[cfg(not(target_vendor = "apple"))]
+    {
+        let _ = device;
+        None
+    }
+}
+
 /// Resolves the budget: configured, then environment, then platform, then the default.
 pub(super) fn resolve(
     configured: Option<u64>,

@@ -9,6 +9,7 @@
 mod budget;
 mod mapping;
 mod select;
+mod zero_copy;
 
 pub(crate) use mapping::MapRequest;
 
@@ -40,6 +41,10 @@ pub struct WgpuBackendOptions {
     /// Commands recorded before the batch is submitted on its own (default
     /// [`DEFAULT_FLUSH_EVERY`]); reads, writes and [`WgpuBackend::flush`] submit earlier.
     pub flush_every: Option<u64>,
+    /// Map storage buffers directly for writes and reads on unified memory (see
+    /// [`WgpuBackend::zero_copy`]); `None` reads `WGMEM_ZERO_COPY` (`0` turns it off), else on
+    /// where the adapter allows it.
+    pub zero_copy: Option<bool>,
 }
 
 /// Default number of recorded commands per automatic submit.
@@ -64,6 +69,7 @@ pub struct WgpuBackend {
     uncaptured: Arc<AtomicU64>,
     recorded: AtomicU64,
     flush_every: u64,
+    zero_copy: zero_copy::ZeroCopy,
 }
 
 impl std::fmt::Debug for WgpuBackend {
@@ -95,7 +101,9 @@ impl WgpuBackend {
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("wgmem"),
             // Timestamp queries let the profiler time kernels; nothing else needs features.
-            required_features: adapter.features() & wgpu::Features::TIMESTAMP_QUERY,
+            // (and zero-copy on unified memory, `zero_copy.rs`).
+            required_features: adapter.features() & wgpu::Features::TIMESTAMP_QUERY
+                | zero_copy::wanted_features(&adapter),
             required_limits: adapter.limits(),
             experimental_features: wgpu::ExperimentalFeatures::disabled(),
             memory_hints: wgpu::MemoryHints::Performance,
@@ -143,7 +151,13 @@ impl WgpuBackend {
                 .trim()
                 .to_string(),
         };
-        log::info!("wgmem: using {description}, budget {memory_budget} bytes ({budget_source:?})");
+        let zero_copy =
+            zero_copy::ZeroCopy::new(zero_copy::enabled(options.zero_copy, &caps, &device)?);
+        log::info!(
+            "wgmem: using {description}, budget {memory_budget} bytes ({budget_source:?}), \
+             zero-copy {}",
+            zero_copy.on
+        );
         Ok(Self {
             adapter,
             device,
@@ -161,6 +175,7 @@ impl WgpuBackend {
             uncaptured,
             recorded: AtomicU64::new(0),
             flush_every: options.flush_every.unwrap_or(DEFAULT_FLUSH_EVERY).max(1),
+            zero_copy,
         })
     }
 
@@ -231,6 +246,8 @@ impl WgpuBackend {
     }
 
     fn submit(&self, commands: wgpu::CommandBuffer) -> SubmissionIndex {
+        // This submit carries every queue write made before it.
+        self.zero_copy.queued_writes.store(false, Ordering::SeqCst);
         let theirs = self.queue.submit([commands]);
         let index = self.submitted.fetch_add(1, Ordering::SeqCst) + 1;
         {
@@ -372,6 +389,7 @@ impl Backend for WgpuBackend {
                 wgpu::BufferUsages::STORAGE
                     | wgpu::BufferUsages::COPY_SRC
                     | wgpu::BufferUsages::COPY_DST
+                    | self.zero_copy.storage_usages()
             }
             BufferUsage::Uniform => wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             BufferUsage::Readback => wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
@@ -399,7 +417,9 @@ impl Backend for WgpuBackend {
         // Queue writes run before the next submit's commands, so earlier recorded commands
         // must be submitted first to keep program order.
         self.flush()?;
-        self.queue.write_buffer(buffer, offset, data);
+        if !self.write_direct(buffer, offset, data)? {
+            self.queue.write_buffer(buffer, offset, data);
+        }
         Ok(())
     }
 
@@ -408,6 +428,9 @@ impl Backend for WgpuBackend {
         check_usage("read", buffer, wgpu::BufferUsages::COPY_SRC)?;
         check_range("read", offset, len, buffer.size())?;
         self.flush()?;
+        if self.read_direct(buffer, offset, out)? {
+            return Ok(());
+        }
         let mut done = 0u64;
         while done < len {
             let start = offset + done;
@@ -472,6 +495,10 @@ impl Backend for WgpuBackend {
     fn wait_idle(&self) -> Result<()> {
         self.flush()?;
         self.wait()
+    }
+
+    fn device_allocated_bytes(&self) -> Option<u64> {
+        budget::device_allocated(&self.device)
     }
 }
 

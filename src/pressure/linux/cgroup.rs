@@ -45,22 +45,7 @@ impl CgroupSource {
     ///
     /// [`Cgroup2Mount::group_dir`]: crate::pressure::parse::Cgroup2Mount::group_dir
     pub fn detect() -> Result<Self> {
-        let cgroup_file = Path::new("/proc/self/cgroup");
-        let mountinfo = Path::new("/proc/self/mountinfo");
-        let path = match read_optional(cgroup_file)? {
-            Some(text) => parse_proc_cgroup(cgroup_file, &text)?,
-            None => None,
-        };
-        let mount = match read_optional(mountinfo)? {
-            Some(text) => parse_cgroup2_mount(mountinfo, &text)?,
-            None => None,
-        };
-        let dir = match (mount, path) {
-            (Some(mount), Some(path)) => Some(mount.group_dir(&path)),
-            _ => None,
-        };
-        log::debug!("cgroup v2 directory: {dir:?}");
-        Ok(Self::from_dir(dir))
+        Ok(Self::from_dir(detect_dir()?))
     }
 
     /// A source reading the cgroup v2 directory `dir` (e.g. `/sys/fs/cgroup/my.slice`).
@@ -175,6 +160,27 @@ impl PressureSource for CgroupSource {
     fn poll(&mut self) -> Result<Option<PressureLevel>> {
         self.poll_at(Instant::now())
     }
+}
+
+/// This process's cgroup v2 directory: its path from `/proc/self/cgroup` under the `cgroup2`
+/// mount in `/proc/self/mountinfo`; `None` without cgroup v2. Shared with the footprint account.
+pub(crate) fn detect_dir() -> Result<Option<PathBuf>> {
+    let cgroup_file = Path::new("/proc/self/cgroup");
+    let mountinfo = Path::new("/proc/self/mountinfo");
+    let path = match read_optional(cgroup_file)? {
+        Some(text) => parse_proc_cgroup(cgroup_file, &text)?,
+        None => None,
+    };
+    let mount = match read_optional(mountinfo)? {
+        Some(text) => parse_cgroup2_mount(mountinfo, &text)?,
+        None => None,
+    };
+    let dir = match (mount, path) {
+        (Some(mount), Some(path)) => Some(mount.group_dir(&path)),
+        _ => None,
+    };
+    log::debug!("cgroup v2 directory: {dir:?}");
+    Ok(dir)
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ mod psi;
 mod trigger;
 
 pub use cgroup::CgroupSource;
+pub(crate) use cgroup::detect_dir as detect_cgroup_dir;
 pub use psi::{PROC_PRESSURE_MEMORY, PsiSource};
 
 use crate::error::{Error, Result};
@@ -24,7 +25,7 @@ use std::path::Path;
 
 /// Reads a whole file; `None` when it is absent or not readable by us (the facility is missing,
 /// which is not an error).
-fn read_optional(path: &Path) -> Result<Option<String>> {
+pub(crate) fn read_optional(path: &Path) -> Result<Option<String>> {
     match std::fs::read_to_string(path) {
         Ok(text) => Ok(Some(text)),
         Err(e) if unavailable(e.kind()) => Ok(None),
