@@ -52,8 +52,9 @@ const TASK_VM_INFO_REV1_COUNT: libc::mach_msg_type_number_t =
     (size_of::<TaskVmInfoRev1>() / size_of::<libc::natural_t>()) as libc::mach_msg_type_number_t;
 
 // The offsets of the header, so a wrong declaration fails to compile rather than misread.
-const _: () = assert!(size_of::<TaskVmInfoRev1>() == 160);
-const _: () = assert!(std::mem::offset_of!(TaskVmInfoRev1, phys_footprint) == 152);
+// 16 + 16 * 8 = 144 bytes of revision 0 (36 natural_t), then phys_footprint.
+const _: () = assert!(size_of::<TaskVmInfoRev1>() == 152);
+const _: () = assert!(std::mem::offset_of!(TaskVmInfoRev1, phys_footprint) == 144);
 
 #[cfg(target_os = "ios")]
 unsafe extern "C" {
@@ -66,12 +67,17 @@ unsafe extern "C" {
 pub(super) fn read() -> Result<Option<ProcessFootprint>> {
     let mut info = TaskVmInfoRev1::default();
     let mut count = TASK_VM_INFO_REV1_COUNT;
+    // libc marks its Mach bindings deprecated in favour of the `mach2` crate, which is not a
+    // dependency here; `mach_task_self()` itself is still what `<mach/mach_init.h>` provides.
+    // SAFETY: it only reads the port of this task, which libSystem set up before `main`.
+    #[allow(deprecated)]
+    let task = unsafe { libc::mach_task_self() };
     // SAFETY: `info` is a writable `task_vm_info` prefix of `count` natural_t units, and
     // `count` says so; the kernel writes at most `count` units and updates `count` to what it
-    // wrote. `mach_task_self()` is this task's own port, which needs no deallocation.
+    // wrote. `task` is this task's own port, which needs no deallocation.
     let status = unsafe {
         libc::task_info(
-            libc::mach_task_self(),
+            task,
             TASK_VM_INFO,
             (&raw mut info).cast::<libc::integer_t>(),
             &mut count,
