@@ -235,10 +235,14 @@ fn run(args: Args, collective: &Rc<dyn Collective>) -> wgmem::Result<()> {
         ProgressStyle::with_template("{bar:30} {pos}/{len} epoch {prefix} {msg}")
             .expect("a valid template"),
     );
-    // Pressure: the manager's own budget source, and with --simulate-pressure a scripted
-    // source; the manager evicts in grades and the trainer shrinks its batch on critical.
+    // Pressure: the manager's own budget source, the process footprint, and with
+    // --simulate-pressure a scripted source; the manager evicts in grades and the trainer
+    // shrinks its batch on critical.
     let mut monitor = PressureMonitor::new();
     monitor.add_source(ctx.memory().budget_source(limit));
+    // The whole process footprint against the OS's limit (iOS, a cgroup) or the device budget
+    // (not --memory-limit, which caps wgmem's bytes only): growth that is not wgmem's own.
+    monitor.add_source(ctx.memory().footprint_source(None));
     let simulated = SimulatedSource::new("simulated");
     let script = simulated.handle();
     if args.simulate_pressure {
