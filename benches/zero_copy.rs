@@ -7,6 +7,7 @@
 //! - upload: `write` of the whole buffer, then `wait_idle`, so the staged path's GPU copy is
 //!   counted (the data is then in the buffer, as a kernel would need it);
 //! - read: `read` of the whole buffer after a write (it waits for that work first).
+//!
 //! Both paths are checked to give back the bytes written before anything is timed.
 //!
 //! Run: `cargo bench --bench zero_copy` (`-- --small` for sizes up to 16 MiB). On a discrete
