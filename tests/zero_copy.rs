@@ -208,6 +208,13 @@ fn a_buffer_in_flight_is_not_mapped_on_the_host_backend() {
     assert_eq!(counts(&host), (2, 1, 2, 1));
     host.hold_completion(false);
 
+    // A buffer no submission uses maps even while work is in flight.
+    host.hold_completion(true);
+    host.copy(&other, 0, &buffer, 8, 8).unwrap();
+    host.write_unused(&other, 0, &[4; 8]).unwrap();
+    assert_eq!(counts(&host), (3, 1, 2, 1));
+    host.hold_completion(false);
+
     // Without zero-copy every transfer is staged.
     let plain = HostBackend::new();
     let b = plain.allocate(8, BufferUsage::Storage).unwrap();
@@ -225,4 +232,90 @@ fn counts(host: &HostBackend) -> (u64, u64, u64, u64) {
         staged_reads,
     } = host.transfer_counts();
     (direct_writes, staged_writes, direct_reads, staged_reads)
+}
+
+#[test]
+fn the_trainer_maps_its_batches_directly_and_learns_the_same_as_with_staging() {
+    use wgmem::data::Dataset;
+    use wgmem::nn::{Linear, Sequential};
+    use wgmem::optim::Sgd;
+    use wgmem::{Trainer, TrainerConfig};
+
+    let (rows, features) = (101, 13);
+    let mut rng = common::Rng::new(11);
+    let x = rng.vec(rows * features);
+    let labels: Vec<u32> = (0..rows as u32).map(|i| i % 3).collect();
+    let data = Dataset::new(x, labels, features).unwrap();
+    let mut runs = Vec::new();
+    for zero_copy in [true, false] {
+        let backend = backend(zero_copy);
+        let ctx = Context::new(Arc::clone(&backend), MemoryConfig::default()).unwrap();
+        let model = Sequential::new()
+            .with(Linear::new(&ctx, features, 17, 1).unwrap().with_relu())
+            .with(Linear::new(&ctx, 17, 3, 2).unwrap());
+        let config = TrainerConfig {
+            epochs: 2,
+            batch_size: 32,
+            ..TrainerConfig::default()
+        };
+        let mut trainer = Trainer::new(
+            Arc::clone(&ctx),
+            model,
+            Box::new(Sgd::new(0.1, 0.9)),
+            config,
+        )
+        .unwrap();
+        let before = backend.transfer_counts();
+        let report = trainer.fit(&data, None, |_| {}).unwrap();
+        let during = backend.transfer_counts();
+        eprintln!("zero-copy {zero_copy}: {during:?}\n{report}");
+        runs.push((
+            report
+                .epochs
+                .iter()
+                .map(|e| e.train_loss)
+                .collect::<Vec<_>>(),
+            during.direct_writes - before.direct_writes,
+            report.steps,
+        ));
+        if cfg!(target_os = "linux") {
+            assert!(
+                report.memory.footprint.is_some(),
+                "the report shows the footprint"
+            );
+        }
+    }
+    let (direct_losses, direct_writes, steps) = &runs[0];
+    let (staged_losses, staged_direct, _) = &runs[1];
+    // The same bytes reach the kernels, so the same losses come out, to the bit.
+    assert_eq!(direct_losses, staged_losses);
+    // Each step uploads its features and labels into buffers just taken from the pool, which
+    // no submission uses: they map even with the last step's update still in flight.
+    assert!(
+        *direct_writes >= 2 * *steps,
+        "{direct_writes} direct writes in {steps} steps"
+    );
+    assert_eq!(*staged_direct, 0);
+}
+
+#[test]
+fn a_pooled_buffer_maps_until_it_is_lent_to_the_gpu() {
+    use wgmem::MemoryManager;
+    let host = Arc::new(HostBackend::new().with_zero_copy(true));
+    let manager = MemoryManager::new(Arc::clone(&host));
+    let busy = manager.acquire(64, BufferUsage::Storage, "busy").unwrap();
+    let fresh = manager.acquire(64, BufferUsage::Storage, "fresh").unwrap();
+    host.hold_completion(true);
+    host.copy(fresh.raw(), 0, busy.raw(), 0, 8).unwrap(); // work in flight that uses both
+    let upload = manager.acquire(64, BufferUsage::Storage, "upload").unwrap();
+    // Just acquired, never lent out: mapped although work is in flight.
+    upload.write(0, &[5; 64]).unwrap();
+    assert_eq!(counts(&host), (1, 0, 0, 0));
+    // Lent to that work: staged.
+    fresh.write(0, &[6; 64]).unwrap();
+    assert_eq!(counts(&host), (1, 1, 0, 0));
+    let mut out = [0u8; 64];
+    upload.read(0, &mut out).unwrap();
+    assert_eq!(out, [5; 64]);
+    host.hold_completion(false);
 }

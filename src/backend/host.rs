@@ -145,6 +145,26 @@ impl HostBackend {
         self.allocations.load(Ordering::SeqCst)
     }
 
+    /// A write that takes `path`: a staged one is a submission, a direct one a host store.
+    fn write_by(
+        &self,
+        buffer: &HostBuffer,
+        offset: u64,
+        data: &[u8],
+        path: TransferPath,
+    ) -> Result<()> {
+        let len = data.len() as u64;
+        check_aligned("write", offset, len, self.caps.copy_alignment)?;
+        let mut bytes = lock(&buffer.bytes);
+        check_range("write", offset, len, bytes.len() as u64)?;
+        bytes[offset as usize..(offset + len) as usize].copy_from_slice(data);
+        if path == TransferPath::Staged {
+            self.submit();
+        }
+        self.transfers.write(path);
+        Ok(())
+    }
+
     /// The path a write or read takes now.
     fn path(&self) -> TransferPath {
         choose_path(
@@ -218,17 +238,13 @@ impl Backend for HostBackend {
     }
 
     fn write(&self, buffer: &HostBuffer, offset: u64, data: &[u8]) -> Result<()> {
-        let len = data.len() as u64;
-        check_aligned("write", offset, len, self.caps.copy_alignment)?;
-        let mut bytes = lock(&buffer.bytes);
-        check_range("write", offset, len, bytes.len() as u64)?;
-        let path = self.path();
-        bytes[offset as usize..(offset + len) as usize].copy_from_slice(data);
-        if path == TransferPath::Staged {
-            self.submit();
-        }
-        self.transfers.write(path);
-        Ok(())
+        self.write_by(buffer, offset, data, self.path())
+    }
+
+    /// No submission uses the buffer: with zero-copy it is mapped even while work is in flight.
+    fn write_unused(&self, buffer: &HostBuffer, offset: u64, data: &[u8]) -> Result<()> {
+        let path = choose_path(self.zero_copy, 0, 0);
+        self.write_by(buffer, offset, data, path)
     }
 
     fn read(&self, buffer: &HostBuffer, offset: u64, out: &mut [u8]) -> Result<()> {

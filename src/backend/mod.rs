@@ -132,6 +132,17 @@ pub trait Backend: Send + Sync + 'static {
     /// Copies `data` into `buffer` at `offset`. Ordered after all earlier work.
     fn write(&self, buffer: &Self::Buffer, offset: u64, data: &[u8]) -> Result<()>;
 
+    /// [`Backend::write`] for a buffer that no submission has used since it was allocated or
+    /// handed out again by the pool (which hands out only buffers whose work has completed):
+    /// the memory layer calls it for a buffer it has not yet lent to a kernel. A backend that
+    /// maps buffers for writes (zero-copy) may then map it at once, even while other work is
+    /// in flight. Called wrongly, on a buffer that is in use, a backend must still be correct
+    /// (wgpu maps a buffer only once the work that uses it has completed). The default is
+    /// `write`.
+    fn write_unused(&self, buffer: &Self::Buffer, offset: u64, data: &[u8]) -> Result<()> {
+        self.write(buffer, offset, data)
+    }
+
     /// Copies `out.len()` bytes from `buffer` at `offset` into `out`, waiting for earlier work.
     fn read(&self, buffer: &Self::Buffer, offset: u64, out: &mut [u8]) -> Result<()>;
 

@@ -11,6 +11,7 @@ use super::pool::Pooled;
 use crate::backend::{Backend, BufferUsage};
 use crate::error::Result;
 use crate::profile::SourceLocation;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// A pooled, accounted buffer. See the module docs.
 pub struct ManagedBuffer<B: Backend> {
@@ -20,6 +21,10 @@ pub struct ManagedBuffer<B: Backend> {
     requested: u64,
     tag: &'static str,
     location: SourceLocation,
+    /// The raw buffer has been lent out (to a kernel, a copy): from then on a write must
+    /// assume work in flight may use it. Until then it is unused (see
+    /// [`Backend::write_unused`]).
+    lent: AtomicBool,
 }
 
 impl<B: Backend> ManagedBuffer<B> {
@@ -38,6 +43,7 @@ impl<B: Backend> ManagedBuffer<B> {
             requested,
             tag,
             location,
+            lent: AtomicBool::new(false),
         }
     }
 
@@ -47,6 +53,7 @@ impl<B: Backend> ManagedBuffer<B> {
 
     /// The backend buffer, borrowed for as long as the handle lives.
     pub fn raw(&self) -> &B::Buffer {
+        self.lent.store(true, Ordering::Relaxed);
         &self.pooled().buffer
     }
 
@@ -86,14 +93,25 @@ impl<B: Backend> ManagedBuffer<B> {
         &self.manager
     }
 
-    /// Writes bytes at `offset` through the backend.
+    /// Writes bytes at `offset` through the backend. Until the raw buffer is lent out
+    /// ([`Self::raw`]) no GPU work can use it, so the write is [`Backend::write_unused`]: on
+    /// unified memory it maps the buffer even while other work is in flight (a tensor's or a
+    /// batch's upload).
     pub fn write(&self, offset: u64, data: &[u8]) -> Result<()> {
-        self.manager.backend().write(self.raw(), offset, data)
+        let buffer = &self.pooled().buffer;
+        if self.lent.load(Ordering::Relaxed) {
+            self.manager.backend().write(buffer, offset, data)
+        } else {
+            self.manager.backend().write_unused(buffer, offset, data)
+        }
     }
 
-    /// Reads bytes at `offset` through the backend.
+    /// Reads bytes at `offset` through the backend (a read leaves no work in flight, so it
+    /// does not count as lending the buffer out).
     pub fn read(&self, offset: u64, out: &mut [u8]) -> Result<()> {
-        self.manager.backend().read(self.raw(), offset, out)
+        self.manager
+            .backend()
+            .read(&self.pooled().buffer, offset, out)
     }
 }
 

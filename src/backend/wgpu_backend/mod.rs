@@ -324,6 +324,36 @@ impl WgpuBackend {
         Ok(buffer)
     }
 
+    /// `write` and `write_unused`: mapped where `zero_copy.rs` allows, else through the queue.
+    fn write_checked(
+        &self,
+        buffer: &wgpu::Buffer,
+        offset: u64,
+        data: &[u8],
+        unused: bool,
+    ) -> Result<()> {
+        let len = data.len() as u64;
+        check_usage("write", buffer, wgpu::BufferUsages::COPY_DST)?;
+        check_aligned("write", offset, len, self.caps.copy_alignment)?;
+        check_range("write", offset, len, buffer.size())?;
+        // Queue writes run before the next submit's commands, so earlier recorded commands
+        // must be submitted first to keep program order. An unused buffer is in no recorded
+        // command, so its mapped write needs no flush.
+        if unused {
+            if self.write_direct(buffer, offset, data, true)? {
+                return Ok(());
+            }
+            self.flush()?;
+        } else {
+            self.flush()?;
+            if self.write_direct(buffer, offset, data, false)? {
+                return Ok(());
+            }
+        }
+        self.queue_write(buffer, offset, data);
+        Ok(())
+    }
+
     /// Reads one chunk (`len <= STAGING_CHUNK`, offset and len aligned to 4) through the
     /// reusable staging buffer.
     fn read_chunk(
@@ -410,17 +440,11 @@ impl Backend for WgpuBackend {
     }
 
     fn write(&self, buffer: &wgpu::Buffer, offset: u64, data: &[u8]) -> Result<()> {
-        let len = data.len() as u64;
-        check_usage("write", buffer, wgpu::BufferUsages::COPY_DST)?;
-        check_aligned("write", offset, len, self.caps.copy_alignment)?;
-        check_range("write", offset, len, buffer.size())?;
-        // Queue writes run before the next submit's commands, so earlier recorded commands
-        // must be submitted first to keep program order.
-        self.flush()?;
-        if !self.write_direct(buffer, offset, data)? {
-            self.queue.write_buffer(buffer, offset, data);
-        }
-        Ok(())
+        self.write_checked(buffer, offset, data, false)
+    }
+
+    fn write_unused(&self, buffer: &wgpu::Buffer, offset: u64, data: &[u8]) -> Result<()> {
+        self.write_checked(buffer, offset, data, true)
     }
 
     fn read(&self, buffer: &wgpu::Buffer, offset: u64, out: &mut [u8]) -> Result<()> {

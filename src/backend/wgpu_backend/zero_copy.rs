@@ -115,37 +115,60 @@ impl WgpuBackend {
         self.zero_copy.counts.snapshot()
     }
 
+    /// Whether `buffer` may be mapped for `needed` at all: zero-copy on, the usage present,
+    /// and no queue write waiting for a submit (it would land after the mapped bytes).
+    fn mappable(&self, buffer: &wgpu::Buffer, needed: wgpu::BufferUsages) -> bool {
+        self.zero_copy.on
+            && buffer.usage().contains(needed)
+            && !self.zero_copy.queued_writes.load(Ordering::SeqCst)
+    }
+
     /// The path a transfer on `buffer` may take now (after the caller's flush).
     fn transfer_path(&self, buffer: &wgpu::Buffer, needed: wgpu::BufferUsages) -> TransferPath {
-        let mappable = self.zero_copy.on
-            && buffer.usage().contains(needed)
-            && !self.zero_copy.queued_writes.load(Ordering::SeqCst);
         choose_path(
-            mappable,
+            self.mappable(buffer, needed),
             self.last_submission(),
             self.completed_submission(),
         )
     }
 
+    /// The path for a buffer no submission uses: work in flight does not matter.
+    fn transfer_path_unused(
+        &self,
+        buffer: &wgpu::Buffer,
+        needed: wgpu::BufferUsages,
+    ) -> TransferPath {
+        choose_path(self.mappable(buffer, needed), 0, 0)
+    }
+
+    /// The staged write: through the queue, which copies it before the next submission's
+    /// commands. Marks the queue write pending, so no mapped write overtakes it.
+    pub(super) fn queue_write(&self, buffer: &wgpu::Buffer, offset: u64, data: &[u8]) {
+        self.zero_copy.queued_writes.store(true, Ordering::SeqCst);
+        self.queue.write_buffer(buffer, offset, data);
+    }
+
     /// Writes `data` at `offset` by mapping `buffer`, when allowed; `Ok(false)` when the
-    /// caller must take the staged path (the queue). Call after the flush and the checks of
-    /// `write`.
+    /// caller must take the staged path ([`Self::queue_write`]). Call after the checks of
+    /// `write`, and after its flush unless `unused` (no submission uses the buffer: then work
+    /// in flight does not keep it from being mapped).
     pub(super) fn write_direct(
         &self,
         buffer: &wgpu::Buffer,
         offset: u64,
         data: &[u8],
+        unused: bool,
     ) -> Result<bool> {
         let _one_map = lock(&self.zero_copy.maps);
         let path = if data.is_empty() || offset % wgpu::MAP_ALIGNMENT != 0 {
             TransferPath::Staged
+        } else if unused {
+            self.transfer_path_unused(buffer, wgpu::BufferUsages::MAP_WRITE)
         } else {
             self.transfer_path(buffer, wgpu::BufferUsages::MAP_WRITE)
         };
         self.zero_copy.counts.write(path);
         if path == TransferPath::Staged {
-            // The caller's queue write must land before any later mapped write.
-            self.zero_copy.queued_writes.store(true, Ordering::SeqCst);
             return Ok(false);
         }
         let range = offset..offset + data.len() as u64;
@@ -205,6 +228,8 @@ impl WgpuBackend {
     }
 
     /// Maps `range` of `buffer`, which no submission in flight uses, and waits for the grant.
+    /// wgpu grants such a map at the next poll of the device, which need not wait for the
+    /// work in flight; only if it has not (the buffer was in use after all) does this wait.
     fn map_now(
         &self,
         buffer: &wgpu::Buffer,
@@ -215,11 +240,17 @@ impl WgpuBackend {
         buffer.slice(range).map_async(mode, move |r| {
             let _ = tx.send(r);
         });
-        self.wait()?;
-        granted
-            .recv()
-            .map_err(|_| self.map_error("the map callback never ran"))?
-            .map_err(|e| self.map_error(e))
+        self.poll_wait(wgpu::PollType::Poll)?;
+        let result = match granted.try_recv() {
+            Ok(result) => result,
+            Err(_) => {
+                self.wait()?;
+                granted
+                    .recv()
+                    .map_err(|_| self.map_error("the map callback never ran"))?
+            }
+        };
+        result.map_err(|e| self.map_error(e))
     }
 }
 
