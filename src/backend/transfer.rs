@@ -6,7 +6,9 @@
 //! map would wait for that work (a stall), and a host write under a running kernel would race
 //! it. The backends do not see which buffers a kernel binds, so the rule here is the
 //! conservative one: map only when *no* submission is in flight; otherwise take the staged path,
-//! which the queue orders after the work in flight. Both backends decide with
+//! which the queue orders after the work in flight. The one exception is a buffer the caller
+//! knows no submission uses ([`crate::Backend::write_unused`]: a buffer the memory layer has
+//! just handed out and not yet lent to a kernel), which maps at once. Both backends decide with
 //! [`choose_path`], so the rule is tested on [`crate::HostBackend`] with completion held back.
 
 use super::SubmissionIndex;

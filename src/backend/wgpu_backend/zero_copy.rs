@@ -11,8 +11,9 @@
 //!   ([`super::WgpuBackendOptions::zero_copy`], `WGMEM_ZERO_COPY=0`);
 //! - no submission is in flight ([`crate::backend::TransferPath`]: the backend does not see
 //!   which buffers a kernel binds, so it waits for none of them). A write made while work is in
-//!   flight goes through the queue as before; a read waits for the work first (reads wait
-//!   anyway), then maps;
+//!   flight goes through the queue as before, unless it is a `write_unused` (a pooled buffer not
+//!   yet lent to a kernel: every upload of a tensor or a batch), which maps at once; a read
+//!   waits for the work first (reads wait anyway), then maps;
 //! - no queued write is waiting for a submit (it would land after the mapped write);
 //! - a write's offset is a multiple of `MAP_ALIGNMENT` (8).
 //!
