@@ -17,6 +17,10 @@
 //! - no queued write is waiting for a submit (it would land after the mapped write);
 //! - a write's offset is a multiple of `MAP_ALIGNMENT` (8).
 //!
+//! Direct maps are made one at a time. Two threads reading or writing the *same* buffer at
+//! once could still meet a mapped buffer in the staged path (a wgpu validation error); wgmem
+//! itself never does that, and for the caller it is a data race either way.
+//!
 //! The feature is asked for only on adapters that report an integrated GPU or a CPU: on a
 //! discrete GPU mappable storage buffers would live in host memory and slow every kernel.
 //! On Metal a buffer with `MAP_WRITE` is created write-combined, which makes the host's reads of
