@@ -105,6 +105,26 @@ mod linux {
         );
         let f = cgroup_footprint(&unlimited.0).unwrap().unwrap();
         assert_eq!((f.bytes, f.limit), (4096, None));
+
+        // Inactive page cache is left out (the kernel drops it before anything else).
+        let cached = TempDir::new(
+            "cached",
+            &[
+                (
+                    "memory.current",
+                    "10000
+",
+                ),
+                (
+                    "memory.stat",
+                    "anon 3000
+file 7000
+inactive_file 6000
+",
+                ),
+            ],
+        );
+        assert_eq!(cgroup_footprint(&cached.0).unwrap().unwrap().bytes, 4000);
     }
 
     #[test]
@@ -113,6 +133,25 @@ mod linux {
         assert_eq!(cgroup_footprint(&empty.0).unwrap(), None);
         let bad = TempDir::new("bad", &[("memory.current", "twelve\n")]);
         assert!(matches!(cgroup_footprint(&bad.0), Err(Error::Parse { .. })));
+        let bad_stat = TempDir::new(
+            "badstat",
+            &[
+                (
+                    "memory.current",
+                    "12
+",
+                ),
+                (
+                    "memory.stat",
+                    "inactive_file many
+",
+                ),
+            ],
+        );
+        assert!(matches!(
+            cgroup_footprint(&bad_stat.0),
+            Err(Error::Parse { .. })
+        ));
         let bad_max = TempDir::new(
             "badmax",
             &[("memory.current", "12\n"), ("memory.max", "-1\n")],

@@ -6,7 +6,9 @@
 
 use super::{FootprintLimit, FootprintMeasure, ProcessFootprint};
 use crate::error::Result;
-use crate::pressure::parse::{parse_memory_current, parse_memory_limit, parse_proc_status_bytes};
+use crate::pressure::parse::{
+    parse_memory_current, parse_memory_limit, parse_memory_stat, parse_proc_status_bytes,
+};
 use crate::pressure::{detect_cgroup_dir, read_optional};
 use std::path::Path;
 
@@ -20,15 +22,23 @@ pub(super) fn read() -> Result<Option<ProcessFootprint>> {
     proc_status_footprint(Path::new("/proc/self/status"))
 }
 
-/// The footprint of the cgroup v2 group in `dir`: `memory.current`, with `memory.max` as the
-/// limit when it is set. `Ok(None)` when the group has no `memory.current` (the root group, no
-/// memory controller).
+/// The footprint of the cgroup v2 group in `dir`: `memory.current` less `inactive_file` from
+/// `memory.stat` (page cache the kernel drops first, which a build or a data loader fills; the
+/// same working-set figure the cgroup pressure source uses), with `memory.max` as the limit
+/// when it is set. `Ok(None)` when the group has no `memory.current` (the root group, no memory
+/// controller).
 pub fn cgroup_footprint(dir: &Path) -> Result<Option<ProcessFootprint>> {
     let current_file = dir.join("memory.current");
     let Some(text) = read_optional(&current_file)? else {
         return Ok(None);
     };
-    let bytes = parse_memory_current(&current_file, &text)?;
+    let current = parse_memory_current(&current_file, &text)?;
+    let stat_file = dir.join("memory.stat");
+    let inactive_file = match read_optional(&stat_file)? {
+        Some(text) => parse_memory_stat(&stat_file, &text, "inactive_file")?.unwrap_or(0),
+        None => 0,
+    };
+    let bytes = current.saturating_sub(inactive_file);
     let max_file = dir.join("memory.max");
     let limit = match read_optional(&max_file)? {
         Some(text) => parse_memory_limit(&max_file, &text)?,

@@ -15,7 +15,8 @@
 //! Where the figure comes from, by platform:
 //! - macOS / iOS: `phys_footprint` (`FootprintMeasure::ApplePhysFootprint`); on iOS the limit
 //!   is the footprint plus `os_proc_available_memory()`.
-//! - Linux: the cgroup v2 group's `memory.current` (with `memory.max` as the limit), else
+//! - Linux: the cgroup v2 group's `memory.current`, less the inactive page cache the kernel
+//!   drops first (with `memory.max` as the limit), else
 //!   `VmRSS` from `/proc/self/status`. A cgroup's figure covers every process of the group,
 //!   which in a container is usually just this one.
 //! - Elsewhere: nothing (`Ok(None)`).
@@ -42,7 +43,8 @@ use crate::error::Result;
 pub enum FootprintMeasure {
     /// macOS / iOS `task_vm_info.phys_footprint`: the figure memory pressure and jetsam use.
     ApplePhysFootprint,
-    /// A cgroup v2 group's `memory.current` (every process of the group, page cache included).
+    /// A cgroup v2 group's `memory.current` less its `inactive_file` page cache (every process
+    /// of the group).
     CgroupMemoryCurrent,
     /// `VmRSS` of `/proc/self/status`: resident pages, a lower bound of what the process uses.
     ProcStatusVmRss,

@@ -56,7 +56,7 @@ impl fmt::Display for FootprintReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let measure = match self.process.measure {
             FootprintMeasure::ApplePhysFootprint => "phys_footprint",
-            FootprintMeasure::CgroupMemoryCurrent => "cgroup memory.current",
+            FootprintMeasure::CgroupMemoryCurrent => "cgroup memory.current - inactive_file",
             FootprintMeasure::ProcStatusVmRss => "VmRSS",
             FootprintMeasure::Supplied => "supplied",
         };
