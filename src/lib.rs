@@ -58,7 +58,8 @@ pub mod testing;
 pub mod train;
 
 pub use backend::{
-    Backend, BufferUsage, Capabilities, HostBackend, WgpuBackend, WgpuBackendOptions,
+    Backend, BufferUsage, Capabilities, DeviceSignals, HostBackend, UsageFlags, WgpuBackend,
+    WgpuBackendOptions,
 };
 pub use compute::Gpu;
 pub use error::{Error, OutOfMemoryReport, Result};

@@ -16,11 +16,13 @@
 //! - `free` takes the buffer by value, so a buffer cannot be freed twice.
 
 mod host;
+mod usage;
 mod wgpu_backend;
 
 pub use host::{HostBackend, HostBuffer};
+pub use usage::UsageFlags;
 pub(crate) use wgpu_backend::MapRequest;
-pub use wgpu_backend::{DEFAULT_FLUSH_EVERY, WgpuBackend, WgpuBackendOptions};
+pub use wgpu_backend::{DEFAULT_FLUSH_EVERY, DeviceSignals, WgpuBackend, WgpuBackendOptions};
 
 use crate::error::{Error, Result};
 
@@ -37,6 +39,12 @@ pub enum BufferUsage {
     /// Host-writable staging: the host maps it to write and the GPU copies from it
     /// (`MAP_WRITE | COPY_SRC` on wgpu). Used to move data onto the GPU in bulk.
     Upload,
+    /// Exactly these usages, for buffers an application binds in pipelines of its own
+    /// (vertex, index, indirect, uniform, or any combination). Each distinct set is pooled
+    /// apart from every other set and from the four usages above. On wgpu,
+    /// `BufferUsage::from(wgpu::BufferUsages::VERTEX | wgpu::BufferUsages::COPY_DST)` makes one;
+    /// a set the device cannot give is a typed error when the buffer is allocated.
+    Custom(UsageFlags),
 }
 
 /// A monotonically increasing id of GPU work handed to the device.

@@ -5,11 +5,18 @@
 //! step costs few submits. Every submit gets a [`SubmissionIndex`]; a callback from
 //! `on_submitted_work_done` advances the completed index, which is what lets the pool reuse a
 //! buffer only once the GPU is done with it.
+//!
+//! The device is wgmem's own ([`WgpuBackend::new`], [`WgpuBackend::with_options`]) or the
+//! application's ([`WgpuBackend::from_device`], in `device.rs` with the submission contract for
+//! work the application records itself).
 
 mod budget;
+mod device;
 mod mapping;
 mod select;
+mod usage_map;
 
+pub use device::DeviceSignals;
 pub(crate) use mapping::MapRequest;
 
 use super::{
@@ -47,7 +54,8 @@ pub const DEFAULT_FLUSH_EVERY: u64 = 24;
 
 /// The wgpu implementation of [`Backend`].
 pub struct WgpuBackend {
-    adapter: wgpu::Adapter,
+    /// The adapter wgmem chose; `None` on a device the application handed over.
+    adapter: Option<wgpu::Adapter>,
     device: wgpu::Device,
     queue: wgpu::Queue,
     description: AdapterDescription,
@@ -81,7 +89,9 @@ impl WgpuBackend {
         Self::with_options(WgpuBackendOptions::default())
     }
 
-    /// Creates a backend with explicit options.
+    /// Creates a backend with explicit options, on a device of its own (see
+    /// [`Self::from_device`] for running on the application's device). Installs the device's
+    /// lost and uncaptured-error callbacks, which no one else owns here.
     pub fn with_options(options: WgpuBackendOptions) -> Result<Self> {
         let backends = options.backends.unwrap_or_else(|| {
             select::backends_from_env(wgpu::Backends::all() - wgpu::Backends::BROWSER_WEBGPU)
@@ -106,62 +116,9 @@ impl WgpuBackend {
             reason: e.to_string(),
         })?;
 
-        let lost = Arc::new(Mutex::new(None));
-        let lost_in_callback = Arc::clone(&lost);
-        device.set_device_lost_callback(move |reason, message| {
-            log::error!("wgpu device lost ({reason:?}): {message}");
-            *lock(&lost_in_callback) = Some(format!("{reason:?}: {message}"));
-        });
-        let uncaptured = Arc::new(AtomicU64::new(0));
-        let counter = Arc::clone(&uncaptured);
-        device.on_uncaptured_error(Arc::new(move |error| {
-            counter.fetch_add(1, Ordering::Relaxed);
-            log::error!("uncaptured wgpu error: {error}");
-        }));
-
-        let limits = device.limits();
-        let (memory_budget, budget_source, unified) =
-            budget::resolve(options.memory_budget, &device)?;
-        let unified_memory = unified.unwrap_or(matches!(
-            info.device_type,
-            wgpu::DeviceType::IntegratedGpu | wgpu::DeviceType::Cpu
-        ));
-        let caps = Capabilities {
-            max_buffer_size: limits.max_buffer_size,
-            max_storage_binding_size: limits.max_storage_buffer_binding_size,
-            copy_alignment: wgpu::COPY_BUFFER_ALIGNMENT,
-            storage_offset_alignment: u64::from(limits.min_storage_buffer_offset_alignment),
-            memory_budget,
-            budget_source,
-            unified_memory,
-        };
-        let description = AdapterDescription {
-            name: info.name.clone(),
-            api: format!("{:?}", info.backend),
-            device_type: format!("{:?}", info.device_type),
-            driver: format!("{} {}", info.driver, info.driver_info)
-                .trim()
-                .to_string(),
-        };
-        log::info!("wgmem: using {description}, budget {memory_budget} bytes ({budget_source:?})");
-        Ok(Self {
-            adapter,
-            device,
-            queue,
-            description,
-            caps,
-            pending: Mutex::new(None),
-            has_pending: AtomicBool::new(false),
-            submitted: AtomicU64::new(0),
-            recent: Mutex::new(VecDeque::new()),
-            completed: Arc::new(AtomicU64::new(0)),
-            lost,
-            staging: Mutex::new(None),
-            buffers_created: AtomicU64::new(0),
-            uncaptured,
-            recorded: AtomicU64::new(0),
-            flush_every: options.flush_every.unwrap_or(DEFAULT_FLUSH_EVERY).max(1),
-        })
+        let backend = Self::assemble(Some(adapter), device, queue, &options)?;
+        backend.install_callbacks();
+        Ok(backend)
     }
 
     /// The wgpu device, for kernels and pipelines.
@@ -170,13 +127,23 @@ impl WgpuBackend {
     }
 
     /// The wgpu queue.
+    ///
+    /// # The submission contract
+    /// wgmem does not see what is submitted here directly. Work that uses pooled buffers must
+    /// reach wgmem before their [`ManagedBuffer`](crate::ManagedBuffer)s drop, or a buffer may be
+    /// handed out again while that work still runs: record it with [`Self::encode`], submit it
+    /// with [`Self::submit`] (which submits wgmem's pending batch first), or, after
+    /// [`Self::flush`] and your own `queue.submit`, report it with [`Self::track_submission`].
+    /// Writes with `queue.write_buffer` are ordered before the *next* submission, so call
+    /// [`Self::flush`] first when wgmem work recorded earlier must see the old contents.
     pub fn queue(&self) -> &wgpu::Queue {
         &self.queue
     }
 
-    /// The wgpu adapter.
-    pub fn wgpu_adapter(&self) -> &wgpu::Adapter {
-        &self.adapter
+    /// The wgpu adapter, when wgmem chose it; `None` for [`Self::from_device`] (the device's
+    /// [`Self::adapter_info`] is known either way).
+    pub fn wgpu_adapter(&self) -> Option<&wgpu::Adapter> {
+        self.adapter.as_ref()
     }
 
     /// How many `create_buffer` calls this backend has made (allocations plus staging).
@@ -222,7 +189,7 @@ impl WgpuBackend {
         // before commands recorded earlier.
         let mut pending = lock(&self.pending);
         if let Some(encoder) = pending.take() {
-            self.submit(encoder.finish());
+            self.submit_batch([encoder.finish()]);
         }
         self.recorded.store(0, Ordering::Relaxed);
         self.has_pending.store(false, Ordering::SeqCst);
@@ -230,8 +197,17 @@ impl WgpuBackend {
         Ok(self.submitted.load(Ordering::SeqCst))
     }
 
-    fn submit(&self, commands: wgpu::CommandBuffer) -> SubmissionIndex {
-        let theirs = self.queue.submit([commands]);
+    fn submit_batch(
+        &self,
+        commands: impl IntoIterator<Item = wgpu::CommandBuffer>,
+    ) -> SubmissionIndex {
+        let theirs = self.queue.submit(commands);
+        self.record_submission(theirs)
+    }
+
+    /// Gives wgpu's submission `theirs` the next index of ours, and advances the completed
+    /// index once the GPU has finished it (and everything submitted before it).
+    fn record_submission(&self, theirs: wgpu::SubmissionIndex) -> SubmissionIndex {
         let index = self.submitted.fetch_add(1, Ordering::SeqCst) + 1;
         {
             let mut recent = lock(&self.recent);
@@ -367,16 +343,21 @@ impl Backend for WgpuBackend {
     fn allocate(&self, size: u64, usage: BufferUsage) -> Result<wgpu::Buffer> {
         self.check_lost()?;
         let size = checked_allocation_size(size, &self.caps)?;
-        let usages = match usage {
-            BufferUsage::Storage => {
-                wgpu::BufferUsages::STORAGE
-                    | wgpu::BufferUsages::COPY_SRC
-                    | wgpu::BufferUsages::COPY_DST
+        let usages = usage_map::wgpu_usages(usage, self.device.features())?;
+        if let BufferUsage::Custom(flags) = usage {
+            // What the checks above cannot know without the adapter (downlevel limits on index
+            // and indirect buffers) wgpu validates: caught here as a typed error, not left for
+            // the uncaptured-error path with an invalid buffer in the pool.
+            let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+            let buffer = self.create_buffer(size, usages, "wgmem buffer");
+            if let Some(error) = pollster::block_on(scope.pop()) {
+                return Err(Error::invalid(
+                    "buffer usage",
+                    format!("this device cannot create a buffer with {flags:?}: {error}"),
+                ));
             }
-            BufferUsage::Uniform => wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-            BufferUsage::Readback => wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            BufferUsage::Upload => wgpu::BufferUsages::MAP_WRITE | wgpu::BufferUsages::COPY_SRC,
-        };
+            return buffer;
+        }
         self.create_buffer(size, usages, "wgmem buffer")
     }
 
