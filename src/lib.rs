@@ -62,7 +62,7 @@ pub use backend::{
     WgpuBackendOptions,
 };
 pub use compute::Gpu;
-pub use error::{Error, OutOfMemoryReport, Result};
+pub use error::{Error, OutOfMemoryReport, Result, ShaderPosition};
 pub use memory::{ManagedBuffer, MemoryConfig, MemoryManager, MemoryStats};
 pub use pressure::{PressureLevel, PressureMonitor, PressureSource};
 pub use profile::MemoryProfiler;

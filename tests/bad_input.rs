@@ -506,7 +506,7 @@ fn bad_19_invalid_wgsl_is_a_shader_compile_error_with_the_location() {
     let syntax = "@compute @workgroup_size(64)\nfn main( {\n}\n";
     let e = compute::validate_wgsl("broken", syntax).unwrap_err();
     match &e {
-        Error::ShaderCompile { name, message } => {
+        Error::ShaderCompile { name, message, .. } => {
             assert_eq!(name, "broken");
             assert!(message.contains("broken.wgsl:2"), "{message}");
         }
