@@ -344,7 +344,7 @@ fn check_bindings(gpu: &Gpu, k: &Compiled, bindings: &[Binding<'_>]) -> Result<(
             Access::Uniform => (
                 wgpu::BufferUsages::UNIFORM,
                 limits.min_uniform_buffer_offset_alignment,
-                u64::from(limits.max_uniform_buffer_binding_size),
+                limits.max_uniform_buffer_binding_size,
             ),
             _ => (
                 wgpu::BufferUsages::STORAGE,
