@@ -27,6 +27,7 @@ use crate::sync::lock;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// How a shader declares one buffer binding.
@@ -52,7 +53,10 @@ struct Slot {
 struct Compiled {
     name: Arc<str>,
     entry: String,
-    device: wgpu::Device,
+    /// The [`UserKernelCache`] (one per [`Gpu`]) that compiled it.
+    owner: u64,
+    /// Threads per workgroup, when known from the source (`override WG` included).
+    workgroup_size: Option<[u32; 3]>,
     pipeline: wgpu::ComputePipeline,
     /// Byte size of the params struct at binding 0, when the shader has one.
     params: Option<u64>,
@@ -83,12 +87,31 @@ impl UserKernel {
     pub fn params_size(&self) -> Option<u64> {
         self.0.params
     }
+
+    /// Threads per workgroup: the entry point's `@workgroup_size`, with `override WG` resolved
+    /// to [`Gpu::workgroup_size`]; `None` when other overrides decide it.
+    pub fn workgroup_size(&self) -> Option<[u32; 3]> {
+        self.0.workgroup_size
+    }
 }
 
-/// User kernels compiled on one device, by name, entry point and source.
-#[derive(Debug, Default)]
+/// User kernels compiled for one [`Gpu`], by name, entry point and source.
+#[derive(Debug)]
 pub(crate) struct UserKernelCache {
+    /// Unique per cache: wgpu's own `Device` equality compares per-instance ids, which two
+    /// instances' devices can share.
+    id: u64,
     compiled: Mutex<HashMap<(String, String, u64), UserKernel>>,
+}
+
+impl Default for UserKernelCache {
+    fn default() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        Self {
+            id: NEXT.fetch_add(1, Ordering::Relaxed),
+            compiled: Mutex::default(),
+        }
+    }
 }
 
 impl<'a> From<&'a ManagedBuffer<WgpuBackend>> for Binding<'a> {
@@ -125,6 +148,7 @@ impl Gpu {
             .overrides
             .iter()
             .any(|(_, o)| o.name.as_deref() == Some("WG"));
+        let workgroup_size = workgroup_size(&module, entry, self.workgroup_size());
         let device = self.backend().device();
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let shader = device.create_shader_module(wgpu::ShaderModuleDescriptor {
@@ -153,7 +177,8 @@ impl Gpu {
         let kernel = UserKernel(Arc::new(Compiled {
             name: Arc::from(name),
             entry: entry.to_owned(),
-            device: device.clone(),
+            owner: self.pipelines.user.id,
+            workgroup_size,
             pipeline,
             params,
             slots,
@@ -178,11 +203,11 @@ impl Gpu {
         groups: [u32; 3],
     ) -> Result<()> {
         let k = &kernel.0;
-        if k.device != *self.backend().device() {
+        if k.owner != self.pipelines.user.id {
             return Err(Error::invalid(
                 "kernel",
                 format!(
-                    "'{}' was registered on another device; register it on this Gpu",
+                    "'{}' was registered on another Gpu; register it on this one",
                     k.name
                 ),
             ));
@@ -210,6 +235,58 @@ impl Gpu {
             groups,
         )
     }
+}
+
+impl Gpu {
+    /// Workgroup counts `[x, 1, 1]` covering `n` invocations of `kernel` along x (from its
+    /// [`UserKernel::workgroup_size`]); a typed error when that size is not known from the
+    /// source or `n` needs more workgroups than one dispatch dimension allows.
+    pub fn groups_for_kernel(&self, kernel: &UserKernel, n: u64) -> Result<[u32; 3]> {
+        let k = &kernel.0;
+        let [x, _, _] = k.workgroup_size.ok_or_else(|| {
+            Error::invalid(
+                "dispatch size",
+                format!(
+                    "'{}': its workgroup size depends on overrides other than WG; count the \
+                     workgroups yourself",
+                    k.name
+                ),
+            )
+        })?;
+        let groups = n.div_ceil(u64::from(x.max(1))).max(1);
+        if groups > u64::from(self.max_groups_per_dim()) {
+            return Err(Error::invalid(
+                "dispatch size",
+                format!(
+                    "'{}': {n} invocations need {groups} workgroups of {x}; one dimension allows \
+                     {}",
+                    k.name,
+                    self.max_groups_per_dim()
+                ),
+            ));
+        }
+        Ok([groups as u32, 1, 1])
+    }
+}
+
+/// The entry point's workgroup size with `override WG` set to `wg`; `None` when another
+/// override decides a dimension.
+fn workgroup_size(module: &naga::Module, entry: &str, wg: u32) -> Option<[u32; 3]> {
+    let ep = module.entry_points.iter().find(|e| e.name == entry)?;
+    let Some(overrides) = &ep.workgroup_size_overrides else {
+        return Some(ep.workgroup_size);
+    };
+    let mut size = ep.workgroup_size;
+    for (dim, expr) in overrides.iter().enumerate() {
+        let Some(expr) = expr else { continue };
+        match module.global_expressions[*expr] {
+            naga::Expression::Override(o) if module.overrides[o].name.as_deref() == Some("WG") => {
+                size[dim] = wg;
+            }
+            _ => return None,
+        }
+    }
+    Some(size)
 }
 
 /// The params size and the buffer slots of `entry`, checked against the binding convention.
