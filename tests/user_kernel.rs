@@ -53,6 +53,10 @@ struct PolyParams {
 /// by the application's own handler.
 fn context() -> (Arc<Context>, Arc<AtomicU64>) {
     let (device, queue) = own::own_device();
+    context_on(device, queue)
+}
+
+fn context_on(device: wgpu::Device, queue: wgpu::Queue) -> (Arc<Context>, Arc<AtomicU64>) {
     let uncaptured = Arc::new(AtomicU64::new(0));
     let seen = Arc::clone(&uncaptured);
     device.on_uncaptured_error(Arc::new(move |e| {
@@ -484,4 +488,60 @@ fn user_kernels_on_an_unchecked_gpu_still_compute_correctly() {
     )
     .unwrap();
     assert_eq!(t.to_vec().unwrap(), vec![2.0f32; n]);
+}
+
+/// `out[i] = f32(h * h)` with `h = f16(x[i])`: needs the device's `SHADER_F16`.
+const HALF_SQUARE: &str = "enable f16;
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@compute @workgroup_size(32)
+fn main(@builtin(global_invocation_id) id: vec3<u32>) {
+    if (id.x >= arrayLength(&out)) { return; }
+    let h = f16(x[id.x]);
+    out[id.x] = f32(h * h);
+}
+";
+
+#[test]
+fn a_shader_is_validated_with_the_capabilities_the_device_was_created_with() {
+    // Without SHADER_F16 on the device: refused by naga at the first f16 value (line 7).
+    let (plain, _) = context();
+    let e = plain
+        .gpu()
+        .register_kernel("half", HALF_SQUARE, "main")
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::ShaderCompile { position: Some(p), .. } if p.line == 7),
+        "{e}"
+    );
+    let Some((device, queue)) = own::own_device_with(wgpu::Features::SHADER_F16) else {
+        eprintln!("NOT RUN (second half): this adapter has no SHADER_F16");
+        return;
+    };
+    let (ctx, uncaptured) = context_on(device, queue);
+    let kernel = ctx
+        .gpu()
+        .register_kernel("half", HALF_SQUARE, "main")
+        .unwrap();
+    let n = 45;
+    let xs = data(n, 5);
+    let x = ctx.from_slice(&xs, &[n], "data").unwrap();
+    let out = ctx.uninit(&[n], "data").unwrap();
+    let groups = ctx.gpu().groups_for_kernel(&kernel, n as u64).unwrap();
+    ctx.gpu()
+        .dispatch_kernel(&kernel, &(), &[(&x).into(), (&out).into()], groups)
+        .unwrap();
+    let got = out.to_vec().unwrap();
+    for i in 0..n {
+        let want = f64::from(xs[i]).powi(2);
+        // f16 keeps 11 significant bits: x rounds with relative error 2^-11, the square with
+        // about 2 * 2^-11 + 2^-11 (values below 1, so never subnormal trouble above 2^-14).
+        let tolerance = 3.0 * want * 2f64.powi(-11) + 2f64.powi(-24);
+        assert!(
+            (f64::from(got[i]) - want).abs() <= tolerance,
+            "{i}: {} vs {want}",
+            got[i]
+        );
+    }
+    assert_eq!(uncaptured.load(Ordering::SeqCst), 0);
 }

@@ -37,6 +37,7 @@ mod shaders;
 mod softmax;
 mod timing;
 mod user_kernel;
+mod user_reflect;
 mod validate;
 
 pub use elementwise::{

@@ -57,7 +57,8 @@ pub fn validate_wgsl(name: &str, source: &str) -> Result<(naga::Module, naga::va
     Ok((module, info))
 }
 
-fn position(at: naga::SourceLocation) -> ShaderPosition {
+/// naga's source location as the error's line and column.
+pub(super) fn position(at: naga::SourceLocation) -> ShaderPosition {
     ShaderPosition {
         line: at.line_number,
         column: at.line_position,

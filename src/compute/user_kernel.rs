@@ -18,7 +18,7 @@
 //! alignment, the minimum size of each binding, the size of the parameters, and that no buffer
 //! written by the kernel is bound twice.
 
-use super::shaders::validate_wgsl;
+use super::user_reflect::{Access, Slot, reflect, validate_for_device, workgroup_size};
 use super::{Binding, Gpu};
 use crate::backend::WgpuBackend;
 use crate::error::{Error, Result};
@@ -29,24 +29,6 @@ use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-
-/// How a shader declares one buffer binding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Access {
-    Uniform,
-    ReadOnly,
-    ReadWrite,
-}
-
-/// One buffer binding of a user kernel, from naga's reflection.
-#[derive(Debug, Clone)]
-struct Slot {
-    binding: u32,
-    access: Access,
-    /// The smallest byte size the shader's type allows (one element of a runtime array).
-    min_size: u64,
-    name: String,
-}
 
 /// A compiled user kernel, shared by every handle to it.
 #[derive(Debug)]
@@ -142,7 +124,7 @@ impl Gpu {
         if let Some(k) = lock(&self.pipelines.user.compiled).get(&key) {
             return Ok(k.clone());
         }
-        let (module, info) = validate_wgsl(name, source)?;
+        let (module, info) = validate_for_device(name, source, self.backend().device().features())?;
         let (params, slots) = reflect(name, entry, &module, &info)?;
         let has_wg = module
             .overrides
@@ -267,107 +249,6 @@ impl Gpu {
         }
         Ok([groups as u32, 1, 1])
     }
-}
-
-/// The entry point's workgroup size with `override WG` set to `wg`; `None` when another
-/// override decides a dimension.
-fn workgroup_size(module: &naga::Module, entry: &str, wg: u32) -> Option<[u32; 3]> {
-    let ep = module.entry_points.iter().find(|e| e.name == entry)?;
-    let Some(overrides) = &ep.workgroup_size_overrides else {
-        return Some(ep.workgroup_size);
-    };
-    let mut size = ep.workgroup_size;
-    for (dim, expr) in overrides.iter().enumerate() {
-        let Some(expr) = expr else { continue };
-        match module.global_expressions[*expr] {
-            naga::Expression::Override(o) if module.overrides[o].name.as_deref() == Some("WG") => {
-                size[dim] = wg;
-            }
-            _ => return None,
-        }
-    }
-    Some(size)
-}
-
-/// The params size and the buffer slots of `entry`, checked against the binding convention.
-fn reflect(
-    name: &str,
-    entry: &str,
-    module: &naga::Module,
-    info: &naga::valid::ModuleInfo,
-) -> Result<(Option<u64>, Vec<Slot>)> {
-    let bad = |reason: String| Error::invalid("kernel", format!("'{name}': {reason}"));
-    let index = module
-        .entry_points
-        .iter()
-        .position(|e| e.name == entry && e.stage == naga::ShaderStage::Compute)
-        .ok_or_else(|| {
-            let found: Vec<&str> = module
-                .entry_points
-                .iter()
-                .filter(|e| e.stage == naga::ShaderStage::Compute)
-                .map(|e| e.name.as_str())
-                .collect();
-            bad(format!(
-                "no compute entry point '{entry}'; the shader has {found:?}"
-            ))
-        })?;
-    let uses = info.get_entry_point(index);
-    let mut slots = Vec::new();
-    for (handle, var) in module.global_variables.iter() {
-        let Some(binding) = &var.binding else {
-            continue;
-        };
-        if uses[handle].is_empty() {
-            continue;
-        }
-        let var_name = var.name.clone().unwrap_or_default();
-        if binding.group != 0 {
-            return Err(bad(format!(
-                "'{var_name}' is in @group({}); user kernels use @group(0) only",
-                binding.group
-            )));
-        }
-        let access = match var.space {
-            naga::AddressSpace::Uniform => Access::Uniform,
-            naga::AddressSpace::Storage { access } => {
-                if access.contains(naga::StorageAccess::STORE) {
-                    Access::ReadWrite
-                } else {
-                    Access::ReadOnly
-                }
-            }
-            _ => {
-                return Err(bad(format!(
-                    "'{var_name}' at @binding({}) is not a buffer; user kernels bind \
-                     var<uniform> and var<storage> only",
-                    binding.binding
-                )));
-            }
-        };
-        slots.push(Slot {
-            binding: binding.binding,
-            access,
-            min_size: u64::from(module.types[var.ty].inner.size(module.to_ctx())),
-            name: var_name,
-        });
-    }
-    slots.sort_by_key(|s| s.binding);
-    let params = match slots.first() {
-        Some(s) if s.binding == 0 && s.access == Access::Uniform => Some(slots.remove(0).min_size),
-        _ => None,
-    };
-    let first = u32::from(params.is_some());
-    for (i, s) in slots.iter().enumerate() {
-        if s.binding != first + i as u32 {
-            let found: Vec<u32> = slots.iter().map(|s| s.binding).collect();
-            return Err(bad(format!(
-                "buffer bindings {found:?} are not numbered {first}, {}, ... without gaps",
-                first + 1
-            )));
-        }
-    }
-    Ok((params, slots))
 }
 
 fn check_params(k: &Compiled, given: u64) -> Result<()> {
