@@ -1,13 +1,6 @@
 //! Kernels the application writes: WGSL registered in the pipeline cache and dispatched through
-//! [`Gpu`] like wgmem's own, into the same batch, timed into the same profiler.
-//!
-//! # The binding convention
-//! A user kernel uses bind group 0 only, buffers only. When `@binding(0)` is a `var<uniform>`,
-//! it receives the `params` of [`Gpu::dispatch_kernel`] (written into wgmem's parameter ring, so
-//! dispatching creates no buffer), and the buffers the caller binds are `@binding(1)`,
-//! `@binding(2)`, ... in order; otherwise the caller's buffers are `@binding(0)`, `@binding(1)`,
-//! ... and `params` must be `&()`. Bindings the entry point does not use do not count. An
-//! `override WG: u32;` in the shader receives [`Gpu::workgroup_size`], as wgmem's kernels do.
+//! [`Gpu`] like wgmem's own, into the same batch, timed into the same profiler. The binding
+//! convention is documented on [`UserKernel`].
 //!
 //! # Why this is safe
 //! A safe function must not let safe code reach undefined behaviour, and a compute shader with
@@ -26,7 +19,6 @@ use crate::memory::ManagedBuffer;
 use crate::sync::lock;
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -46,6 +38,37 @@ struct Compiled {
 }
 
 /// A WGSL compute kernel registered with [`Gpu::register_kernel`]. Cheap to clone.
+///
+/// # The binding convention
+/// A user kernel uses bind group 0 only, and buffers only. When `@binding(0)` is a
+/// `var<uniform>`, it receives the `params` of [`Gpu::dispatch_kernel`] (written into wgmem's
+/// parameter ring, so dispatching creates no buffer; the Rust type's size must equal the WGSL
+/// struct's), and the buffers the caller binds are `@binding(1)`, `@binding(2)`, ... in order;
+/// otherwise the caller's buffers are `@binding(0)`, `@binding(1)`, ... and `params` is `&()`.
+/// Bindings the entry point does not use do not count. An `override WG: u32;` receives
+/// [`Gpu::workgroup_size`], as wgmem's kernels do; [`Gpu::groups_for_kernel`] counts workgroups
+/// for a 1-D dispatch.
+///
+/// ```
+/// use wgmem::Context;
+///
+/// let ctx = Context::default_gpu()?;
+/// let add_one = ctx.gpu().register_kernel(
+///     "add_one",
+///     "struct P { n: u32 }
+///      @group(0) @binding(0) var<uniform> p: P;
+///      @group(0) @binding(1) var<storage, read_write> d: array<f32>;
+///      @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) id: vec3<u32>) {
+///          if (id.x < p.n) { d[id.x] += 1.0; }
+///      }",
+///     "main",
+/// )?;
+/// let t = ctx.from_slice(&[1.0, 2.0, 3.0], &[3], "data")?;
+/// let groups = ctx.gpu().groups_for_kernel(&add_one, 3)?;
+/// ctx.gpu().dispatch_kernel(&add_one, &3u32, &[(&t).into()], groups)?;
+/// assert_eq!(t.to_vec()?, [2.0, 3.0, 4.0]);
+/// # Ok::<(), wgmem::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct UserKernel(Arc<Compiled>);
 
@@ -83,7 +106,8 @@ pub(crate) struct UserKernelCache {
     /// Unique per cache: wgpu's own `Device` equality compares per-instance ids, which two
     /// instances' devices can share.
     id: u64,
-    compiled: Mutex<HashMap<(String, String, u64), UserKernel>>,
+    /// By name, entry point and the full source.
+    compiled: Mutex<HashMap<(String, String, String), UserKernel>>,
 }
 
 impl Default for UserKernelCache {
@@ -110,17 +134,15 @@ impl<'a> From<&'a ManagedBuffer<WgpuBackend>> for Binding<'a> {
 impl Gpu {
     /// Registers the compute entry point `entry` of the WGSL `source` under `name`: validated
     /// by naga, compiled once (again with the same name, entry and source returns the cached
-    /// kernel), always with naga's runtime checks. See the module docs of `user_kernel.rs` for
-    /// the binding convention.
+    /// kernel), always with naga's runtime checks. [`UserKernel`] has the binding convention and
+    /// an example.
     ///
     /// Errors: [`Error::ShaderCompile`] with naga's diagnostic and its line and column for a
     /// source that does not parse or validate, or that the device refuses;
     /// [`Error::InvalidArgument`] for a missing entry point or bindings outside the
     /// convention.
     pub fn register_kernel(&self, name: &str, source: &str, entry: &str) -> Result<UserKernel> {
-        let mut hasher = DefaultHasher::new();
-        source.hash(&mut hasher);
-        let key = (name.to_owned(), entry.to_owned(), hasher.finish());
+        let key = (name.to_owned(), entry.to_owned(), source.to_owned());
         if let Some(k) = lock(&self.pipelines.user.compiled).get(&key) {
             return Ok(k.clone());
         }
