@@ -102,6 +102,7 @@ fn a_user_kernel_matches_its_cpu_reference_next_to_a_wgmem_kernel() {
         alpha: -0.75,
     };
     let groups = gpu.groups_for_kernel(&kernel, n as u64).unwrap();
+    let submitted = ctx.backend().flush().unwrap();
     gpu.dispatch_kernel(
         &kernel,
         &params,
@@ -112,6 +113,11 @@ fn a_user_kernel_matches_its_cpu_reference_next_to_a_wgmem_kernel() {
     // A wgmem kernel on the user kernel's output, in the same batch.
     let scaled = ctx.uninit(&[n], "activations").unwrap();
     compute::scale(gpu, 2.0, out.raw(), scaled.raw(), n).unwrap();
+    assert_eq!(
+        wgmem::Backend::last_submission(&**ctx.backend()),
+        submitted + 1,
+        "both dispatches wait in one pending batch; nothing was submitted yet"
+    );
     let (got, got_scaled) = (out.to_vec().unwrap(), scaled.to_vec().unwrap());
     for i in 0..n {
         let (xi, yi) = (f64::from(xs[i]), f64::from(ys[i]));
