@@ -337,7 +337,7 @@ fn bad_dispatches_are_typed_errors_and_record_nothing() {
             g,
         )
         .unwrap_err();
-    assert!(e.to_string().contains("lacks"), "{e}");
+    assert!(e.to_string().contains("VERTEX lack STORAGE"), "{e}");
     // A binding smaller than one element of the shader's type.
     let tiny = Binding {
         buffer: a.raw(),
@@ -549,5 +549,72 @@ fn a_shader_is_validated_with_the_capabilities_the_device_was_created_with() {
             got[i]
         );
     }
+    assert_eq!(uncaptured.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn an_applications_uniform_buffer_binds_after_the_params() {
+    let (ctx, uncaptured) = context();
+    let gpu = ctx.gpu();
+    let source = "struct P { n: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<uniform> c: vec4<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@compute @workgroup_size(16)
+fn main(@builtin(global_invocation_id) id: vec3<u32>) {
+    if (id.x < p.n) { out[id.x] = c.x + c.y * f32(id.x) + c.z * f32(id.x * id.x); }
+}";
+    let kernel = gpu.register_kernel("quadratic", source, "main").unwrap();
+    assert_eq!(kernel.binding_count(), 2);
+    let coeffs = ctx
+        .memory()
+        .acquire(
+            16,
+            BufferUsage::Custom(UsageFlags::UNIFORM | UsageFlags::COPY_DST),
+            "uniforms",
+        )
+        .unwrap();
+    coeffs
+        .write(0, bytemuck::cast_slice(&[0.5f32, -0.25, 0.125, 0.0]))
+        .unwrap();
+    let n = 37;
+    let out = ctx.uninit(&[n], "data").unwrap();
+    let groups = gpu.groups_for_kernel(&kernel, n as u64).unwrap();
+    gpu.dispatch_kernel(
+        &kernel,
+        &(n as u32),
+        &[(&coeffs).into(), (&out).into()],
+        groups,
+    )
+    .unwrap();
+    let got = out.to_vec().unwrap();
+    for (i, g) in got.iter().enumerate() {
+        let x = i as f64;
+        let want = 0.5 - 0.25 * x + 0.125 * x * x;
+        assert!(
+            (f64::from(*g) - want).abs() <= want.abs() * 2e-7 + 1e-7,
+            "{i}"
+        );
+    }
+    // The storage buffer where the uniform goes, and a misaligned offset, are typed errors.
+    let e = gpu
+        .dispatch_kernel(
+            &kernel,
+            &(n as u32),
+            &[(&out).into(), (&out).into()],
+            groups,
+        )
+        .unwrap_err();
+    assert!(e.to_string().contains("lack UNIFORM"), "{e}");
+    let alignment = u64::from(gpu.limits().min_storage_buffer_offset_alignment);
+    let shifted = Binding {
+        buffer: out.raw(),
+        offset: alignment / 2,
+        size: 64,
+    };
+    let e = gpu
+        .dispatch_kernel(&kernel, &(n as u32), &[(&coeffs).into(), shifted], groups)
+        .unwrap_err();
+    assert!(e.to_string().contains("not a multiple of"), "{e}");
     assert_eq!(uncaptured.load(Ordering::SeqCst), 0);
 }

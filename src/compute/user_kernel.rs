@@ -13,7 +13,7 @@
 
 use super::user_reflect::{Access, Slot, reflect, validate_for_device, workgroup_size};
 use super::{Binding, Gpu};
-use crate::backend::WgpuBackend;
+use crate::backend::{UsageFlags, WgpuBackend};
 use crate::error::{Error, Result};
 use crate::memory::ManagedBuffer;
 use crate::sync::lock;
@@ -334,8 +334,9 @@ fn check_bindings(gpu: &Gpu, k: &Compiled, bindings: &[Binding<'_>]) -> Result<(
         };
         if !b.buffer.usage().contains(usage) {
             return Err(what(format!(
-                "the buffer's usage {:?} lacks {usage:?}",
-                b.buffer.usage()
+                "the buffer's usages {:?} lack {:?}; acquire it with that usage",
+                UsageFlags::from(b.buffer.usage()),
+                UsageFlags::from(usage)
             )));
         }
         if b.offset % u64::from(alignment) != 0 {
