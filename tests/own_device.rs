@@ -53,10 +53,10 @@ fn from_device_reads_the_device_and_honours_the_configured_budget() {
     );
 }
 
-#[test]
-fn from_device_accounts_pools_and_runs_kernels_as_new_does() {
-    let (backend, _device) = backend_on_own_device();
-    let ctx = Context::new(Arc::clone(&backend), MemoryConfig::default()).unwrap();
+/// One small workload: three tensors, a kernel, a release and a reuse. Returns the result and
+/// the account after each phase, for comparing two backends.
+fn workload(backend: &Arc<WgpuBackend>) -> (Vec<f32>, [wgmem::MemoryStats; 2]) {
+    let ctx = Context::new(Arc::clone(backend), MemoryConfig::default()).unwrap();
     let n = 777;
     let x: Vec<f32> = (0..n).map(|i| i as f32 * 0.25 - 50.0).collect();
     let y: Vec<f32> = (0..n).map(|i| (i % 13) as f32).collect();
@@ -73,17 +73,46 @@ fn from_device_accounts_pools_and_runs_kernels_as_new_does() {
             got[i]
         );
     }
-    let stats = ctx.memory().stats();
+    let first = ctx.memory().stats();
     let class = out.buffer().size();
-    assert_eq!(stats.live_bytes, 3 * class, "three tensors live");
-    assert_eq!(stats.pool_misses, 3);
+    assert_eq!(first.live_bytes, 3 * class, "three tensors live");
+    assert_eq!(first.pool_misses, 3);
     drop(out);
     backend.wait_idle().unwrap();
     let again = ctx.uninit(&[n], "activations").unwrap();
-    let stats = ctx.memory().stats();
-    assert_eq!(stats.pool_hits, 1, "the released buffer is reused");
-    assert_eq!(stats.live_bytes, 3 * again.buffer().size());
+    let second = ctx.memory().stats();
+    assert_eq!(second.pool_hits, 1, "the released buffer is reused");
+    assert_eq!(second.live_bytes, 3 * again.buffer().size());
     assert_eq!(backend.uncaptured_errors(), 0);
+    (got, [first, second])
+}
+
+#[test]
+fn from_device_accounts_pools_and_runs_kernels_as_new_does() {
+    let (mine, _device) = backend_on_own_device();
+    let own = Arc::new(WgpuBackend::new().unwrap());
+    let (got_mine, stats_mine) = workload(&mine);
+    let (got_own, stats_own) = workload(&own);
+    assert_eq!(got_mine, got_own, "the same kernels, bit for bit");
+    for (m, o) in stats_mine.iter().zip(&stats_own) {
+        assert_eq!(
+            (
+                m.live_bytes,
+                m.cached_bytes,
+                m.pool_hits,
+                m.pool_misses,
+                m.allocations
+            ),
+            (
+                o.live_bytes,
+                o.cached_bytes,
+                o.pool_hits,
+                o.pool_misses,
+                o.allocations
+            ),
+            "the same account"
+        );
+    }
 }
 
 #[test]

@@ -89,6 +89,12 @@ impl WgpuBackend {
     /// callbacks stay the application's, which forwards them through [`Self::signals`]. Work
     /// the application records on pooled buffers follows the submission contract of
     /// [`Self::submit`].
+    ///
+    /// wgmem's kernels size themselves from the device's limits and need no features; WebGPU's
+    /// default limits suffice. Timestamp queries, where the device was created with them, let
+    /// the profiler time kernels. Buffers larger than the device's `max_buffer_size` are a
+    /// typed [`Error::TooLarge`](crate::Error::TooLarge), so ask for `adapter.limits()` when
+    /// creating the device if large tensors are planned.
     pub fn from_device(
         device: wgpu::Device,
         queue: wgpu::Queue,
