@@ -24,12 +24,11 @@
 //! Work submitted on the queue and never reported is invisible to the pool: a buffer it uses may
 //! be handed out again while that work still runs.
 
-use super::{WgpuBackend, WgpuBackendOptions, budget};
-use crate::backend::{AdapterDescription, Capabilities, SubmissionIndex};
+use super::{WgpuBackend, WgpuBackendOptions};
+use crate::backend::SubmissionIndex;
 use crate::error::Result;
 use crate::sync::lock;
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Where an application forwards the device's global signals to a [`WgpuBackend`] made with
@@ -101,62 +100,6 @@ impl WgpuBackend {
         options: WgpuBackendOptions,
     ) -> Result<Self> {
         Self::assemble(None, device, queue, &options)
-    }
-
-    /// The backend over `device`, with `adapter` when wgmem chose it; installs nothing.
-    pub(super) fn assemble(
-        adapter: Option<wgpu::Adapter>,
-        device: wgpu::Device,
-        queue: wgpu::Queue,
-        options: &WgpuBackendOptions,
-    ) -> Result<Self> {
-        let info = device.adapter_info();
-        let limits = device.limits();
-        let (memory_budget, budget_source, unified) =
-            budget::resolve(options.memory_budget, &device)?;
-        let unified_memory = unified.unwrap_or(matches!(
-            info.device_type,
-            wgpu::DeviceType::IntegratedGpu | wgpu::DeviceType::Cpu
-        ));
-        let caps = Capabilities {
-            max_buffer_size: limits.max_buffer_size,
-            max_storage_binding_size: limits.max_storage_buffer_binding_size,
-            copy_alignment: wgpu::COPY_BUFFER_ALIGNMENT,
-            storage_offset_alignment: u64::from(limits.min_storage_buffer_offset_alignment),
-            memory_budget,
-            budget_source,
-            unified_memory,
-        };
-        let description = AdapterDescription {
-            name: info.name.clone(),
-            api: format!("{:?}", info.backend),
-            device_type: format!("{:?}", info.device_type),
-            driver: format!("{} {}", info.driver, info.driver_info)
-                .trim()
-                .to_string(),
-        };
-        log::info!("wgmem: using {description}, budget {memory_budget} bytes ({budget_source:?})");
-        Ok(Self {
-            adapter,
-            device,
-            queue,
-            description,
-            caps,
-            pending: Mutex::new(None),
-            has_pending: AtomicBool::new(false),
-            submitted: AtomicU64::new(0),
-            recent: Mutex::new(VecDeque::new()),
-            completed: Arc::new(AtomicU64::new(0)),
-            lost: Arc::new(Mutex::new(None)),
-            staging: Mutex::new(None),
-            buffers_created: AtomicU64::new(0),
-            uncaptured: Arc::new(AtomicU64::new(0)),
-            recorded: AtomicU64::new(0),
-            flush_every: options
-                .flush_every
-                .unwrap_or(super::DEFAULT_FLUSH_EVERY)
-                .max(1),
-        })
     }
 
     /// Sets the device's lost and uncaptured-error callbacks to forward to this backend: for

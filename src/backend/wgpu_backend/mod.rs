@@ -121,6 +121,63 @@ impl WgpuBackend {
         Ok(backend)
     }
 
+    /// The backend over `device`, with `adapter` when wgmem chose it. Reads limits, features
+    /// and adapter information from the device and installs nothing on it (`device.rs`).
+    fn assemble(
+        adapter: Option<wgpu::Adapter>,
+        device: wgpu::Device,
+        queue: wgpu::Queue,
+        options: &WgpuBackendOptions,
+    ) -> Result<Self> {
+        let info = device.adapter_info();
+        let lost = Arc::new(Mutex::new(None));
+        let uncaptured = Arc::new(AtomicU64::new(0));
+
+        let limits = device.limits();
+        let (memory_budget, budget_source, unified) =
+            budget::resolve(options.memory_budget, &device)?;
+        let unified_memory = unified.unwrap_or(matches!(
+            info.device_type,
+            wgpu::DeviceType::IntegratedGpu | wgpu::DeviceType::Cpu
+        ));
+        let caps = Capabilities {
+            max_buffer_size: limits.max_buffer_size,
+            max_storage_binding_size: limits.max_storage_buffer_binding_size,
+            copy_alignment: wgpu::COPY_BUFFER_ALIGNMENT,
+            storage_offset_alignment: u64::from(limits.min_storage_buffer_offset_alignment),
+            memory_budget,
+            budget_source,
+            unified_memory,
+        };
+        let description = AdapterDescription {
+            name: info.name.clone(),
+            api: format!("{:?}", info.backend),
+            device_type: format!("{:?}", info.device_type),
+            driver: format!("{} {}", info.driver, info.driver_info)
+                .trim()
+                .to_string(),
+        };
+        log::info!("wgmem: using {description}, budget {memory_budget} bytes ({budget_source:?})");
+        Ok(Self {
+            adapter,
+            device,
+            queue,
+            description,
+            caps,
+            pending: Mutex::new(None),
+            has_pending: AtomicBool::new(false),
+            submitted: AtomicU64::new(0),
+            recent: Mutex::new(VecDeque::new()),
+            completed: Arc::new(AtomicU64::new(0)),
+            lost,
+            staging: Mutex::new(None),
+            buffers_created: AtomicU64::new(0),
+            uncaptured,
+            recorded: AtomicU64::new(0),
+            flush_every: options.flush_every.unwrap_or(DEFAULT_FLUSH_EVERY).max(1),
+        })
+    }
+
     /// The wgpu device, for kernels and pipelines.
     pub fn device(&self) -> &wgpu::Device {
         &self.device
@@ -343,21 +400,17 @@ impl Backend for WgpuBackend {
     fn allocate(&self, size: u64, usage: BufferUsage) -> Result<wgpu::Buffer> {
         self.check_lost()?;
         let size = checked_allocation_size(size, &self.caps)?;
-        let usages = usage_map::wgpu_usages(usage, self.device.features())?;
-        if let BufferUsage::Custom(flags) = usage {
-            // What the checks above cannot know without the adapter (downlevel limits on index
-            // and indirect buffers) wgpu validates: caught here as a typed error, not left for
-            // the uncaptured-error path with an invalid buffer in the pool.
-            let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
-            let buffer = self.create_buffer(size, usages, "wgmem buffer");
-            if let Some(error) = pollster::block_on(scope.pop()) {
-                return Err(Error::invalid(
-                    "buffer usage",
-                    format!("this device cannot create a buffer with {flags:?}: {error}"),
-                ));
+        let usages = match usage {
+            BufferUsage::Storage => {
+                wgpu::BufferUsages::STORAGE
+                    | wgpu::BufferUsages::COPY_SRC
+                    | wgpu::BufferUsages::COPY_DST
             }
-            return buffer;
-        }
+            BufferUsage::Uniform => wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            BufferUsage::Readback => wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            BufferUsage::Upload => wgpu::BufferUsages::MAP_WRITE | wgpu::BufferUsages::COPY_SRC,
+            BufferUsage::Custom(flags) => return self.allocate_custom(size, flags),
+        };
         self.create_buffer(size, usages, "wgmem buffer")
     }
 
