@@ -196,7 +196,7 @@ fn a_change_to_a_later_token_leaves_earlier_outputs_bit_identical() {
         let w = dims.width();
         for b in 0..dims.batch {
             for t in 0..dims.seq {
-                let row = &(b * dims.seq + t) * w..(b * dims.seq + t + 1) * w;
+                let row = (b * dims.seq + t) * w..(b * dims.seq + t + 1) * w;
                 let same = before.o[row.clone()] == after.o[row.clone()];
                 if t < changed_at {
                     assert!(same, "naive={naive}: row {t} before the change moved");
