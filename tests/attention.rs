@@ -16,7 +16,7 @@ use common::Rng;
 use std::sync::Arc;
 use wgmem::compute::{self, AttentionDims, AttentionSaved};
 use wgmem::nn::{AttentionKernel, CausalSelfAttention, Module};
-use wgmem::{Context, Error, MemoryConfig, Tensor};
+use wgmem::{Backend, Context, Error, MemoryConfig, Tensor};
 
 fn ctx() -> Arc<Context> {
     Context::new(common::gpu_backend(), MemoryConfig::default()).unwrap()
@@ -287,4 +287,32 @@ fn attention_input_of_the_wrong_shape_is_a_typed_error() {
             .backward(ctx.zeros(&[1, 1, 32], "data").unwrap(), true)
             .is_err()
     );
+}
+
+/// The manager's peak of activations plus scratch for one forward (saving) and backward.
+fn layer_peak(ctx: &Arc<Context>, kernel: AttentionKernel, seq: usize) -> u64 {
+    let mut layer = CausalSelfAttention::new(ctx, 32, 2, 1)
+        .unwrap()
+        .with_kernel(kernel);
+    let x = layer_input(ctx, &[1, seq, 32], 4);
+    let dy = ctx.zeros(&[1, seq, 32], "activations").unwrap();
+    ctx.backend().wait_idle().unwrap();
+    ctx.memory().reset_peaks();
+    drop(layer.forward(x, true).unwrap());
+    drop(layer.backward(dy, true).unwrap());
+    let stats = ctx.memory().stats();
+    stats.peak_for_tag("activations") + stats.peak_for_tag("scratch")
+}
+
+/// Memory, from the manager's account (not timing): doubling the context doubles the fused
+/// layer's peak (up to the pool's size-class rounding, under 5%), while the naive one, which
+/// keeps seq² probabilities per head, more than doubles.
+#[test]
+fn the_fused_layer_peak_grows_linearly_in_the_context_and_the_naive_one_does_not() {
+    let ctx = ctx();
+    let fused = [97, 194].map(|t| layer_peak(&ctx, AttentionKernel::Fused, t));
+    let naive = [97, 194].map(|t| layer_peak(&ctx, AttentionKernel::Naive, t));
+    let ratio = |p: [u64; 2]| p[1] as f64 / p[0] as f64;
+    assert!(ratio(fused) <= 2.05, "fused: {fused:?}");
+    assert!(ratio(naive) >= 2.5, "naive: {naive:?}");
 }
