@@ -2,9 +2,13 @@
 //! the gradient is zeroed for the next accumulation.
 
 mod adam;
+mod clip;
+mod schedule;
 mod sgd;
 
-pub use adam::Adam;
+pub use adam::{Adam, DecayMask};
+pub use clip::{ClipGradNorm, global_grad_norm};
+pub use schedule::{LrSchedule, Scheduled};
 pub use sgd::Sgd;
 
 use crate::error::Result;
@@ -34,6 +38,9 @@ pub trait Optimizer: Send {
 
     /// The learning rate.
     fn learning_rate(&self) -> f32;
+
+    /// Sets the learning rate of the next steps (a schedule: see [`Scheduled`]).
+    fn set_learning_rate(&mut self, lr: f32);
 
     /// Adam's hyperparameters, for optimizers that are Adam (ZeRO-1 data parallelism replaces
     /// such an optimizer with [`crate::distributed::ShardedAdam`]); `None` otherwise.
