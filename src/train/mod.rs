@@ -28,11 +28,18 @@
 //!
 //! Each adaptation is logged and recorded in the [`TrainingReport`].
 //!
+//! What it trains on is a [`Source`] (the digits' [`crate::data::Dataset`], or
+//! [`crate::text::TokenWindows`] for a language model) and what it minimises an [`Objective`]
+//! ([`SoftmaxCrossEntropy`] unless [`Trainer::with_objective`] replaces it); see `source.rs`
+//! and `objective.rs`. [`Trainer::train_steps_evaluating`] evaluates a validation split every
+//! N steps.
+//!
 //! Data parallel over several processes (MPI, one GPU each): [`Trainer::with_collective`];
 //! see `parallel.rs` for how batches are sharded, gradients reduced in buckets, ZeRO-1, and
 //! why the memory adaptations above stay local to a rank.
 
 mod adapt;
+mod eval;
 mod objective;
 mod parallel;
 mod report;
@@ -41,6 +48,7 @@ mod source;
 mod state;
 mod step;
 
+pub use eval::Evaluation;
 pub use objective::{Objective, SoftmaxCrossEntropy};
 pub use report::{Adaptation, AdaptationReason, EpochReport, RankReport, TrainingReport};
 pub use source::{Source, Targets};
