@@ -169,7 +169,7 @@ fn warmup_then_cosine_sets_each_steps_rate() {
     assert!((f64::from(s.at(warmup)) - peak).abs() < 1e-9);
     // Through an optimizer: plain SGD with a gradient of ones moves each value by the rate.
     let ctx = ctx();
-    let mut p = vec![param(&ctx, "p", &[0.0; 3], &[1.0; 3], &[3])];
+    let mut p = [param(&ctx, "p", &[0.0; 3], &[1.0; 3], &[3])];
     let mut opt = Scheduled::new(Box::new(Sgd::new(1.0, 0.0)), s);
     let mut expected = 0.0f64;
     for t in 0..6 {
