@@ -17,12 +17,19 @@
 //!   in-place forms, activations forward and backward, [`bias_activation`];
 //! - reductions: [`column_sums`] (bias gradients), [`sum`], [`mean`], [`max`];
 //! - [`softmax_cross_entropy`]: forward and backward in one pass, loss and accuracy on the GPU;
-//! - optimizers: [`sgd`], [`adam`] (AdamW with `decoupled`).
+//! - optimizers: [`sgd`], [`adam`] (AdamW with `decoupled`);
+//! - transformer layers: [`embedding_forward`] and its deterministic backward,
+//!   [`layer_norm_forward`] / [`layer_norm_backward`], [`dropout`] (a counter-based mask), and
+//!   causal attention fused FlashAttention-2 style ([`attention_forward`],
+//!   [`attention_backward`]) with the naive `seq x seq` reference beside it.
 //!
 //! naga adds runtime checks to every shader (index clamps, loop counters);
 //! [`Gpu::new_unchecked`] compiles without them. BENCHMARKS.md has the measured effect.
 
+mod attention;
 mod elementwise;
+mod embedding;
+mod layernorm;
 mod matmul;
 mod optim;
 mod pipelines;
@@ -32,11 +39,20 @@ mod softmax;
 mod timing;
 mod validate;
 
+pub use attention::{
+    AttentionDims, AttentionSaved, MAX_HEAD_DIM, attention_backward, attention_forward,
+    attention_naive_backward, attention_naive_forward,
+};
 pub use elementwise::{
     Activation, accumulate, activation_backward, activation_backward_in_place, activation_forward,
     activation_in_place, add, add_in_place, axpby, bias_activation, copy, fill, mul, mul_in_place,
     scale, scale_in_place, sub, sub_in_place,
 };
+pub use embedding::{
+    DropoutMask, EmbeddingDims, dropout, embedding_backward_positions, embedding_backward_table,
+    embedding_forward,
+};
+pub use layernorm::{LayerNormBuffers, LayerNormGrads, layer_norm_backward, layer_norm_forward};
 pub use matmul::{MatmulOptions, MatmulTile, matmul};
 pub use optim::{AdamParams, SgdParams, adam, sgd};
 pub use pipelines::Kernel;

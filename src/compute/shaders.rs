@@ -29,7 +29,12 @@ shaders![
     "matmul",
     "reduce",
     "softmax",
-    "optim"
+    "optim",
+    "embedding",
+    "layernorm",
+    "attention",
+    "attention_naive",
+    "dropout"
 ];
 
 /// Looks up an embedded shader by file stem.
