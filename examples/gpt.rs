@@ -193,16 +193,19 @@ fn run(args: Args) -> wgmem::Result<()> {
             bar.inc(1);
         },
         |e| {
-            if e.step == 0 {
-                bar.println(format!("val loss at step 0: {:.4}", e.loss));
-            } else {
-                bar.println(format!(
-                    "step {}: val loss {:.4}, accuracy {:.1}%",
-                    e.step,
-                    e.loss,
-                    e.accuracy * 100.0
-                ));
-            }
+            // Printed past the bar (which draws nothing when stdout is not a terminal).
+            bar.suspend(|| {
+                if e.step == 0 {
+                    println!("val loss at step 0: {:.4}", e.loss);
+                } else {
+                    println!(
+                        "step {}: val loss {:.4}, accuracy {:.1}%",
+                        e.step,
+                        e.loss,
+                        e.accuracy * 100.0
+                    );
+                }
+            });
         },
     )?;
     bar.finish_and_clear();
