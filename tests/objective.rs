@@ -1,7 +1,7 @@
 //! The trainer's data sources and objective against f64 CPU references: token windows upload
 //! as `[n, context]` ids with their next tokens as targets, and softmax cross-entropy over an
 //! `[n, context, vocab]` output gives the mean over every position and a gradient of the
-//! output's shape; with bad shapes and labels.
+//! output's shape, scaled as asked; with bad shapes and labels.
 
 mod common;
 
@@ -60,7 +60,7 @@ fn cross_entropy_over_positions_matches_f64() {
         buffer: ctx.upload_u32(&labels, tags::DATA).unwrap(),
         host: labels.clone(),
     };
-    let out = SoftmaxCrossEntropy.loss(output, &targets).unwrap();
+    let out = SoftmaxCrossEntropy.loss(output, &targets, 0.5).unwrap();
     assert_eq!(out.grad.shape(), &[n, t, v]);
     let (loss, correct) = out.read().unwrap();
     let grad = out.grad.to_vec().unwrap();
@@ -79,7 +79,7 @@ fn cross_entropy_over_positions_matches_f64() {
         want_correct += u32::from(argmax == label);
         for c in 0..v {
             let p = (row[c] - max).exp() / sum;
-            let want = (p - f64::from(u8::from(c == label))) / rows;
+            let want = 0.5 * (p - f64::from(u8::from(c == label))) / rows;
             let got = f64::from(grad[r * v + c]);
             assert!((got - want).abs() < 1e-6, "grad[{r}, {c}]: {got} vs {want}");
         }
@@ -101,10 +101,10 @@ fn outputs_and_targets_that_do_not_fit_are_typed_errors() {
     let output = || Arc::new(ctx.zeros(&[2, 3, 4], tags::ACTIVATIONS).unwrap());
     // 6 rows of 4 classes, but 5 targets.
     assert!(matches!(
-        SoftmaxCrossEntropy.loss(output(), &targets(vec![0; 5])),
+        SoftmaxCrossEntropy.loss(output(), &targets(vec![0; 5]), 1.0),
         Err(Error::Shape { .. })
     ));
-    match SoftmaxCrossEntropy.loss(output(), &targets(vec![0, 1, 2, 3, 4, 0])) {
+    match SoftmaxCrossEntropy.loss(output(), &targets(vec![0, 1, 2, 3, 4, 0]), 1.0) {
         Err(Error::InvalidArgument { what, reason }) => {
             assert_eq!(what, "label");
             assert!(

@@ -2,7 +2,6 @@
 //! the input and loss checks, the update; and evaluation without saving.
 
 use super::{AdaptationReason, NonFinitePolicy, Source, Trainer};
-use crate::compute;
 use crate::error::{Error, Result};
 use crate::nn::Module;
 use std::sync::atomic::Ordering;
@@ -32,15 +31,7 @@ impl Trainer {
             let out = self
                 .checkpointer
                 .forward_backward(&mut self.model, x, |logits| {
-                    let out = objective.loss(logits, &targets)?;
-                    if share != 1.0 {
-                        compute::scale_in_place(
-                            out.grad.context().gpu(),
-                            share,
-                            out.grad.raw(),
-                            out.grad.len(),
-                        )?;
-                    }
+                    let out = objective.loss(logits, &targets, share)?;
                     let crate::nn::LossOutput {
                         grad,
                         loss,
@@ -140,7 +131,7 @@ impl Trainer {
             let n = end - start;
             let (x, targets) = data.upload(&self.ctx, start..end)?;
             let logits = self.model.forward(x, false)?;
-            let out = self.objective.loss(logits, &targets)?;
+            let out = self.objective.loss(logits, &targets, 1.0)?;
             let (loss, c) = out.read()?;
             loss_sum += f64::from(loss) * n as f64;
             correct += u64::from(c);
