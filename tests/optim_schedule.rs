@@ -204,3 +204,37 @@ fn warmup_then_cosine_sets_each_steps_rate() {
         );
     }
 }
+
+#[test]
+fn zero1_refuses_what_its_sharded_adam_would_drop() {
+    let ctx = ctx();
+    let model =
+        || wgmem::nn::Sequential::new().with(wgmem::nn::Linear::new(&ctx, 5, 3, 1).unwrap());
+    let config = wgmem::TrainerConfig {
+        zero1: true,
+        ..wgmem::TrainerConfig::default()
+    };
+    let schedule = LrSchedule::warmup_cosine(1e-3, 1e-4, 1, 10).unwrap();
+    let refused: [Box<dyn Optimizer>; 3] = [
+        Box::new(Scheduled::new(Box::new(Adam::new(1e-3)), schedule)),
+        Box::new(ClipGradNorm::new(Box::new(Adam::new(1e-3)), 1.0).unwrap()),
+        Box::new(Adam::adamw(1e-3, 0.1)),
+    ];
+    for optimizer in refused {
+        match wgmem::Trainer::new(Arc::clone(&ctx), model(), optimizer, config.clone()) {
+            Err(Error::InvalidArgument { what, .. }) => assert_eq!(what, "zero1"),
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("ZeRO-1 accepted an optimizer it would change"),
+        }
+    }
+    // Plain Adam, and AdamW decaying everything, shard as before.
+    for optimizer in [Adam::new(1e-3), Adam::new(1e-3).decoupled(0.1)] {
+        wgmem::Trainer::new(
+            Arc::clone(&ctx),
+            model(),
+            Box::new(optimizer),
+            config.clone(),
+        )
+        .unwrap();
+    }
+}

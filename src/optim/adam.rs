@@ -143,8 +143,10 @@ impl Optimizer for Adam {
         self.hp.lr = lr;
     }
 
+    /// `None` when a decay mask leaves some parameters undecayed: ZeRO-1's sharded Adam
+    /// applies one decay to every parameter, so it refuses rather than decay biases and norms.
     fn adam_params(&self) -> Option<AdamParams> {
-        Some(self.hp)
+        (self.mask == DecayMask::All || self.hp.weight_decay == 0.0).then_some(self.hp)
     }
 
     fn state_tensors(&self) -> Vec<&Tensor> {

@@ -27,7 +27,8 @@ pub fn global_grad_norm(params: &[&mut Parameter]) -> Result<Option<f32>> {
 }
 
 /// Wraps an optimizer: clips the gradients by their global norm, then steps. See the module
-/// docs.
+/// docs. It is not Adam to ZeRO-1 (no [`Optimizer::adam_params`]): the sharded Adam that
+/// ZeRO-1 puts in its place does not clip, so a clipped run with `zero1` is refused.
 pub struct ClipGradNorm {
     inner: Box<dyn Optimizer>,
     max_norm: f32,
@@ -88,10 +89,6 @@ impl Optimizer for ClipGradNorm {
 
     fn set_learning_rate(&mut self, lr: f32) {
         self.inner.set_learning_rate(lr);
-    }
-
-    fn adam_params(&self) -> Option<compute::AdamParams> {
-        self.inner.adam_params()
     }
 
     fn state_tensors(&self) -> Vec<&Tensor> {

@@ -5,7 +5,6 @@
 //! run continues the schedule where it stopped.
 
 use super::{Optimizer, bad_state};
-use crate::compute;
 use crate::error::{Error, Result};
 use crate::nn::Parameter;
 use crate::tensor::Tensor;
@@ -62,7 +61,9 @@ impl LrSchedule {
     }
 }
 
-/// Wraps an optimizer: sets the learning rate from an [`LrSchedule`] before each step.
+/// Wraps an optimizer: sets the learning rate from an [`LrSchedule`] before each step. Not
+/// Adam to ZeRO-1 (no [`Optimizer::adam_params`]): its sharded Adam keeps one rate, so a
+/// scheduled run with `zero1` is refused rather than run at a constant rate.
 pub struct Scheduled {
     inner: Box<dyn Optimizer>,
     schedule: LrSchedule,
@@ -119,10 +120,6 @@ impl Optimizer for Scheduled {
             self.schedule.peak *= k;
             self.schedule.min *= k;
         }
-    }
-
-    fn adam_params(&self) -> Option<compute::AdamParams> {
-        self.inner.adam_params()
     }
 
     fn state_tensors(&self) -> Vec<&Tensor> {
