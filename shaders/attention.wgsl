@@ -15,7 +15,11 @@
 //
 // Masking: key j is visible to query i iff j <= i. Tiles wholly above the diagonal are
 // skipped; masked scores are -1e30, whose exp underflows to exactly 0 (no inf arithmetic).
-// Head sizes up to DMAX = 64 (the per-thread arrays' length).
+//
+// Head sizes up to DMAX = 64. Every row is held as 16 vec4s, components past the head size
+// zero, and every loop over them has the constant trip count D4: a compiler can unroll them and
+// keep the per-thread arrays in registers (a loop bounded by the runtime head size would force
+// them into local memory). A head of 64 wastes nothing; smaller heads compute on zeros.
 
 override WG: u32 = 256u; // Unused: the workgroup sizes below are fixed.
 
@@ -42,6 +46,7 @@ struct Params {
 @group(0) @binding(6) var<storage, read> o: array<f32>;
 
 const DMAX: u32 = 64u;
+const D4: u32 = 16u;
 // Rows per workgroup (one per thread), keys per tile in forward and attn_dq, queries per tile
 // in attn_dkdv.
 const ROWS: u32 = 64u;
@@ -50,37 +55,76 @@ const QUERIES: u32 = 16u;
 const MASKED: f32 = -1e30;
 
 // K and V tiles of attn_forward and attn_dq: 2 x 8 KiB (WebGPU's 16 KiB default limit).
-var<workgroup> tile_a: array<f32, 2048>;
-var<workgroup> tile_b: array<f32, 2048>;
-// Q and dO tiles of attn_dkdv.
-var<workgroup> tile_q: array<f32, 1024>;
-var<workgroup> tile_do: array<f32, 1024>;
+var<workgroup> tile_a: array<vec4<f32>, 512>;
+var<workgroup> tile_b: array<vec4<f32>, 512>;
+// Q and dO tiles of attn_dkdv: 2 x 4 KiB.
+var<workgroup> tile_q: array<vec4<f32>, 256>;
+var<workgroup> tile_do: array<vec4<f32>, 256>;
 var<workgroup> tile_lse: array<f32, 16>;
 var<workgroup> tile_delta: array<f32, 16>;
 
-// Index into qkv (and dqkv) of row (b, t), part 0/1/2 (q/k/v), head h, component d.
-fn qkv_at(b: u32, t: u32, part: u32, h: u32, d: u32) -> u32 {
-    return (b * params.seq + t) * 3u * params.width + part * params.width + h * params.dim + d;
+// Index into qkv (and dqkv) of component 0 of row (b, t), part 0/1/2 (q/k/v), head h.
+fn qkv_row(b: u32, t: u32, part: u32, h: u32) -> u32 {
+    return (b * params.seq + t) * 3u * params.width + part * params.width + h * params.dim;
 }
 
-// Index into o / do of row (b, t), head h, component d.
-fn o_at(b: u32, t: u32, h: u32, d: u32) -> u32 {
-    return (b * params.seq + t) * params.width + h * params.dim + d;
+// Index into o / do of component 0 of row (b, t), head h.
+fn o_row(b: u32, t: u32, h: u32) -> u32 {
+    return (b * params.seq + t) * params.width + h * params.dim;
+}
+
+// Components 4c .. 4c + 3 of the row at `base` of qkv, zero past the head size.
+fn qkv4(base: u32, c: u32) -> vec4<f32> {
+    var v = vec4<f32>(0.0);
+    for (var k = 0u; k < 4u; k++) {
+        if (4u * c + k < params.dim) {
+            v[k] = qkv[base + 4u * c + k];
+        }
+    }
+    return v;
+}
+
+fn dout4(base: u32, c: u32) -> vec4<f32> {
+    var v = vec4<f32>(0.0);
+    for (var k = 0u; k < 4u; k++) {
+        if (4u * c + k < params.dim) {
+            v[k] = dout[base + 4u * c + k];
+        }
+    }
+    return v;
+}
+
+fn o4(base: u32, c: u32) -> vec4<f32> {
+    var v = vec4<f32>(0.0);
+    for (var k = 0u; k < 4u; k++) {
+        if (4u * c + k < params.dim) {
+            v[k] = o[base + 4u * c + k];
+        }
+    }
+    return v;
+}
+
+// Stores components 4c .. 4c + 3 that lie within the head size into `out` at `base`.
+fn store4(base: u32, c: u32, v: vec4<f32>) {
+    for (var k = 0u; k < 4u; k++) {
+        if (4u * c + k < params.dim) {
+            out[base + 4u * c + k] = v[k];
+        }
+    }
 }
 
 // Loads keys [k0, k0 + KEYS) of head (b, h) into tile_a (K) and tile_b (V); zeros past seq.
 fn load_kv(l: u32, b: u32, h: u32, k0: u32) {
-    let dim = params.dim;
-    for (var e = l; e < KEYS * dim; e += ROWS) {
-        let j = e / dim;
-        let d = e % dim;
-        let key = k0 + j;
-        var kv = vec2<f32>(0.0, 0.0);
+    for (var e = l; e < KEYS * D4; e += ROWS) {
+        let key = k0 + e / D4;
+        var k = vec4<f32>(0.0);
+        var v = vec4<f32>(0.0);
         if (key < params.seq) {
-            kv = vec2<f32>(qkv[qkv_at(b, key, 1u, h, d)], qkv[qkv_at(b, key, 2u, h, d)]);
+            k = qkv4(qkv_row(b, key, 1u, h), e % D4);
+            v = qkv4(qkv_row(b, key, 2u, h), e % D4);
         }
-        tile_a[j * DMAX + d] = kv.x;
-        tile_b[j * DMAX + d] = kv.y;
+        tile_a[e] = k;
+        tile_b[e] = v;
     }
 }
 
@@ -88,17 +132,16 @@ fn load_kv(l: u32, b: u32, h: u32, k0: u32) {
 fn attn_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l: u32) {
     let b = wg.y / params.heads;
     let h = wg.y % params.heads;
-    let dim = params.dim;
     let q0 = wg.x * ROWS;
     let i = q0 + l;
     let valid = i < params.seq;
-    var q: array<f32, 64>;
-    var acc: array<f32, 64>;
-    for (var d = 0u; d < dim; d++) {
-        acc[d] = 0.0;
-        q[d] = 0.0;
+    var q: array<vec4<f32>, 16>;
+    var acc: array<vec4<f32>, 16>;
+    for (var c = 0u; c < D4; c++) {
+        acc[c] = vec4<f32>(0.0);
+        q[c] = vec4<f32>(0.0);
         if (valid) {
-            q[d] = qkv[qkv_at(b, i, 0u, h, d)] * params.scale;
+            q[c] = qkv4(qkv_row(b, i, 0u, h), c) * params.scale;
         }
     }
     var m = MASKED;
@@ -118,8 +161,8 @@ fn attn_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
                 var v = MASKED;
                 if (k0 + j <= i) {
                     v = 0.0;
-                    for (var d = 0u; d < dim; d++) {
-                        v += q[d] * tile_a[j * DMAX + d];
+                    for (var c = 0u; c < D4; c++) {
+                        v += dot(q[c], tile_a[j * D4 + c]);
                     }
                 }
                 s[j] = v;
@@ -128,15 +171,15 @@ fn attn_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
             let m_new = max(m, tile_max);
             let correction = exp(m - m_new);
             sum *= correction;
-            for (var d = 0u; d < dim; d++) {
-                acc[d] *= correction;
+            for (var c = 0u; c < D4; c++) {
+                acc[c] *= correction;
             }
             for (var j = 0u; j < KEYS; j++) {
                 if (k0 + j <= i) {
                     let p = exp(s[j] - m_new);
                     sum += p;
-                    for (var d = 0u; d < dim; d++) {
-                        acc[d] += p * tile_b[j * DMAX + d];
+                    for (var c = 0u; c < D4; c++) {
+                        acc[c] += p * tile_b[j * D4 + c];
                     }
                 }
             }
@@ -145,8 +188,9 @@ fn attn_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
     }
     if (valid) {
         let inv = 1.0 / sum;
-        for (var d = 0u; d < dim; d++) {
-            out[o_at(b, i, h, d)] = acc[d] * inv;
+        let base = o_row(b, i, h);
+        for (var c = 0u; c < D4; c++) {
+            store4(base, c, acc[c] * inv);
         }
         lse[wg.y * params.seq + i] = m + log(sum);
     }
@@ -157,23 +201,22 @@ fn attn_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
 fn attn_dq(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l: u32) {
     let b = wg.y / params.heads;
     let h = wg.y % params.heads;
-    let dim = params.dim;
     let q0 = wg.x * ROWS;
     let i = q0 + l;
     let valid = i < params.seq;
-    var q: array<f32, 64>;
-    var g: array<f32, 64>;
-    var dq: array<f32, 64>;
+    var q: array<vec4<f32>, 16>;
+    var g: array<vec4<f32>, 16>;
+    var dq: array<vec4<f32>, 16>;
     var di = 0.0;
     var li = 0.0;
-    for (var d = 0u; d < dim; d++) {
-        dq[d] = 0.0;
-        q[d] = 0.0;
-        g[d] = 0.0;
+    for (var c = 0u; c < D4; c++) {
+        dq[c] = vec4<f32>(0.0);
+        q[c] = vec4<f32>(0.0);
+        g[c] = vec4<f32>(0.0);
         if (valid) {
-            q[d] = qkv[qkv_at(b, i, 0u, h, d)] * params.scale;
-            g[d] = dout[o_at(b, i, h, d)];
-            di += g[d] * o[o_at(b, i, h, d)];
+            q[c] = qkv4(qkv_row(b, i, 0u, h), c) * params.scale;
+            g[c] = dout4(o_row(b, i, h), c);
+            di += dot(g[c], o4(o_row(b, i, h), c));
         }
     }
     if (valid) {
@@ -192,21 +235,22 @@ fn attn_dq(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
                 if (k0 + j <= i) {
                     var s = 0.0;
                     var dp = 0.0;
-                    for (var d = 0u; d < dim; d++) {
-                        s += q[d] * tile_a[j * DMAX + d];
-                        dp += g[d] * tile_b[j * DMAX + d];
+                    for (var c = 0u; c < D4; c++) {
+                        s += dot(q[c], tile_a[j * D4 + c]);
+                        dp += dot(g[c], tile_b[j * D4 + c]);
                     }
                     let ds = exp(s - li) * (dp - di);
-                    for (var d = 0u; d < dim; d++) {
-                        dq[d] += ds * tile_a[j * DMAX + d];
+                    for (var c = 0u; c < D4; c++) {
+                        dq[c] += ds * tile_a[j * D4 + c];
                     }
                 }
             }
         }
     }
     if (valid) {
-        for (var d = 0u; d < dim; d++) {
-            out[qkv_at(b, i, 0u, h, d)] = dq[d] * params.scale;
+        let base = qkv_row(b, i, 0u, h);
+        for (var c = 0u; c < D4; c++) {
+            store4(base, c, dq[c] * params.scale);
         }
     }
 }
@@ -216,22 +260,21 @@ fn attn_dq(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
 fn attn_dkdv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l: u32) {
     let b = wg.y / params.heads;
     let h = wg.y % params.heads;
-    let dim = params.dim;
     let k0 = wg.x * ROWS;
     let j = k0 + l;
     let valid = j < params.seq;
-    var k: array<f32, 64>;
-    var v: array<f32, 64>;
-    var dk: array<f32, 64>;
-    var dv: array<f32, 64>;
-    for (var d = 0u; d < dim; d++) {
-        dk[d] = 0.0;
-        dv[d] = 0.0;
-        k[d] = 0.0;
-        v[d] = 0.0;
+    var k: array<vec4<f32>, 16>;
+    var v: array<vec4<f32>, 16>;
+    var dk: array<vec4<f32>, 16>;
+    var dv: array<vec4<f32>, 16>;
+    for (var c = 0u; c < D4; c++) {
+        dk[c] = vec4<f32>(0.0);
+        dv[c] = vec4<f32>(0.0);
+        k[c] = vec4<f32>(0.0);
+        v[c] = vec4<f32>(0.0);
         if (valid) {
-            k[d] = qkv[qkv_at(b, j, 1u, h, d)] * params.scale;
-            v[d] = qkv[qkv_at(b, j, 2u, h, d)];
+            k[c] = qkv4(qkv_row(b, j, 1u, h), c) * params.scale;
+            v[c] = qkv4(qkv_row(b, j, 2u, h), c);
         }
     }
     // Query tiles from the one holding this workgroup's first key to the end.
@@ -239,15 +282,16 @@ fn attn_dkdv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
     for (var qt = k0 / QUERIES; qt < tiles; qt++) {
         let i0 = qt * QUERIES;
         workgroupBarrier();
-        for (var e = l; e < QUERIES * dim; e += ROWS) {
-            let r = e / dim;
-            let d = e % dim;
-            var qg = vec2<f32>(0.0, 0.0);
-            if (i0 + r < params.seq) {
-                qg = vec2<f32>(qkv[qkv_at(b, i0 + r, 0u, h, d)], dout[o_at(b, i0 + r, h, d)]);
+        for (var e = l; e < QUERIES * D4; e += ROWS) {
+            let i = i0 + e / D4;
+            var qe = vec4<f32>(0.0);
+            var ge = vec4<f32>(0.0);
+            if (i < params.seq) {
+                qe = qkv4(qkv_row(b, i, 0u, h), e % D4);
+                ge = dout4(o_row(b, i, h), e % D4);
             }
-            tile_q[r * DMAX + d] = qg.x;
-            tile_do[r * DMAX + d] = qg.y;
+            tile_q[e] = qe;
+            tile_do[e] = ge;
         }
         if (l < QUERIES) {
             var ld = vec2<f32>(0.0, 0.0);
@@ -264,24 +308,26 @@ fn attn_dkdv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
                 if (i >= j && i < params.seq) {
                     var s = 0.0;
                     var dp = 0.0;
-                    for (var d = 0u; d < dim; d++) {
-                        s += k[d] * tile_q[r * DMAX + d];
-                        dp += v[d] * tile_do[r * DMAX + d];
+                    for (var c = 0u; c < D4; c++) {
+                        s += dot(k[c], tile_q[r * D4 + c]);
+                        dp += dot(v[c], tile_do[r * D4 + c]);
                     }
                     let p = exp(s - tile_lse[r]);
                     let ds = p * (dp - tile_delta[r]);
-                    for (var d = 0u; d < dim; d++) {
-                        dv[d] += p * tile_do[r * DMAX + d];
-                        dk[d] += ds * tile_q[r * DMAX + d];
+                    for (var c = 0u; c < D4; c++) {
+                        dv[c] += p * tile_do[r * D4 + c];
+                        dk[c] += ds * tile_q[r * D4 + c];
                     }
                 }
             }
         }
     }
     if (valid) {
-        for (var d = 0u; d < dim; d++) {
-            out[qkv_at(b, j, 1u, h, d)] = dk[d] * params.scale;
-            out[qkv_at(b, j, 2u, h, d)] = dv[d];
+        let kb = qkv_row(b, j, 1u, h);
+        let vb = qkv_row(b, j, 2u, h);
+        for (var c = 0u; c < D4; c++) {
+            store4(kb, c, dk[c] * params.scale);
+            store4(vb, c, dv[c]);
         }
     }
 }
