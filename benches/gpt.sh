@@ -46,7 +46,8 @@ if [[ "${1:-}" == "--contexts" ]]; then
         for ck in none sqrt; do
             if ./.dev/gpt --steps 3 --batch-size 8 --context "$t" --eval-every 3 --eval-windows 8 \
                 --sample 0 --checkpoint "$ck" --memory-limit "$limit" > "$log/gpt_ctx_${t}_$ck.txt" 2>&1; then
-                row="$row | trains ($(grep -o 'peak live [^,]*' "$log/gpt_ctx_${t}_$ck.txt"))"
+                f="$log/gpt_ctx_${t}_$ck.txt"
+                row="$row | trains ($(grep -o 'peak live [^,]*' "$f"), $(grep -o 'micro-batch [0-9]*' "$f" | tail -1))"
             else
                 row="$row | fails ($(tail -c 80 "$log/gpt_ctx_${t}_$ck.txt" | tr '\n|' '  '))"
             fi
