@@ -33,6 +33,7 @@ import time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+import torch.utils.checkpoint
 
 p = argparse.ArgumentParser()
 p.add_argument("--steps", type=int, default=1000)
