@@ -1,5 +1,11 @@
 //! Optimizers: one kernel pass over each parameter updates it (and its state) in place, then
 //! the gradient is zeroed for the next accumulation.
+//!
+//! What a GPT run adds wraps an optimizer rather than changing it, so it composes with any:
+//! [`ClipGradNorm`] (clipping by global norm) and [`Scheduled`] (warmup then cosine decay of
+//! the learning rate), e.g. `Scheduled::new(Box::new(ClipGradNorm::new(Box::new(
+//! Adam::adamw(lr, 0.1)), 1.0)?), schedule)`. [`Adam::adamw`] decays only weight matrices and
+//! embeddings ([`DecayMask::Matrices`]).
 
 mod adam;
 mod clip;
