@@ -7,7 +7,7 @@ mod common;
 
 use std::io::Read;
 use std::sync::Arc;
-use wgmem::nn::{GptConfig, generate};
+use wgmem::nn::{GptConfig, Module, generate};
 use wgmem::optim::{Adam, ClipGradNorm};
 use wgmem::text::{ByteTokenizer, Split, TextCorpus, TokenWindows};
 use wgmem::{Context, Error, MemoryConfig, Trainer, TrainerConfig};
@@ -17,7 +17,7 @@ was without form, and void; and darkness was upon the face of the deep. And the 
 moved upon the face of the waters. And God said, Let there be light: and there was light.";
 
 fn tiny(ctx: &Arc<Context>, context: usize) -> wgmem::nn::Sequential {
-    GptConfig {
+    let config = GptConfig {
         vocab: 256,
         layers: 1,
         heads: 2,
@@ -25,9 +25,12 @@ fn tiny(ctx: &Arc<Context>, context: usize) -> wgmem::nn::Sequential {
         context,
         dropout: 0.0,
         seed: 3,
-    }
-    .build(ctx)
-    .unwrap()
+    };
+    let mut model = config.build(ctx).unwrap();
+    // The count the example prints is the model's (the tied head adds no parameter).
+    let held: usize = model.parameters().iter().map(|p| p.value.len()).sum();
+    assert_eq!(held, config.parameter_count());
+    model
 }
 
 #[test]
