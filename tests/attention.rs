@@ -2,11 +2,11 @@
 //! (`shaders/attention_naive.wgsl`) against an f64 CPU computation, against each other, for
 //! masking, and the `CausalSelfAttention` layer against finite differences and bad input.
 //!
-//! Shapes: odd sequence lengths (19, 37, 70: one and two 64-row workgroups, partial 32-key
-//! tiles) and head sizes 16, 32 and 64.
+//! Shapes: odd sequence lengths (19, 37, 70, 131: one to three 64-row workgroups, partial
+//! 32-key and 16-query tiles) and head sizes 16, 32 and 64.
 //!
 //! Tolerances. Inputs are uniform in [-1, 1), so with head size d ≤ 64 the scaled scores are
-//! O(1) and every output and gradient is a sum of at most 70 terms of O(1) each, accumulated in
+//! O(1) and every output and gradient is a sum of at most 131 terms of O(1) each, accumulated in
 //! f32 (relative rounding 6e-8 per step): errors stay near 1e-6. Against the f64 reference we
 //! accept 1e-4 + 1e-4·|ref|; fused against naive (two f32 orders of summation) the same.
 
@@ -16,7 +16,7 @@ use common::Rng;
 use std::sync::Arc;
 use wgmem::compute::{self, AttentionDims, AttentionSaved};
 use wgmem::nn::{AttentionKernel, CausalSelfAttention, Module};
-use wgmem::{Context, Error, MemoryConfig, Tensor};
+use wgmem::{Backend, Context, Error, MemoryConfig, Tensor};
 
 fn ctx() -> Arc<Context> {
     Context::new(common::gpu_backend(), MemoryConfig::default()).unwrap()
@@ -131,7 +131,7 @@ fn assert_close(got: &[f32], want: &[f64], what: &str) {
     }
 }
 
-const SHAPES: [(usize, usize, usize); 3] = [(37, 16, 3), (70, 32, 2), (19, 64, 1)];
+const SHAPES: [(usize, usize, usize); 4] = [(37, 16, 3), (70, 32, 2), (19, 64, 1), (131, 64, 1)];
 
 fn dims(seq: usize, head_dim: usize, heads: usize) -> AttentionDims {
     AttentionDims {
@@ -287,4 +287,32 @@ fn attention_input_of_the_wrong_shape_is_a_typed_error() {
             .backward(ctx.zeros(&[1, 1, 32], "data").unwrap(), true)
             .is_err()
     );
+}
+
+/// The manager's peak of activations plus scratch for one forward (saving) and backward.
+fn layer_peak(ctx: &Arc<Context>, kernel: AttentionKernel, seq: usize) -> u64 {
+    let mut layer = CausalSelfAttention::new(ctx, 32, 2, 1)
+        .unwrap()
+        .with_kernel(kernel);
+    let x = layer_input(ctx, &[1, seq, 32], 4);
+    let dy = ctx.zeros(&[1, seq, 32], "activations").unwrap();
+    ctx.backend().wait_idle().unwrap();
+    ctx.memory().reset_peaks();
+    drop(layer.forward(x, true).unwrap());
+    drop(layer.backward(dy, true).unwrap());
+    let stats = ctx.memory().stats();
+    stats.peak_for_tag("activations") + stats.peak_for_tag("scratch")
+}
+
+/// Memory, from the manager's account (not timing): doubling the context doubles the fused
+/// layer's peak (up to the pool's size-class rounding, under 5%), while the naive one, which
+/// keeps seq² probabilities per head, more than doubles.
+#[test]
+fn the_fused_layer_peak_grows_linearly_in_the_context_and_the_naive_one_does_not() {
+    let ctx = ctx();
+    let fused = [97, 194].map(|t| layer_peak(&ctx, AttentionKernel::Fused, t));
+    let naive = [97, 194].map(|t| layer_peak(&ctx, AttentionKernel::Naive, t));
+    let ratio = |p: [u64; 2]| p[1] as f64 / p[0] as f64;
+    assert!(ratio(fused) <= 2.05, "fused: {fused:?}");
+    assert!(ratio(naive) >= 2.5, "naive: {naive:?}");
 }
