@@ -1,5 +1,6 @@
 //! Training a GPT through the Trainer (lavapipe in CI): a tiny one overfits a fixed paragraph,
-//! with evaluations on the stated schedule; the embedded corpus is what data/README.md says;
+//! with evaluations on the stated schedule; a run with clipping and a learning-rate schedule
+//! resumes bit-identically from saved state; the embedded corpus is what data/README.md says;
 //! and bad text input (an empty file, a context longer than the text, a token the model
 //! cannot predict) is a typed error.
 
@@ -187,4 +188,51 @@ fn bad_text_input_is_a_typed_error() {
         other => panic!("token 300 for a vocabulary of 256: {other:?}"),
     }
     assert_eq!(trainer.report().steps, 0);
+}
+
+#[test]
+fn a_gpt_run_resumes_bit_identically_with_its_schedule() {
+    use wgmem::optim::{LrSchedule, Scheduled};
+    let ctx = Context::new(common::gpu_backend(), MemoryConfig::default()).unwrap();
+    let context = 9;
+    let windows =
+        TokenWindows::new(ByteTokenizer.encode(PARAGRAPH.as_bytes()), context, 5).unwrap();
+    let run = || {
+        let schedule = LrSchedule::warmup_cosine(1e-2, 1e-3, 2, 6).unwrap();
+        let clipped = ClipGradNorm::new(Box::new(Adam::adamw(1e-2, 0.1)), 0.5).unwrap();
+        let config = TrainerConfig {
+            batch_size: 16,
+            seed: 4,
+            ..TrainerConfig::default()
+        };
+        let optimizer = Box::new(Scheduled::new(Box::new(clipped), schedule));
+        Trainer::new(Arc::clone(&ctx), tiny(&ctx, context), optimizer, config).unwrap()
+    };
+    let params = |t: &mut Trainer| -> Vec<Vec<f32>> {
+        t.model()
+            .parameters()
+            .iter()
+            .map(|p| p.value.to_vec().unwrap())
+            .collect()
+    };
+    let mut whole = run();
+    whole.train_steps(&windows, 6, |_| {}).unwrap();
+    let path = std::env::temp_dir().join(format!("wgmem-gpt-{}.state", std::process::id()));
+    let mut first = run();
+    first.train_steps(&windows, 3, |_| {}).unwrap();
+    first.save_state(&path).unwrap();
+    let mut second = run();
+    second.load_state(&path).unwrap();
+    // The schedule resumes at step 3: the rate of the next update is the schedule's at 3.
+    assert_eq!(
+        second.optimizer().learning_rate(),
+        first.optimizer().learning_rate()
+    );
+    assert_ne!(
+        second.optimizer().learning_rate(),
+        run().optimizer().learning_rate()
+    );
+    second.train_steps(&windows, 3, |_| {}).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(params(&mut second), params(&mut whole));
 }
