@@ -55,6 +55,7 @@ mod sync;
 pub mod tensor;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod text;
 pub mod train;
 
 pub use backend::{

@@ -64,7 +64,7 @@ pub use layernorm::{LayerNormBuffers, LayerNormGrads, layer_norm_backward, layer
 pub use matmul::{MatmulOptions, MatmulTile, matmul};
 pub use optim::{AdamParams, SgdParams, adam, sgd};
 pub(crate) use pipelines::Kernel;
-pub use reduce::{column_sums, max, mean, sum};
+pub use reduce::{add_sum_of_squares, column_sums, max, mean, sum};
 pub use shaders::{SHADERS, ShaderSource, shader, validate_wgsl};
 pub use softmax::{CrossEntropyOutputs, softmax_cross_entropy};
 pub use user_kernel::UserKernel;
