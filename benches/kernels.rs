@@ -88,7 +88,7 @@ struct Row {
 
 fn main() {
     let backend = std::sync::Arc::new(WgpuBackend::new().expect("adapter"));
-    let info = backend.wgpu_adapter().get_info();
+    let info = backend.adapter_info();
     println!(
         "adapter: {} ({:?}, driver {} {})",
         info.name, info.backend, info.driver, info.driver_info

@@ -81,6 +81,21 @@ fn partial_sum(@builtin(workgroup_id) g: vec3<u32>, @builtin(num_workgroups) gs:
     }
 }
 
+// As partial_sum, of the squares: the squared norm (gradient clipping by global norm).
+@compute @workgroup_size(256)
+fn partial_sum_squares(@builtin(workgroup_id) g: vec3<u32>, @builtin(num_workgroups) gs: vec3<u32>,
+                       @builtin(local_invocation_index) l: u32) {
+    var acc = 0.0;
+    for (var i = g.x * 256u + l; i < params.n; i += gs.x * 256u) {
+        acc += x[i] * x[i];
+    }
+    shared_vals[l] = acc;
+    reduce_shared(l, false);
+    if (l == 0u) {
+        out[g.x] = shared_vals[0];
+    }
+}
+
 // As partial_sum, with max. Threads past the end contribute x[0] (n >= 1 is checked on the host).
 @compute @workgroup_size(256)
 fn partial_max(@builtin(workgroup_id) g: vec3<u32>, @builtin(num_workgroups) gs: vec3<u32>,
@@ -107,6 +122,20 @@ fn final_sum(@builtin(local_invocation_index) l: u32) {
     reduce_shared(l, false);
     if (l == 0u) {
         out[0] = shared_vals[0] * params.scale;
+    }
+}
+
+// out[0] += scale * sum of x[0..n] (one workgroup): one buffer's share of a running total.
+@compute @workgroup_size(256)
+fn final_sum_add(@builtin(local_invocation_index) l: u32) {
+    var acc = 0.0;
+    for (var i = l; i < params.n; i += 256u) {
+        acc += x[i];
+    }
+    shared_vals[l] = acc;
+    reduce_shared(l, false);
+    if (l == 0u) {
+        out[0] = out[0] + shared_vals[0] * params.scale;
     }
 }
 

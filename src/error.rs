@@ -106,13 +106,16 @@ pub enum Error {
         reason: String,
     },
 
-    /// A WGSL shader failed to parse or validate.
-    #[error("shader '{name}' does not compile: {message}")]
+    /// A WGSL shader failed to parse or validate (one of wgmem's, or one an application
+    /// registered with [`Gpu::register_kernel`](crate::Gpu::register_kernel)).
+    #[error("shader '{name}' does not compile{}: {message}", at_position(position))]
     ShaderCompile {
-        /// The shader's name (file stem).
+        /// The shader's name (file stem, or the name it was registered under).
         name: String,
         /// naga's diagnostic, with the source location.
         message: String,
+        /// Where in the source the error is, when naga names a place.
+        position: Option<ShaderPosition>,
     },
 
     /// The GPU device was lost (driver reset, unplugged, or destroyed).
@@ -257,6 +260,23 @@ impl fmt::Display for OutOfMemoryReport {
             }
         }
         Ok(())
+    }
+}
+
+/// A place in a WGSL source: 1-based line and column (in bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShaderPosition {
+    /// 1-based line.
+    pub line: u32,
+    /// 1-based column, in bytes from the start of the line.
+    pub column: u32,
+}
+
+/// ` at line L, column C`, or nothing.
+fn at_position(position: &Option<ShaderPosition>) -> String {
+    match position {
+        Some(p) => format!(" at line {}, column {}", p.line, p.column),
+        None => String::new(),
     }
 }
 

@@ -56,13 +56,15 @@ mod sync;
 pub mod tensor;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod text;
 pub mod train;
 
 pub use backend::{
-    Backend, BufferUsage, Capabilities, HostBackend, WgpuBackend, WgpuBackendOptions,
+    Backend, BufferUsage, Capabilities, DeviceSignals, HostBackend, UsageFlags, WgpuBackend,
+    WgpuBackendOptions,
 };
 pub use compute::Gpu;
-pub use error::{Error, OutOfMemoryReport, Result};
+pub use error::{Error, OutOfMemoryReport, Result, ShaderPosition};
 pub use memory::{ManagedBuffer, MemoryConfig, MemoryManager, MemoryStats};
 pub use pressure::{PressureLevel, PressureMonitor, PressureSource};
 pub use profile::MemoryProfiler;

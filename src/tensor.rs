@@ -6,7 +6,7 @@
 //! `from_slice`) write them; `uninit` is for outputs a kernel overwrites entirely.
 
 use crate::backend::{Backend, BufferUsage, WgpuBackend};
-use crate::compute::{self, Gpu};
+use crate::compute::{self, Binding, Gpu};
 use crate::error::{Error, Result};
 use crate::memory::{ManagedBuffer, MemoryConfig, MemoryManager};
 use std::sync::Arc;
@@ -255,5 +255,13 @@ impl Tensor {
         let t = self.ctx.uninit(&self.shape, tag)?;
         compute::copy(self.ctx.gpu(), self.raw(), t.raw(), self.len())?;
         Ok(t)
+    }
+}
+
+impl<'a> From<&'a Tensor> for Binding<'a> {
+    /// The tensor's elements (not the rest of its size class), for
+    /// [`Gpu::dispatch_kernel`](crate::Gpu::dispatch_kernel).
+    fn from(t: &'a Tensor) -> Self {
+        Binding::f32s(t.raw(), t.len())
     }
 }

@@ -13,7 +13,7 @@
 //! | 6  | copy of a buffer onto itself                                      | `SameBuffer` |
 //! | 7  | matmul with mismatched inner dimensions                           | `Shape` |
 //! | 8  | matmul into a buffer too small for the result                     | `OutOfBounds` |
-//! | 9  | `Linear` given the wrong number of columns, or a 3-D input        | `Shape` |
+//! | 9  | `Linear` given the wrong last dimension (2-D or 3-D input)        | `Shape` |
 //! | 10 | `Linear` of 0 inputs or outputs                                   | `InvalidArgument` |
 //! | 11 | tensor write of the wrong length; reshape to another count        | `Shape` |
 //! | 12 | loss with fewer labels than rows                                  | `Shape` |
@@ -286,11 +286,14 @@ fn bad_09_linear_with_the_wrong_input_is_a_shape_error() {
             ..
         })
     ));
-    let cube = Arc::new(ctx.zeros(&[2, 2, 4], tags::DATA).unwrap());
+    // A 3-D input maps its last dimension, which must be the layer's input width.
+    let cube = Arc::new(ctx.zeros(&[2, 4, 2], tags::DATA).unwrap());
     assert!(matches!(
         layer.forward(cube, true),
         Err(Error::Shape { .. })
     ));
+    let tokens = Arc::new(ctx.zeros(&[2, 3, 4], tags::DATA).unwrap());
+    assert_eq!(layer.forward(tokens, false).unwrap().shape(), &[2, 3, 8]);
     // Backward without a saving forward is refused too.
     let g = ctx.zeros(&[2, 8], tags::DATA).unwrap();
     assert!(matches!(
@@ -506,7 +509,7 @@ fn bad_19_invalid_wgsl_is_a_shader_compile_error_with_the_location() {
     let syntax = "@compute @workgroup_size(64)\nfn main( {\n}\n";
     let e = compute::validate_wgsl("broken", syntax).unwrap_err();
     match &e {
-        Error::ShaderCompile { name, message } => {
+        Error::ShaderCompile { name, message, .. } => {
             assert_eq!(name, "broken");
             assert!(message.contains("broken.wgsl:2"), "{message}");
         }

@@ -197,7 +197,10 @@ impl Backend for HostBackend {
         &self.caps
     }
 
-    fn allocate(&self, size: u64, _usage: BufferUsage) -> Result<HostBuffer> {
+    fn allocate(&self, size: u64, usage: BufferUsage) -> Result<HostBuffer> {
+        if let BufferUsage::Custom(flags) = usage {
+            super::usage::check_named(flags)?;
+        }
         let size = checked_allocation_size(size, &self.caps)?;
         let reserved = self
             .allocated

@@ -17,12 +17,14 @@
 
 mod host;
 mod transfer;
+mod usage;
 mod wgpu_backend;
 
 pub use host::{HostBackend, HostBuffer};
 pub use transfer::{TransferCounts, TransferPath};
+pub use usage::UsageFlags;
 pub(crate) use wgpu_backend::MapRequest;
-pub use wgpu_backend::{DEFAULT_FLUSH_EVERY, WgpuBackend, WgpuBackendOptions};
+pub use wgpu_backend::{DEFAULT_FLUSH_EVERY, DeviceSignals, WgpuBackend, WgpuBackendOptions};
 
 use crate::error::{Error, Result};
 
@@ -39,6 +41,12 @@ pub enum BufferUsage {
     /// Host-writable staging: the host maps it to write and the GPU copies from it
     /// (`MAP_WRITE | COPY_SRC` on wgpu). Used to move data onto the GPU in bulk.
     Upload,
+    /// Exactly these usages, for buffers an application binds in pipelines of its own
+    /// (vertex, index, indirect, uniform, or any combination). Each distinct set is pooled
+    /// apart from every other set and from the four usages above. On wgpu,
+    /// `BufferUsage::from(wgpu::BufferUsages::VERTEX | wgpu::BufferUsages::COPY_DST)` makes one;
+    /// a set the device cannot give is a typed error when the buffer is allocated.
+    Custom(UsageFlags),
 }
 
 /// A monotonically increasing id of GPU work handed to the device.

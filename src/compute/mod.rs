@@ -17,12 +17,25 @@
 //!   in-place forms, activations forward and backward, [`bias_activation`];
 //! - reductions: [`column_sums`] (bias gradients), [`sum`], [`mean`], [`max`];
 //! - [`softmax_cross_entropy`]: forward and backward in one pass, loss and accuracy on the GPU;
-//! - optimizers: [`sgd`], [`adam`] (AdamW with `decoupled`).
+//! - optimizers: [`sgd`], [`adam`] (AdamW with `decoupled`);
+//! - transformer layers: [`embedding_forward`] and its deterministic backward,
+//!   [`layer_norm_forward`] / [`layer_norm_backward`], [`dropout`] (a counter-based mask), and
+//!   causal attention fused FlashAttention-2 style ([`attention_forward`],
+//!   [`attention_backward`]) with the naive `seq x seq` reference beside it.
+//!
+//! The application's own WGSL: [`Gpu::register_kernel`] and [`Gpu::dispatch_kernel`] (in
+//! `user_kernel.rs`), into the same batch and profiler, binding `Tensor`s and `ManagedBuffer`s.
 //!
 //! naga adds runtime checks to every shader (index clamps, loop counters);
-//! [`Gpu::new_unchecked`] compiles without them. BENCHMARKS.md has the measured effect.
+//! [`Gpu::new_unchecked`] compiles wgmem's own kernels without them. BENCHMARKS.md has the
+//! measured effect. That stays sound because the raw dispatch is crate-private (only entry
+//! points that validate every length reach it) and user kernels are always compiled with the
+//! checks.
 
+mod attention;
 mod elementwise;
+mod embedding;
+mod layernorm;
 mod matmul;
 mod optim;
 mod pipelines;
@@ -30,25 +43,38 @@ mod reduce;
 mod shaders;
 mod softmax;
 mod timing;
+mod user_kernel;
+mod user_reflect;
 mod validate;
 
+pub use attention::{
+    AttentionDims, AttentionSaved, MAX_HEAD_DIM, attention_backward, attention_forward,
+    attention_naive_backward, attention_naive_forward,
+};
 pub use elementwise::{
     Activation, accumulate, activation_backward, activation_backward_in_place, activation_forward,
     activation_in_place, add, add_in_place, axpby, bias_activation, copy, fill, mul, mul_in_place,
     scale, scale_in_place, sub, sub_in_place,
 };
+pub use embedding::{
+    DropoutMask, EmbeddingDims, dropout, embedding_backward_positions, embedding_backward_table,
+    embedding_forward,
+};
+pub use layernorm::{LayerNormBuffers, LayerNormGrads, layer_norm_backward, layer_norm_forward};
 pub use matmul::{MatmulOptions, MatmulTile, matmul};
 pub use optim::{AdamParams, SgdParams, adam, sgd};
-pub use pipelines::Kernel;
-pub use reduce::{column_sums, max, mean, sum};
+pub(crate) use pipelines::Kernel;
+pub use reduce::{add_sum_of_squares, column_sums, max, mean, sum};
 pub use shaders::{SHADERS, ShaderSource, shader, validate_wgsl};
 pub use softmax::{CrossEntropyOutputs, softmax_cross_entropy};
+pub use user_kernel::UserKernel;
 
 use crate::backend::{Backend, BufferUsage, WgpuBackend};
 use crate::error::{Error, Result};
 use crate::profile::MemoryProfiler;
 use crate::sync::lock;
 use pipelines::PipelineCache;
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use timing::KernelTimer;
@@ -149,7 +175,10 @@ impl Gpu {
     /// The kernels' own bounds checks become the only ones: a kernel bug could then read or write
     /// outside a binding, which is undefined behaviour on the GPU. The kernels of this crate are
     /// written to need no runtime checks (they are tested with the checks on, against CPU
-    /// references); call this only for kernels from this crate.
+    /// references). Only this crate's kernels are affected: they are reached only through
+    /// entry points that validate every length first, and kernels registered with
+    /// [`Gpu::register_kernel`] are compiled with the checks regardless. The caller asserts
+    /// that it trusts this crate's kernels to be free of out-of-bounds accesses.
     pub unsafe fn new_unchecked(backend: Arc<WgpuBackend>) -> Result<Self> {
         let mut gpu = Self::new(backend)?;
         gpu.pipelines.unchecked = true;
@@ -251,7 +280,13 @@ impl Gpu {
     }
 
     /// Records one dispatch of `kernel` with `params` at binding 0 and `bindings` at 1, 2, ...
-    pub fn dispatch<P: bytemuck::Pod>(
+    ///
+    /// Crate-private on purpose: it checks nothing about the bindings, and with
+    /// [`Gpu::new_unchecked`] the kernels have no runtime checks either, so only the crate's
+    /// entry points, which validate every length first, may call it. Applications dispatch
+    /// their own kernels through [`Gpu::dispatch_kernel`], which checks the bindings against the
+    /// shader and always compiles with naga's runtime checks.
+    pub(crate) fn dispatch<P: bytemuck::Pod>(
         &self,
         kernel: Kernel,
         params: &P,
@@ -261,35 +296,58 @@ impl Gpu {
         let pipeline = self
             .pipelines
             .get(self.backend.device(), kernel, self.workgroup_size)?;
-        let bytes = bytemuck::bytes_of(params);
+        self.record(
+            Cow::Borrowed(kernel.entry),
+            &pipeline,
+            Some(bytemuck::bytes_of(params)),
+            1,
+            bindings,
+            groups,
+        )
+    }
+
+    /// Records one dispatch of `pipeline`: `params` (when the shader has them) into the next
+    /// ring slot bound at 0, `bindings` at `first_binding`, `first_binding + 1`, ...; timed
+    /// when a profiler is attached. Shared by the crate's kernels and the application's.
+    fn record(
+        &self,
+        label: Cow<'static, str>,
+        pipeline: &wgpu::ComputePipeline,
+        params: Option<&[u8]>,
+        first_binding: u32,
+        bindings: &[Binding<'_>],
+        groups: [u32; 3],
+    ) -> Result<()> {
         let mut ring = lock(&self.params);
-        if bytes.len() as u64 > ring.slot {
-            return Err(Error::invalid(
-                "kernel parameters",
-                format!("{} bytes exceed the {}-byte slot", bytes.len(), ring.slot),
-            ));
-        }
-        if ring.next + ring.slot > PARAM_RING_BYTES {
-            self.backend.flush()?;
-            ring.next = 0;
-        }
-        let offset = ring.next;
-        ring.next += ring.slot;
-        self.backend
-            .queue()
-            .write_buffer(&ring.buffer, offset, bytes);
         let mut entries = Vec::with_capacity(bindings.len() + 1);
-        entries.push(wgpu::BindGroupEntry {
-            binding: 0,
-            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                buffer: &ring.buffer,
-                offset,
-                size: wgpu::BufferSize::new(bytes.len().next_multiple_of(16) as u64),
-            }),
-        });
+        if let Some(bytes) = params {
+            if bytes.len() as u64 > ring.slot {
+                return Err(Error::invalid(
+                    "kernel parameters",
+                    format!("{} bytes exceed the {}-byte slot", bytes.len(), ring.slot),
+                ));
+            }
+            if ring.next + ring.slot > PARAM_RING_BYTES {
+                self.backend.flush()?;
+                ring.next = 0;
+            }
+            let offset = ring.next;
+            ring.next += ring.slot;
+            self.backend
+                .queue()
+                .write_buffer(&ring.buffer, offset, bytes);
+            entries.push(wgpu::BindGroupEntry {
+                binding: 0,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: &ring.buffer,
+                    offset,
+                    size: wgpu::BufferSize::new(bytes.len().max(1).next_multiple_of(16) as u64),
+                }),
+            });
+        }
         for (i, b) in bindings.iter().enumerate() {
             entries.push(wgpu::BindGroupEntry {
-                binding: i as u32 + 1,
+                binding: i as u32 + first_binding,
                 resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
                     buffer: b.buffer,
                     offset: b.offset,
@@ -301,7 +359,7 @@ impl Gpu {
             .backend
             .device()
             .create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some(kernel.entry),
+                label: Some(&label),
                 layout: &pipeline.get_bind_group_layout(0),
                 entries: &entries,
             });
@@ -314,10 +372,10 @@ impl Gpu {
         // that flush must carry this dispatch, or the slot could be rewritten before it runs.
         let recorded = self.backend.encode(|encoder| {
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some(kernel.entry),
-                timestamp_writes: timed.as_mut().map(|t| t.claim(kernel.entry)),
+                label: Some(&label),
+                timestamp_writes: timed.as_mut().map(|t| t.claim(label.clone())),
             });
-            pass.set_pipeline(&pipeline);
+            pass.set_pipeline(pipeline);
             pass.set_bind_group(0, &bind_group, &[]);
             pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
         });

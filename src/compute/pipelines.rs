@@ -8,11 +8,11 @@ use std::sync::{Arc, Mutex};
 
 /// A compute entry point in one of the embedded shaders.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Kernel {
+pub(crate) struct Kernel {
     /// Shader file stem.
-    pub shader: &'static str,
+    pub(crate) shader: &'static str,
     /// Entry point name.
-    pub entry: &'static str,
+    pub(crate) entry: &'static str,
 }
 
 type PipelineKey = (Kernel, u32);
@@ -25,6 +25,8 @@ pub(crate) struct PipelineCache {
     pub(crate) unchecked: bool,
     modules: Mutex<HashMap<&'static str, Arc<wgpu::ShaderModule>>>,
     pipelines: Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
+    /// The application's kernels ([`super::Gpu::register_kernel`]), always compiled checked.
+    pub(crate) user: super::user_kernel::UserKernelCache,
 }
 
 impl PipelineCache {
@@ -65,6 +67,7 @@ impl PipelineCache {
         let src = shader(name).ok_or_else(|| Error::ShaderCompile {
             name: name.to_string(),
             message: "no such shader is embedded; add it to compute::shaders".into(),
+            position: None,
         })?;
         validate_wgsl(src.name, src.source)?;
         let desc = wgpu::ShaderModuleDescriptor {

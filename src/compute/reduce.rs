@@ -62,6 +62,8 @@ enum Full {
     Sum,
     Mean,
     Max,
+    /// `out[0] += sum of squares`.
+    AddSumSquares,
 }
 
 fn full(gpu: &Gpu, what: Full, x: &wgpu::Buffer, n: usize, out: &wgpu::Buffer) -> Result<()> {
@@ -69,6 +71,7 @@ fn full(gpu: &Gpu, what: Full, x: &wgpu::Buffer, n: usize, out: &wgpu::Buffer) -
         Full::Sum => "sum",
         Full::Mean => "mean",
         Full::Max => "max",
+        Full::AddSumSquares => "add_sum_of_squares",
     };
     let n32 = elements(gpu, op, x, n)?;
     elements(gpu, op, out, 1)?;
@@ -76,6 +79,7 @@ fn full(gpu: &Gpu, what: Full, x: &wgpu::Buffer, n: usize, out: &wgpu::Buffer) -
     if n == 0 {
         return match what {
             Full::Sum => super::fill(gpu, out, 1, 0.0),
+            Full::AddSumSquares => Ok(()),
             _ => Err(Error::invalid(
                 "element count",
                 format!("{op} of 0 elements is undefined"),
@@ -86,6 +90,7 @@ fn full(gpu: &Gpu, what: Full, x: &wgpu::Buffer, n: usize, out: &wgpu::Buffer) -
     let groups = n32.div_ceil(256 * 4).clamp(1, SCRATCH_PARTIALS);
     let (partial, last) = match what {
         Full::Max => ("partial_max", "final_max"),
+        Full::AddSumSquares => ("partial_sum_squares", "final_sum_add"),
         _ => ("partial_sum", "final_sum"),
     };
     let (_guard, scratch) = gpu.scratch();
@@ -123,6 +128,12 @@ fn full(gpu: &Gpu, what: Full, x: &wgpu::Buffer, n: usize, out: &wgpu::Buffer) -
 /// `out[0] = x[0] + ... + x[n - 1]` (0 for `n = 0`).
 pub fn sum(gpu: &Gpu, x: &wgpu::Buffer, n: usize, out: &wgpu::Buffer) -> Result<()> {
     full(gpu, Full::Sum, x, n, out)
+}
+
+/// `out[0] += x[0]² + ... + x[n - 1]²` (nothing for `n = 0`): one buffer's share of a squared
+/// norm over several buffers (gradient clipping by global norm), kept on the GPU.
+pub fn add_sum_of_squares(gpu: &Gpu, x: &wgpu::Buffer, n: usize, out: &wgpu::Buffer) -> Result<()> {
+    full(gpu, Full::AddSumSquares, x, n, out)
 }
 
 /// `out[0]` = the mean of the first `n` values; `n = 0` is an error.

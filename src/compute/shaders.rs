@@ -3,7 +3,7 @@
 //! Validating with naga before handing a source to wgpu turns a bad shader into a typed
 //! [`Error::ShaderCompile`] with naga's diagnostic, instead of wgpu's uncaptured-error path.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, ShaderPosition};
 
 /// A WGSL source file from `shaders/`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,7 +29,12 @@ shaders![
     "matmul",
     "reduce",
     "softmax",
-    "optim"
+    "optim",
+    "embedding",
+    "layernorm",
+    "attention",
+    "attention_naive",
+    "dropout"
 ];
 
 /// Looks up an embedded shader by file stem.
@@ -42,6 +47,7 @@ pub fn validate_wgsl(name: &str, source: &str) -> Result<(naga::Module, naga::va
     let module = naga::front::wgsl::parse_str(source).map_err(|e| Error::ShaderCompile {
         name: name.to_string(),
         message: e.emit_to_string_with_path(source, &format!("{name}.wgsl")),
+        position: e.location(source).map(position),
     })?;
     let info = naga::valid::Validator::new(
         naga::valid::ValidationFlags::all(),
@@ -51,6 +57,15 @@ pub fn validate_wgsl(name: &str, source: &str) -> Result<(naga::Module, naga::va
     .map_err(|e| Error::ShaderCompile {
         name: name.to_string(),
         message: e.emit_to_string_with_path(source, &format!("{name}.wgsl")),
+        position: e.location(source).map(position),
     })?;
     Ok((module, info))
+}
+
+/// naga's source location as the error's line and column.
+pub(super) fn position(at: naga::SourceLocation) -> ShaderPosition {
+    ShaderPosition {
+        line: at.line_number,
+        column: at.line_position,
+    }
 }

@@ -18,6 +18,7 @@
 use crate::backend::WgpuBackend;
 use crate::error::{Error, Result};
 use crate::profile::{MemoryProfiler, ProfileMode};
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,7 +31,7 @@ pub(super) struct KernelTimer {
     resolve: wgpu::Buffer,
     readback: wgpu::Buffer,
     /// The kernel of each recorded query pair, in order.
-    names: Vec<&'static str>,
+    names: Vec<Cow<'static, str>>,
     /// Profiler time when the first of `names` was recorded.
     first_recorded: Duration,
     /// Nanoseconds per timestamp tick.
@@ -86,7 +87,10 @@ impl KernelTimer {
     }
 
     /// Claims the next query pair for `kernel`; returns the pass's timestamp writes.
-    pub(super) fn claim(&mut self, kernel: &'static str) -> wgpu::ComputePassTimestampWrites<'_> {
+    pub(super) fn claim(
+        &mut self,
+        kernel: Cow<'static, str>,
+    ) -> wgpu::ComputePassTimestampWrites<'_> {
         let i = self.names.len() as u32;
         if i == 0 {
             self.first_recorded = self.profiler.elapsed();
@@ -143,7 +147,7 @@ impl KernelTimer {
             let (start, end) = (ticks[2 * i], ticks[2 * i + 1]);
             let duration = ns(end).saturating_sub(ns(start));
             self.profiler
-                .record_kernel(name, self.first_recorded + ns(start), duration);
+                .record_kernel(&name, self.first_recorded + ns(start), duration);
         }
         Ok(n as usize)
     }

@@ -52,6 +52,17 @@ impl<B: Backend> ManagedBuffer<B> {
     }
 
     /// The backend buffer, borrowed for as long as the handle lives.
+    ///
+    /// # The submission contract
+    /// Dropping the handle releases the buffer, stamped with the latest submission the backend
+    /// knows of; it is reused only once that submission has completed. On
+    /// [`WgpuBackend`](crate::WgpuBackend), GPU work you record yourself on this buffer must
+    /// therefore reach wgmem *before* the handle drops: record it with
+    /// [`WgpuBackend::encode`](crate::WgpuBackend::encode), submit it with
+    /// [`WgpuBackend::submit`](crate::WgpuBackend::submit), or report your own `queue.submit`
+    /// with [`WgpuBackend::track_submission`](crate::WgpuBackend::track_submission). A clone of
+    /// the raw handle (`wgpu::Buffer` is `Clone`) kept past the drop sees the buffer's next owner
+    /// write into it: don't keep one.
     pub fn raw(&self) -> &B::Buffer {
         self.lent.store(true, Ordering::Relaxed);
         &self.pooled().buffer

@@ -10,6 +10,9 @@ use std::sync::Arc;
 
 /// A fully connected layer, weight `[in, out]`, bias `[out]`, optionally followed by a fused
 /// ReLU. Initialised like PyTorch's `nn.Linear`: uniform in `±1/sqrt(in)`, from a seed.
+///
+/// Like PyTorch's, it maps the last dimension: an input `[.., in]` gives `[.., out]` (a
+/// transformer's `[batch, seq, width]` as `batch * seq` rows).
 pub struct Linear {
     ctx: Arc<Context>,
     weight: Parameter,
@@ -89,7 +92,8 @@ impl Module for Linear {
     }
 
     fn forward(&mut self, input: Arc<Tensor>, save: bool) -> Result<Arc<Tensor>> {
-        let [batch, features] = input.dims2("Linear::forward")?;
+        let features = input.shape().last().copied().unwrap_or(0);
+        let batch = input.len() / features.max(1);
         if features != self.inputs() {
             return Err(Error::Shape {
                 op: "Linear::forward",
@@ -98,9 +102,9 @@ impl Module for Linear {
                 reason: format!("the input needs {} columns", self.inputs()),
             });
         }
-        let out = self
-            .ctx
-            .uninit(&[batch, self.outputs()], tags::ACTIVATIONS)?;
+        let mut shape = input.shape().to_vec();
+        *shape.last_mut().expect("checked above") = self.outputs();
+        let out = self.ctx.uninit(&shape, tags::ACTIVATIONS)?;
         let opts = MatmulOptions {
             bias: Some(self.bias.value.raw()),
             activation: self.activation,
@@ -129,12 +133,15 @@ impl Module for Linear {
         let input = self.input.take().ok_or_else(|| missing_saved("Linear"))?;
         let output = self.output.take();
         let gpu = self.ctx.gpu();
-        let [batch, outputs] = grad.dims2("Linear::backward")?;
-        if outputs != self.outputs() || batch != input.shape()[0] {
+        let outputs = grad.shape().last().copied().unwrap_or(0);
+        let batch = input.len() / self.inputs();
+        if outputs != self.outputs() || grad.len() != batch * outputs {
+            let mut right = input.shape().to_vec();
+            *right.last_mut().expect("a saved input has a shape") = self.outputs();
             return Err(Error::Shape {
                 op: "Linear::backward",
                 left: grad.shape().to_vec(),
-                right: vec![input.shape()[0], self.outputs()],
+                right,
                 reason: "the output gradient must match the forward output".into(),
             });
         }
@@ -165,6 +172,7 @@ impl Module for Linear {
             self.weight.grad.raw(),
             &accumulate,
         )?;
+        let input_shape = &input.shape().to_vec();
         drop(input);
         // db += column sums of dy
         let db = self.ctx.uninit(&[outputs], tags::SCRATCH)?;
@@ -174,7 +182,7 @@ impl Module for Linear {
             return Ok(None);
         }
         // dx = dy · Wᵀ
-        let dx = self.ctx.uninit(&[batch, inputs], tags::ACTIVATIONS)?;
+        let dx = self.ctx.uninit(input_shape, tags::ACTIVATIONS)?;
         let trans_b = MatmulOptions {
             trans_b: true,
             ..Default::default()

@@ -8,11 +8,23 @@
 //! without saving, keep a few inputs, recompute the rest.
 
 mod activation;
+mod attention;
+mod block;
+mod dropout;
+mod embedding;
+mod gpt;
+mod layernorm;
 mod linear;
 mod loss;
 mod sequential;
 
 pub use activation::{Gelu, Relu};
+pub use attention::{AttentionKernel, CausalSelfAttention};
+pub use block::{Block, BlockConfig};
+pub use dropout::{Dropout, DropoutSwitch};
+pub use embedding::{EMBEDDING_INIT_STD, Embedding, TiedHead, token_tensor};
+pub use gpt::{GptConfig, generate};
+pub use layernorm::LayerNorm;
 pub use linear::Linear;
 pub use loss::{LossOutput, softmax_cross_entropy};
 pub use sequential::Sequential;

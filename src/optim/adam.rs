@@ -6,9 +6,32 @@ use crate::error::Result;
 use crate::nn::Parameter;
 use crate::tensor::{Tensor, tags};
 
-/// Adam (AdamW with [`Adam::decoupled`]), moments zero-initialised, bias-corrected.
+/// Which parameters weight decay applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DecayMask {
+    /// Every parameter.
+    #[default]
+    All,
+    /// Parameters of two or more dimensions (weight matrices, embedding tables), not biases
+    /// or normalisation scales and shifts (one dimension): GPT-2's and nanoGPT's rule.
+    Matrices,
+}
+
+impl DecayMask {
+    /// Whether a parameter of `shape` is decayed.
+    pub fn decays(self, shape: &[usize]) -> bool {
+        match self {
+            DecayMask::All => true,
+            DecayMask::Matrices => shape.len() >= 2,
+        }
+    }
+}
+
+/// Adam (AdamW with [`Adam::decoupled`] or [`Adam::adamw`]), moments zero-initialised,
+/// bias-corrected.
 pub struct Adam {
     hp: AdamParams,
+    mask: DecayMask,
     moments: Vec<(Tensor, Tensor)>,
     step: u32,
 }
@@ -21,9 +44,26 @@ impl Adam {
                 lr,
                 ..AdamParams::default()
             },
+            mask: DecayMask::All,
             moments: Vec::new(),
             step: 0,
         }
+    }
+
+    /// AdamW as GPTs train with it: decoupled weight decay on the weight matrices and
+    /// embeddings only ([`DecayMask::Matrices`]), betas (0.9, 0.95), eps 1e-8.
+    pub fn adamw(lr: f32, weight_decay: f32) -> Self {
+        let mut adam = Self::new(lr)
+            .decoupled(weight_decay)
+            .with_decay_mask(DecayMask::Matrices);
+        adam.hp.beta2 = 0.95;
+        adam
+    }
+
+    /// Which parameters the weight decay applies to (default [`DecayMask::All`]).
+    pub fn with_decay_mask(mut self, mask: DecayMask) -> Self {
+        self.mask = mask;
+        self
     }
 
     /// AdamW: weight decay applied to the parameters directly.
@@ -59,7 +99,16 @@ impl Optimizer for Adam {
     fn step(&mut self, mut params: Vec<&mut Parameter>) -> Result<()> {
         self.prepare(params.iter_mut().map(|p| &mut **p).collect())?;
         self.step += 1;
+        let undecayed = AdamParams {
+            weight_decay: 0.0,
+            ..self.hp
+        };
         for (p, (m, v)) in params.into_iter().zip(&self.moments) {
+            let hp = if self.mask.decays(p.value.shape()) {
+                &self.hp
+            } else {
+                &undecayed
+            };
             compute::adam(
                 p.value.context().gpu(),
                 p.value.raw(),
@@ -68,7 +117,7 @@ impl Optimizer for Adam {
                 v.raw(),
                 p.value.len(),
                 self.step,
-                &self.hp,
+                hp,
             )?;
             p.zero_grad()?;
         }
@@ -90,8 +139,14 @@ impl Optimizer for Adam {
         self.hp.lr
     }
 
+    fn set_learning_rate(&mut self, lr: f32) {
+        self.hp.lr = lr;
+    }
+
+    /// `None` when a decay mask leaves some parameters undecayed: ZeRO-1's sharded Adam
+    /// applies one decay to every parameter, so it refuses rather than decay biases and norms.
     fn adam_params(&self) -> Option<AdamParams> {
-        Some(self.hp)
+        (self.mask == DecayMask::All || self.hp.weight_decay == 0.0).then_some(self.hp)
     }
 
     fn state_tensors(&self) -> Vec<&Tensor> {

@@ -1,10 +1,20 @@
 //! Optimizers: one kernel pass over each parameter updates it (and its state) in place, then
 //! the gradient is zeroed for the next accumulation.
+//!
+//! What a GPT run adds wraps an optimizer rather than changing it, so it composes with any:
+//! [`ClipGradNorm`] (clipping by global norm) and [`Scheduled`] (warmup then cosine decay of
+//! the learning rate), e.g. `Scheduled::new(Box::new(ClipGradNorm::new(Box::new(
+//! Adam::adamw(lr, 0.1)), 1.0)?), schedule)`. [`Adam::adamw`] decays only weight matrices and
+//! embeddings ([`DecayMask::Matrices`]).
 
 mod adam;
+mod clip;
+mod schedule;
 mod sgd;
 
-pub use adam::Adam;
+pub use adam::{Adam, DecayMask};
+pub use clip::{ClipGradNorm, global_grad_norm};
+pub use schedule::{LrSchedule, Scheduled};
 pub use sgd::Sgd;
 
 use crate::error::Result;
@@ -34,6 +44,9 @@ pub trait Optimizer: Send {
 
     /// The learning rate.
     fn learning_rate(&self) -> f32;
+
+    /// Sets the learning rate of the next steps (a schedule: see [`Scheduled`]).
+    fn set_learning_rate(&mut self, lr: f32);
 
     /// Adam's hyperparameters, for optimizers that are Adam (ZeRO-1 data parallelism replaces
     /// such an optimizer with [`crate::distributed::ShardedAdam`]); `None` otherwise.

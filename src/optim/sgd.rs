@@ -79,6 +79,10 @@ impl Optimizer for Sgd {
         self.hp.lr
     }
 
+    fn set_learning_rate(&mut self, lr: f32) {
+        self.hp.lr = lr;
+    }
+
     fn state_tensors(&self) -> Vec<&Tensor> {
         self.velocity.iter().collect()
     }

@@ -2,9 +2,8 @@
 //! out-of-memory (retrying the step from its first sample), and growing back after calm steps.
 //! The policy is described in the [module docs](super).
 
-use super::{Adaptation, AdaptationReason, Trainer};
+use super::{Adaptation, AdaptationReason, Source, Trainer};
 use crate::checkpoint::CheckpointPolicy;
-use crate::data::Dataset;
 use crate::error::Result;
 use crate::nn::Module;
 use std::sync::Arc;
@@ -36,7 +35,7 @@ impl Trainer {
     /// Measures the activation peak of a forward+backward at two micro-batch sizes and sets
     /// the micro-batch to the largest whose predicted peak fits `budget` bytes (all live
     /// memory, not only activations). Parameters are not changed.
-    pub fn fit_to_budget(&mut self, data: &Dataset, budget: u64) -> Result<usize> {
+    pub fn fit_to_budget<S: Source>(&mut self, data: &S, budget: u64) -> Result<usize> {
         // Optimizer state is created at the first step: leave room for it.
         let param_bytes: u64 = self
             .model
@@ -55,7 +54,7 @@ impl Trainer {
         let mut peaks = Vec::new();
         for rows in [small, big] {
             let indices: Vec<usize> = (0..rows).collect();
-            let batch = data.subset(&indices);
+            let batch = data.select(&indices);
             let ctx = Arc::clone(&self.ctx);
             let memory = ctx.memory();
             memory.reset_peaks();
@@ -84,9 +83,9 @@ impl Trainer {
 
     /// Forward and backward over `batch`; on out-of-memory, discards the partial gradients,
     /// halves the micro-batch and starts over (see the module docs).
-    pub(super) fn accumulate_adapting(
+    pub(super) fn accumulate_adapting<S: Source>(
         &mut self,
-        batch: &Dataset,
+        batch: &S,
         scale: f32,
     ) -> Result<(f64, u64)> {
         loop {

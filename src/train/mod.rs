@@ -28,18 +28,30 @@
 //!
 //! Each adaptation is logged and recorded in the [`TrainingReport`].
 //!
+//! What it trains on is a [`Source`] (the digits' [`crate::data::Dataset`], or
+//! [`crate::text::TokenWindows`] for a language model) and what it minimises an [`Objective`]
+//! ([`SoftmaxCrossEntropy`] unless [`Trainer::with_objective`] replaces it); see `source.rs`
+//! and `objective.rs`. [`Trainer::train_steps_evaluating`] evaluates a validation split every
+//! N steps.
+//!
 //! Data parallel over several processes (MPI, one GPU each): [`Trainer::with_collective`];
 //! see `parallel.rs` for how batches are sharded, gradients reduced in buckets, ZeRO-1, and
 //! why the memory adaptations above stay local to a rank.
 
 mod adapt;
+mod eval;
+mod objective;
 mod parallel;
 mod report;
 mod run;
+mod source;
 mod state;
 mod step;
 
+pub use eval::Evaluation;
+pub use objective::{Objective, SoftmaxCrossEntropy};
 pub use report::{Adaptation, AdaptationReason, EpochReport, RankReport, TrainingReport};
+pub use source::{Source, Targets};
 pub use state::{NamedArray, TrainerState};
 
 use crate::checkpoint::{CheckpointPolicy, GradientCheckpointer};
@@ -147,6 +159,8 @@ pub struct Trainer {
     dp: Option<crate::distributed::DataParallel>,
     /// ZeRO-1's sharded Adam, replacing `optimizer` when `config.zero1`.
     sharded: Option<crate::distributed::ShardedAdam>,
+    /// The loss ([`SoftmaxCrossEntropy`] unless [`Trainer::with_objective`] says otherwise).
+    objective: Box<dyn Objective>,
 }
 
 impl Trainer {
@@ -181,6 +195,7 @@ impl Trainer {
         }
         let zero1 = config.zero1;
         let trainer = Self {
+            objective: Box::new(SoftmaxCrossEntropy),
             dp: None,
             sharded: None,
             checkpointer: GradientCheckpointer::new(config.checkpoint),
@@ -204,6 +219,12 @@ impl Trainer {
             return trainer.with_collective(Box::new(crate::distributed::Local));
         }
         Ok(trainer)
+    }
+
+    /// Replaces the objective (the loss the trainer minimises and evaluates).
+    pub fn with_objective(mut self, objective: Box<dyn Objective>) -> Self {
+        self.objective = objective;
+        self
     }
 
     /// The model.

@@ -29,8 +29,7 @@
 //! adaptations is summed in the per-step all-reduce, and the other ranks count it in
 //! [`TrainingReport::peer_adaptations`](super::TrainingReport::peer_adaptations).
 
-use super::{RankReport, Trainer};
-use crate::data::Dataset;
+use super::{RankReport, Source, Trainer};
 use crate::distributed::{Collective, DataParallel, ShardedAdam, Shards};
 use crate::error::{Error, Result};
 use crate::nn::Module;
@@ -115,10 +114,10 @@ impl Trainer {
     }
 
     /// This rank's rows of `batch`, or `None` when the rank has the whole batch.
-    pub(super) fn shard_of(&self, batch: &Dataset) -> Option<Dataset> {
+    pub(super) fn shard_of<S: Source>(&self, batch: &S) -> Option<S> {
         let dp = self.dp.as_ref().filter(|dp| dp.world_size() > 1)?;
         let rows = Shards::balanced(batch.len(), dp.world_size()).range(dp.rank());
-        Some(batch.subset(&rows.collect::<Vec<_>>()))
+        Some(batch.select(&rows.collect::<Vec<_>>()))
     }
 
     /// Sums each rank's `(loss · rows, correct)` and agrees on failure (see the module docs).

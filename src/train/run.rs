@@ -1,13 +1,12 @@
 //! The loop: the run's position (epoch, batch within it), the epoch orders, and `fit`.
 
-use super::{EpochReport, StepInfo, Trainer, TrainingReport};
-use crate::data::Dataset;
+use super::{EpochReport, Source, StepInfo, Trainer, TrainingReport};
 use crate::error::{Error, Result};
 use std::time::Instant;
 
 impl Trainer {
     /// The batch at the run's position: the next `batch_size` indices of the epoch's order.
-    fn current_batch(&mut self, train: &Dataset) -> Dataset {
+    fn current_batch<S: Source>(&mut self, train: &S) -> S {
         let (epoch, len) = (self.epoch, train.len());
         if !matches!(&self.order, Some((e, l, _)) if *e == epoch && *l == len) {
             let order = train.epoch_order(self.config.seed.wrapping_add(epoch as u64));
@@ -16,14 +15,14 @@ impl Trainer {
         let order = &self.order.as_ref().expect("set above").2;
         let start = (self.batch_in_epoch * self.config.batch_size).min(len);
         let end = (start + self.config.batch_size).min(len);
-        train.subset(&order[start..end])
+        train.select(&order[start..end])
     }
 
     /// One step at the run's position, then moves the position on. Returns the loss, the
     /// accuracy, the batch rows and whether the step finished its epoch.
-    fn step_at_position(
+    fn step_at_position<S: Source>(
         &mut self,
-        train: &Dataset,
+        train: &S,
         epoch_samples: usize,
         on_step: &mut impl FnMut(&StepInfo),
     ) -> Result<(f32, f32, usize, bool)> {
@@ -58,9 +57,9 @@ impl Trainer {
 
     /// Runs `steps` steps from the run's position (crossing epochs, ignoring the configured
     /// epoch count), as [`Self::fit`] would take them; no epoch reports are recorded.
-    pub fn train_steps(
+    pub fn train_steps<S: Source>(
         &mut self,
-        train: &Dataset,
+        train: &S,
         steps: u64,
         mut on_step: impl FnMut(&StepInfo),
     ) -> Result<()> {
@@ -75,10 +74,10 @@ impl Trainer {
 
     /// Trains from the run's position (the start, or where [`Self::load_state`] left off) to
     /// the end of the configured epochs, calling `on_step` after every step.
-    pub fn fit(
+    pub fn fit<S: Source>(
         &mut self,
-        train: &Dataset,
-        test: Option<&Dataset>,
+        train: &S,
+        test: Option<&S>,
         mut on_step: impl FnMut(&StepInfo),
     ) -> Result<TrainingReport> {
         if train.is_empty() {

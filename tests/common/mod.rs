@@ -2,6 +2,8 @@
 //! random data, and CPU references.
 #![allow(dead_code)]
 
+pub mod gradcheck;
+
 use std::io::Read;
 use std::sync::{Arc, OnceLock};
 use wgmem::data::Dataset;

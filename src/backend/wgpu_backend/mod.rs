@@ -5,12 +5,19 @@
 //! step costs few submits. Every submit gets a [`SubmissionIndex`]; a callback from
 //! `on_submitted_work_done` advances the completed index, which is what lets the pool reuse a
 //! buffer only once the GPU is done with it.
+//!
+//! The device is wgmem's own ([`WgpuBackend::new`], [`WgpuBackend::with_options`]) or the
+//! application's ([`WgpuBackend::from_device`], in `device.rs` with the submission contract for
+//! work the application records itself).
 
 mod budget;
+mod device;
 mod mapping;
 mod select;
+mod usage_map;
 mod zero_copy;
 
+pub use device::DeviceSignals;
 pub(crate) use mapping::MapRequest;
 
 use super::{
@@ -52,7 +59,8 @@ pub const DEFAULT_FLUSH_EVERY: u64 = 24;
 
 /// The wgpu implementation of [`Backend`].
 pub struct WgpuBackend {
-    adapter: wgpu::Adapter,
+    /// The adapter wgmem chose; `None` on a device the application handed over.
+    adapter: Option<wgpu::Adapter>,
     device: wgpu::Device,
     queue: wgpu::Queue,
     description: AdapterDescription,
@@ -87,7 +95,9 @@ impl WgpuBackend {
         Self::with_options(WgpuBackendOptions::default())
     }
 
-    /// Creates a backend with explicit options.
+    /// Creates a backend with explicit options, on a device of its own (see
+    /// [`Self::from_device`] for running on the application's device). Installs the device's
+    /// lost and uncaptured-error callbacks, which no one else owns here.
     pub fn with_options(options: WgpuBackendOptions) -> Result<Self> {
         let backends = options.backends.unwrap_or_else(|| {
             select::backends_from_env(wgpu::Backends::all() - wgpu::Backends::BROWSER_WEBGPU)
@@ -114,18 +124,22 @@ impl WgpuBackend {
             reason: e.to_string(),
         })?;
 
+        let backend = Self::assemble(Some(adapter), device, queue, &options)?;
+        backend.install_callbacks();
+        Ok(backend)
+    }
+
+    /// The backend over `device`, with `adapter` when wgmem chose it. Reads limits, features
+    /// and adapter information from the device and installs nothing on it (`device.rs`).
+    fn assemble(
+        adapter: Option<wgpu::Adapter>,
+        device: wgpu::Device,
+        queue: wgpu::Queue,
+        options: &WgpuBackendOptions,
+    ) -> Result<Self> {
+        let info = device.adapter_info();
         let lost = Arc::new(Mutex::new(None));
-        let lost_in_callback = Arc::clone(&lost);
-        device.set_device_lost_callback(move |reason, message| {
-            log::error!("wgpu device lost ({reason:?}): {message}");
-            *lock(&lost_in_callback) = Some(format!("{reason:?}: {message}"));
-        });
         let uncaptured = Arc::new(AtomicU64::new(0));
-        let counter = Arc::clone(&uncaptured);
-        device.on_uncaptured_error(Arc::new(move |error| {
-            counter.fetch_add(1, Ordering::Relaxed);
-            log::error!("uncaptured wgpu error: {error}");
-        }));
 
         let limits = device.limits();
         let (memory_budget, budget_source, unified) =
@@ -185,13 +199,23 @@ impl WgpuBackend {
     }
 
     /// The wgpu queue.
+    ///
+    /// # The submission contract
+    /// wgmem does not see what is submitted here directly. Work that uses pooled buffers must
+    /// reach wgmem before their [`ManagedBuffer`](crate::ManagedBuffer)s drop, or a buffer may be
+    /// handed out again while that work still runs: record it with [`Self::encode`], submit it
+    /// with [`Self::submit`] (which submits wgmem's pending batch first), or, after
+    /// [`Self::flush`] and your own `queue.submit`, report it with [`Self::track_submission`].
+    /// Writes with `queue.write_buffer` are ordered before the *next* submission, so call
+    /// [`Self::flush`] first when wgmem work recorded earlier must see the old contents.
     pub fn queue(&self) -> &wgpu::Queue {
         &self.queue
     }
 
-    /// The wgpu adapter.
-    pub fn wgpu_adapter(&self) -> &wgpu::Adapter {
-        &self.adapter
+    /// The wgpu adapter, when wgmem chose it; `None` for [`Self::from_device`] (the device's
+    /// [`Self::adapter_info`] is known either way).
+    pub fn wgpu_adapter(&self) -> Option<&wgpu::Adapter> {
+        self.adapter.as_ref()
     }
 
     /// How many `create_buffer` calls this backend has made (allocations plus staging).
@@ -237,7 +261,7 @@ impl WgpuBackend {
         // before commands recorded earlier.
         let mut pending = lock(&self.pending);
         if let Some(encoder) = pending.take() {
-            self.submit(encoder.finish());
+            self.submit_batch([encoder.finish()]);
         }
         self.recorded.store(0, Ordering::Relaxed);
         self.has_pending.store(false, Ordering::SeqCst);
@@ -245,10 +269,19 @@ impl WgpuBackend {
         Ok(self.submitted.load(Ordering::SeqCst))
     }
 
-    fn submit(&self, commands: wgpu::CommandBuffer) -> SubmissionIndex {
+    fn submit_batch(
+        &self,
+        commands: impl IntoIterator<Item = wgpu::CommandBuffer>,
+    ) -> SubmissionIndex {
         // This submit carries every queue write made before it.
         self.zero_copy.queued_writes.store(false, Ordering::SeqCst);
-        let theirs = self.queue.submit([commands]);
+        let theirs = self.queue.submit(commands);
+        self.record_submission(theirs)
+    }
+
+    /// Gives wgpu's submission `theirs` the next index of ours, and advances the completed
+    /// index once the GPU has finished it (and everything submitted before it).
+    fn record_submission(&self, theirs: wgpu::SubmissionIndex) -> SubmissionIndex {
         let index = self.submitted.fetch_add(1, Ordering::SeqCst) + 1;
         {
             let mut recent = lock(&self.recent);
@@ -424,6 +457,7 @@ impl Backend for WgpuBackend {
             BufferUsage::Uniform => wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             BufferUsage::Readback => wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             BufferUsage::Upload => wgpu::BufferUsages::MAP_WRITE | wgpu::BufferUsages::COPY_SRC,
+            BufferUsage::Custom(flags) => return self.allocate_custom(size, flags),
         };
         self.create_buffer(size, usages, "wgmem buffer")
     }

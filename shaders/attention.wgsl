@@ -1,0 +1,333 @@
+// Fused causal self-attention, FlashAttention-2 style, forward and backward.
+//
+// Layout. qkv: [batch * seq, 3 * width], row b * seq + t; columns [0, width) are the queries,
+// [width, 2 width) the keys, [2 width, 3 width) the values; head h owns columns
+// [h * dim, (h + 1) * dim) of each part. o and do: [batch * seq, width], same head columns.
+// lse and delta: [batch * heads, seq]. The grid is (tiles along seq, batch * heads).
+//
+// Nothing of size seq x seq is ever written: the forward pass keeps, per query row, a running
+// maximum m, a running sum l and an output accumulator, and folds in one tile of keys at a
+// time from workgroup memory (online softmax); it saves only lse = m + log(l) per row. The
+// backward pass recomputes the probabilities p = exp(s - lse) tile by tile. With no float
+// atomics in WGSL, the gradients are split by owner instead of accumulated across
+// workgroups: attn_dq gives each thread a query row (dq), attn_dkdv each thread a key row
+// (dk, dv). Every sum runs in a fixed order, so results are bit-for-bit repeatable.
+//
+// Masking: key j is visible to query i iff j <= i. Tiles wholly above the diagonal are
+// skipped; masked scores are -1e30, whose exp underflows to exactly 0 (no inf arithmetic).
+//
+// Head sizes up to DMAX = 64. Every row is held as 16 vec4s, components past the head size
+// zero, and every loop over them has the constant trip count D4: a compiler can unroll them and
+// keep the per-thread arrays in registers (a loop bounded by the runtime head size would force
+// them into local memory). A head of 64 wastes nothing; smaller heads compute on zeros.
+
+override WG: u32 = 256u; // Unused: the workgroup sizes below are fixed.
+
+struct Params {
+    batch: u32,
+    seq: u32,
+    heads: u32,
+    dim: u32,
+    width: u32,
+    scale: f32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+// attn_forward: o. attn_dq, attn_dkdv: dqkv (each writes its own part).
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@group(0) @binding(2) var<storage, read> qkv: array<f32>;
+// Written by attn_forward, read by the backward kernels.
+@group(0) @binding(3) var<storage, read_write> lse: array<f32>;
+@group(0) @binding(4) var<storage, read> dout: array<f32>;
+// delta[i] = dot(do_i, o_i): written by attn_dq, read by attn_dkdv.
+@group(0) @binding(5) var<storage, read_write> delta: array<f32>;
+@group(0) @binding(6) var<storage, read> o: array<f32>;
+
+const DMAX: u32 = 64u;
+const D4: u32 = 16u;
+// Rows per workgroup (one per thread), keys per tile in forward and attn_dq, queries per tile
+// in attn_dkdv.
+const ROWS: u32 = 64u;
+const KEYS: u32 = 32u;
+const QUERIES: u32 = 16u;
+const MASKED: f32 = -1e30;
+
+// K and V tiles of attn_forward and attn_dq: 2 x 8 KiB (WebGPU's 16 KiB default limit).
+var<workgroup> tile_a: array<vec4<f32>, 512>;
+var<workgroup> tile_b: array<vec4<f32>, 512>;
+// Q and dO tiles of attn_dkdv: 2 x 4 KiB.
+var<workgroup> tile_q: array<vec4<f32>, 256>;
+var<workgroup> tile_do: array<vec4<f32>, 256>;
+var<workgroup> tile_lse: array<f32, 16>;
+var<workgroup> tile_delta: array<f32, 16>;
+
+// Index into qkv (and dqkv) of component 0 of row (b, t), part 0/1/2 (q/k/v), head h.
+fn qkv_row(b: u32, t: u32, part: u32, h: u32) -> u32 {
+    return (b * params.seq + t) * 3u * params.width + part * params.width + h * params.dim;
+}
+
+// Index into o / do of component 0 of row (b, t), head h.
+fn o_row(b: u32, t: u32, h: u32) -> u32 {
+    return (b * params.seq + t) * params.width + h * params.dim;
+}
+
+// Components 4c .. 4c + 3 of the row at `base` of qkv, zero past the head size.
+fn qkv4(base: u32, c: u32) -> vec4<f32> {
+    var v = vec4<f32>(0.0);
+    for (var k = 0u; k < 4u; k++) {
+        if (4u * c + k < params.dim) {
+            v[k] = qkv[base + 4u * c + k];
+        }
+    }
+    return v;
+}
+
+fn dout4(base: u32, c: u32) -> vec4<f32> {
+    var v = vec4<f32>(0.0);
+    for (var k = 0u; k < 4u; k++) {
+        if (4u * c + k < params.dim) {
+            v[k] = dout[base + 4u * c + k];
+        }
+    }
+    return v;
+}
+
+fn o4(base: u32, c: u32) -> vec4<f32> {
+    var v = vec4<f32>(0.0);
+    for (var k = 0u; k < 4u; k++) {
+        if (4u * c + k < params.dim) {
+            v[k] = o[base + 4u * c + k];
+        }
+    }
+    return v;
+}
+
+// Stores components 4c .. 4c + 3 that lie within the head size into `out` at `base`.
+fn store4(base: u32, c: u32, v: vec4<f32>) {
+    for (var k = 0u; k < 4u; k++) {
+        if (4u * c + k < params.dim) {
+            out[base + 4u * c + k] = v[k];
+        }
+    }
+}
+
+// Loads keys [k0, k0 + KEYS) of head (b, h) into tile_a (K) and tile_b (V); zeros past seq.
+fn load_kv(l: u32, b: u32, h: u32, k0: u32) {
+    for (var e = l; e < KEYS * D4; e += ROWS) {
+        let key = k0 + e / D4;
+        var k = vec4<f32>(0.0);
+        var v = vec4<f32>(0.0);
+        if (key < params.seq) {
+            k = qkv4(qkv_row(b, key, 1u, h), e % D4);
+            v = qkv4(qkv_row(b, key, 2u, h), e % D4);
+        }
+        tile_a[e] = k;
+        tile_b[e] = v;
+    }
+}
+
+@compute @workgroup_size(64)
+fn attn_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l: u32) {
+    let b = wg.y / params.heads;
+    let h = wg.y % params.heads;
+    let q0 = wg.x * ROWS;
+    let i = q0 + l;
+    let valid = i < params.seq;
+    var q: array<vec4<f32>, 16>;
+    var acc: array<vec4<f32>, 16>;
+    for (var c = 0u; c < D4; c++) {
+        acc[c] = vec4<f32>(0.0);
+        q[c] = vec4<f32>(0.0);
+        if (valid) {
+            q[c] = qkv4(qkv_row(b, i, 0u, h), c) * params.scale;
+        }
+    }
+    var m = MASKED;
+    var sum = 0.0;
+    // Key tiles up to the diagonal of this workgroup's last row.
+    let last = min(params.seq, q0 + ROWS) - 1u;
+    let tiles = last / KEYS + 1u;
+    for (var kt = 0u; kt < tiles; kt++) {
+        let k0 = kt * KEYS;
+        workgroupBarrier();
+        load_kv(l, b, h, k0);
+        workgroupBarrier();
+        if (valid && k0 <= i) {
+            var s: array<f32, 32>;
+            var tile_max = MASKED;
+            for (var j = 0u; j < KEYS; j++) {
+                var v = MASKED;
+                if (k0 + j <= i) {
+                    v = 0.0;
+                    for (var c = 0u; c < D4; c++) {
+                        v += dot(q[c], tile_a[j * D4 + c]);
+                    }
+                }
+                s[j] = v;
+                tile_max = max(tile_max, v);
+            }
+            let m_new = max(m, tile_max);
+            let correction = exp(m - m_new);
+            sum *= correction;
+            for (var c = 0u; c < D4; c++) {
+                acc[c] *= correction;
+            }
+            for (var j = 0u; j < KEYS; j++) {
+                if (k0 + j <= i) {
+                    let p = exp(s[j] - m_new);
+                    sum += p;
+                    for (var c = 0u; c < D4; c++) {
+                        acc[c] += p * tile_b[j * D4 + c];
+                    }
+                }
+            }
+            m = m_new;
+        }
+    }
+    if (valid) {
+        let inv = 1.0 / sum;
+        let base = o_row(b, i, h);
+        for (var c = 0u; c < D4; c++) {
+            store4(base, c, acc[c] * inv);
+        }
+        lse[wg.y * params.seq + i] = m + log(sum);
+    }
+}
+
+// dq_i = scale * sum_j p_ij (dp_ij - delta_i) k_j, with dp_ij = do_i . v_j.
+@compute @workgroup_size(64)
+fn attn_dq(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l: u32) {
+    let b = wg.y / params.heads;
+    let h = wg.y % params.heads;
+    let q0 = wg.x * ROWS;
+    let i = q0 + l;
+    let valid = i < params.seq;
+    var q: array<vec4<f32>, 16>;
+    var g: array<vec4<f32>, 16>;
+    var dq: array<vec4<f32>, 16>;
+    var di = 0.0;
+    var li = 0.0;
+    for (var c = 0u; c < D4; c++) {
+        dq[c] = vec4<f32>(0.0);
+        q[c] = vec4<f32>(0.0);
+        g[c] = vec4<f32>(0.0);
+        if (valid) {
+            q[c] = qkv4(qkv_row(b, i, 0u, h), c) * params.scale;
+            g[c] = dout4(o_row(b, i, h), c);
+            di += dot(g[c], o4(o_row(b, i, h), c));
+        }
+    }
+    if (valid) {
+        li = lse[wg.y * params.seq + i];
+        delta[wg.y * params.seq + i] = di;
+    }
+    let last = min(params.seq, q0 + ROWS) - 1u;
+    let tiles = last / KEYS + 1u;
+    for (var kt = 0u; kt < tiles; kt++) {
+        let k0 = kt * KEYS;
+        workgroupBarrier();
+        load_kv(l, b, h, k0);
+        workgroupBarrier();
+        if (valid && k0 <= i) {
+            for (var j = 0u; j < KEYS; j++) {
+                if (k0 + j <= i) {
+                    var s = 0.0;
+                    var dp = 0.0;
+                    for (var c = 0u; c < D4; c++) {
+                        s += dot(q[c], tile_a[j * D4 + c]);
+                        dp += dot(g[c], tile_b[j * D4 + c]);
+                    }
+                    let ds = exp(s - li) * (dp - di);
+                    for (var c = 0u; c < D4; c++) {
+                        dq[c] += ds * tile_a[j * D4 + c];
+                    }
+                }
+            }
+        }
+    }
+    if (valid) {
+        let base = qkv_row(b, i, 0u, h);
+        for (var c = 0u; c < D4; c++) {
+            store4(base, c, dq[c] * params.scale);
+        }
+    }
+}
+
+// dv_j = sum_i p_ij do_i and dk_j = scale * sum_i p_ij (dp_ij - delta_i) q_i over i >= j.
+@compute @workgroup_size(64)
+fn attn_dkdv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l: u32) {
+    let b = wg.y / params.heads;
+    let h = wg.y % params.heads;
+    let k0 = wg.x * ROWS;
+    let j = k0 + l;
+    let valid = j < params.seq;
+    var k: array<vec4<f32>, 16>;
+    var v: array<vec4<f32>, 16>;
+    var dk: array<vec4<f32>, 16>;
+    var dv: array<vec4<f32>, 16>;
+    for (var c = 0u; c < D4; c++) {
+        dk[c] = vec4<f32>(0.0);
+        dv[c] = vec4<f32>(0.0);
+        k[c] = vec4<f32>(0.0);
+        v[c] = vec4<f32>(0.0);
+        if (valid) {
+            k[c] = qkv4(qkv_row(b, j, 1u, h), c) * params.scale;
+            v[c] = qkv4(qkv_row(b, j, 2u, h), c);
+        }
+    }
+    // Query tiles from the one holding this workgroup's first key to the end.
+    let tiles = (params.seq + QUERIES - 1u) / QUERIES;
+    for (var qt = k0 / QUERIES; qt < tiles; qt++) {
+        let i0 = qt * QUERIES;
+        workgroupBarrier();
+        for (var e = l; e < QUERIES * D4; e += ROWS) {
+            let i = i0 + e / D4;
+            var qe = vec4<f32>(0.0);
+            var ge = vec4<f32>(0.0);
+            if (i < params.seq) {
+                qe = qkv4(qkv_row(b, i, 0u, h), e % D4);
+                ge = dout4(o_row(b, i, h), e % D4);
+            }
+            tile_q[e] = qe;
+            tile_do[e] = ge;
+        }
+        if (l < QUERIES) {
+            var ld = vec2<f32>(0.0, 0.0);
+            if (i0 + l < params.seq) {
+                ld = vec2<f32>(lse[wg.y * params.seq + i0 + l], delta[wg.y * params.seq + i0 + l]);
+            }
+            tile_lse[l] = ld.x;
+            tile_delta[l] = ld.y;
+        }
+        workgroupBarrier();
+        if (valid && i0 + QUERIES > j) {
+            for (var r = 0u; r < QUERIES; r++) {
+                let i = i0 + r;
+                if (i >= j && i < params.seq) {
+                    var s = 0.0;
+                    var dp = 0.0;
+                    for (var c = 0u; c < D4; c++) {
+                        s += dot(k[c], tile_q[r * D4 + c]);
+                        dp += dot(v[c], tile_do[r * D4 + c]);
+                    }
+                    let p = exp(s - tile_lse[r]);
+                    let ds = p * (dp - tile_delta[r]);
+                    for (var c = 0u; c < D4; c++) {
+                        dv[c] += p * tile_do[r * D4 + c];
+                        dk[c] += ds * tile_q[r * D4 + c];
+                    }
+                }
+            }
+        }
+    }
+    if (valid) {
+        let kb = qkv_row(b, j, 1u, h);
+        let vb = qkv_row(b, j, 2u, h);
+        for (var c = 0u; c < D4; c++) {
+            store4(kb, c, dk[c] * params.scale);
+            store4(vb, c, dv[c]);
+        }
+    }
+}

@@ -1,0 +1,49 @@
+// Dropout with a counter-based mask: element i of step `step` under seed `seed` is kept iff
+// hash(seed, step, i) >= threshold, where threshold = p * 2^32. Kept elements are scaled by
+// 1 / (1 - p). The mask is never stored: backward recomputes it from the same three numbers,
+// so a checkpointed recompute and the plain pass drop the same elements.
+//
+// The hash is Wellons' lowbias32 applied to a chain of the three words (a strong 32-bit
+// integer mixer, cheap on every GPU).
+
+override WG: u32 = 256u; // Unused: the workgroup sizes below are fixed.
+
+struct Params {
+    n: u32,
+    seed_lo: u32,
+    seed_hi: u32,
+    step: u32,
+    threshold: u32,
+    scale: f32,
+    groups_x: u32,
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+@group(0) @binding(2) var<storage, read> x: array<f32>;
+
+fn lowbias32(v: u32) -> u32 {
+    var x = v;
+    x ^= x >> 16u;
+    x *= 0x7feb352du;
+    x ^= x >> 15u;
+    x *= 0x846ca68bu;
+    x ^= x >> 16u;
+    return x;
+}
+
+fn keep(i: u32) -> bool {
+    let key = lowbias32(params.seed_lo ^ lowbias32(params.seed_hi ^ lowbias32(params.step)));
+    return lowbias32(i ^ key) >= params.threshold;
+}
+
+// y = x * mask * scale (forward: x is the input; backward: x is the output gradient).
+@compute @workgroup_size(256)
+fn dropout_apply(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = gid.x + gid.y * params.groups_x * 256u;
+    if (i >= params.n) {
+        return;
+    }
+    y[i] = select(0.0, x[i] * params.scale, keep(i));
+}

@@ -1,0 +1,372 @@
+//! `Embedding`: token ids to vectors (plus learned positions), and [`TiedHead`], the output
+//! layer that reuses the token table.
+//!
+//! Token ids enter as an ordinary `[batch, seq]` tensor of f32 integers (see
+//! [`token_tensor`], which checks them on the host where they are known), so an embedding is a
+//! [`Module`] like any other and a whole GPT fits a [`super::Sequential`]. The backward pass
+//! sums each table row's gradient in a fixed order (no float atomics in WGSL), so it is
+//! deterministic.
+
+use super::{Module, Parameter, missing_saved};
+use crate::compute::{self, EmbeddingDims, MatmulOptions};
+use crate::error::{Error, Result};
+use crate::tensor::{Context, Tensor, tags};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::sync::{Arc, Weak};
+
+/// The standard deviation of GPT-2's initialisation, used for the tables.
+pub const EMBEDDING_INIT_STD: f32 = 0.02;
+
+/// `n` values from a normal distribution `N(0, std²)` drawn from `seed` (Box-Muller).
+pub(crate) fn normal_values(seed: u64, n: usize, std: f32) -> Vec<f32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    (0..n)
+        .map(|_| {
+            let u: f64 = 1.0 - rng.random::<f64>();
+            let v: f64 = rng.random::<f64>();
+            ((-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()) as f32 * std
+        })
+        .collect()
+}
+
+/// Uploads `ids` (`batch * seq` token ids, row-major) as the `[batch, seq]` input of an
+/// [`Embedding`], after checking every id is below `vocab`.
+pub fn token_tensor(
+    ctx: &Arc<Context>,
+    ids: &[u32],
+    [batch, seq]: [usize; 2],
+    vocab: usize,
+) -> Result<Tensor> {
+    if ids.len() != batch * seq {
+        return Err(Error::Shape {
+            op: "token_tensor",
+            left: vec![ids.len()],
+            right: vec![batch, seq],
+            reason: "one id per position of each sequence".into(),
+        });
+    }
+    if let Some((at, &id)) = ids
+        .iter()
+        .enumerate()
+        .find(|&(_, &id)| id as usize >= vocab)
+    {
+        return Err(Error::invalid(
+            "token id",
+            format!("id {id} at position {at} is not below the vocabulary size {vocab}"),
+        ));
+    }
+    if vocab > 1 << 24 {
+        return Err(Error::invalid(
+            "vocabulary size",
+            format!("{vocab}: ids travel as f32, exact only below 2^24"),
+        ));
+    }
+    let values: Vec<f32> = ids.iter().map(|&id| id as f32).collect();
+    ctx.from_slice(&values, &[batch, seq], tags::DATA)
+}
+
+/// Token embedding `[vocab, width]`, optionally plus learned positions `[context, width]`:
+/// `y[b, t] = token[ids[b, t]] + position[t]`. Input `[batch, seq]` ids, output
+/// `[batch, seq, width]`. Tables start as `N(0, 0.02²)` (GPT-2).
+pub struct Embedding {
+    ctx: Arc<Context>,
+    table: Parameter,
+    positions: Option<Parameter>,
+    ids: Option<Arc<Tensor>>,
+    alive: Arc<()>,
+}
+
+impl Embedding {
+    /// A token table of `vocab` rows of `width`, drawn from `seed`.
+    pub fn new(ctx: &Arc<Context>, vocab: usize, width: usize, seed: u64) -> Result<Self> {
+        if vocab == 0 || width == 0 {
+            return Err(Error::invalid(
+                "Embedding size",
+                format!("vocab {vocab}, width {width}: both must be at least 1"),
+            ));
+        }
+        let values = normal_values(seed, vocab * width, EMBEDDING_INIT_STD);
+        Ok(Self {
+            ctx: Arc::clone(ctx),
+            table: parameter(ctx, "token", &values, &[vocab, width])?,
+            positions: None,
+            ids: None,
+            alive: Arc::new(()),
+        })
+    }
+
+    /// Adds a learned position table for sequences of up to `context` tokens (seed `seed`).
+    pub fn with_positions(mut self, context: usize, seed: u64) -> Result<Self> {
+        if context == 0 {
+            return Err(Error::invalid("Embedding context", "at least 1 position"));
+        }
+        let values = normal_values(seed, context * self.width(), EMBEDDING_INIT_STD);
+        self.positions = Some(parameter(
+            &self.ctx,
+            "position",
+            &values,
+            &[context, self.width()],
+        )?);
+        Ok(self)
+    }
+
+    /// Rows of the token table.
+    pub fn vocab(&self) -> usize {
+        self.table.value.shape()[0]
+    }
+
+    /// Features per token.
+    pub fn width(&self) -> usize {
+        self.table.value.shape()[1]
+    }
+
+    /// The longest sequence the position table covers (`None` without positions).
+    pub fn context(&self) -> Option<usize> {
+        self.positions.as_ref().map(|p| p.value.shape()[0])
+    }
+
+    /// The token table.
+    pub fn table(&self) -> &Parameter {
+        &self.table
+    }
+
+    /// The position table.
+    pub fn positions(&self) -> Option<&Parameter> {
+        self.positions.as_ref()
+    }
+
+    /// [`token_tensor`] with this table's vocabulary, and the context checked too.
+    pub fn tokens(&self, ids: &[u32], batch: usize, seq: usize) -> Result<Tensor> {
+        self.check_seq(seq)?;
+        token_tensor(&self.ctx, ids, [batch, seq], self.vocab())
+    }
+
+    /// An output layer `[.., width] → [.., vocab]` computing `x · tableᵀ` with this table: its
+    /// gradient accumulates into [`Embedding::table`]'s, so the optimizer (which sees the
+    /// table once, through the embedding) updates one tied parameter.
+    pub fn tied_head(&self) -> TiedHead {
+        TiedHead {
+            ctx: Arc::clone(&self.ctx),
+            table: self.table.value.raw().clone(),
+            grad: self.table.grad.raw().clone(),
+            vocab: self.vocab(),
+            width: self.width(),
+            owner: Arc::downgrade(&self.alive),
+            input: None,
+        }
+    }
+
+    fn check_seq(&self, seq: usize) -> Result<()> {
+        match self.context() {
+            Some(context) if seq > context => Err(Error::invalid(
+                "sequence length",
+                format!("{seq} tokens exceed the position table of {context}"),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn parameter(ctx: &Arc<Context>, name: &str, data: &[f32], shape: &[usize]) -> Result<Parameter> {
+    Ok(Parameter {
+        name: name.to_string(),
+        value: ctx.from_slice(data, shape, tags::PARAMS)?,
+        grad: ctx.zeros(shape, tags::GRADIENTS)?,
+    })
+}
+
+impl Module for Embedding {
+    fn name(&self) -> String {
+        match self.context() {
+            Some(c) => format!(
+                "Embedding({}x{}, {c} positions)",
+                self.vocab(),
+                self.width()
+            ),
+            None => format!("Embedding({}x{})", self.vocab(), self.width()),
+        }
+    }
+
+    fn forward(&mut self, input: Arc<Tensor>, save: bool) -> Result<Arc<Tensor>> {
+        let [batch, seq] = input.dims2("Embedding::forward")?;
+        self.check_seq(seq)?;
+        let width = self.width();
+        let out = self.ctx.uninit(&[batch, seq, width], tags::ACTIVATIONS)?;
+        let dims = EmbeddingDims {
+            rows: batch * seq,
+            seq,
+            width,
+            vocab: self.vocab(),
+        };
+        compute::embedding_forward(
+            self.ctx.gpu(),
+            dims,
+            input.raw(),
+            self.table.value.raw(),
+            self.positions.as_ref().map(|p| p.value.raw()),
+            out.raw(),
+        )?;
+        if save {
+            self.ids = Some(input);
+        }
+        Ok(Arc::new(out))
+    }
+
+    fn backward(&mut self, grad: Tensor, _input_grad: bool) -> Result<Option<Tensor>> {
+        let ids = self.ids.take().ok_or_else(|| missing_saved("Embedding"))?;
+        let [batch, seq] = ids.dims2("Embedding::backward")?;
+        let dims = EmbeddingDims {
+            rows: batch * seq,
+            seq,
+            width: self.width(),
+            vocab: self.vocab(),
+        };
+        if grad.len() != dims.rows * dims.width {
+            return Err(Error::Shape {
+                op: "Embedding::backward",
+                left: grad.shape().to_vec(),
+                right: vec![batch, seq, dims.width],
+                reason: "the output gradient must match the forward output".into(),
+            });
+        }
+        let gpu = self.ctx.gpu();
+        compute::embedding_backward_table(gpu, dims, ids.raw(), grad.raw(), self.table.grad.raw())?;
+        if let Some(p) = &self.positions {
+            compute::embedding_backward_positions(gpu, dims, grad.raw(), p.grad.raw())?;
+        }
+        // Token ids have no gradient.
+        Ok(None)
+    }
+
+    fn parameters(&mut self) -> Vec<&mut Parameter> {
+        let mut params = vec![&mut self.table];
+        params.extend(self.positions.as_mut());
+        params
+    }
+
+    fn clear_saved(&mut self) {
+        self.ids = None;
+    }
+
+    fn forward_flops(&self, batch: usize) -> u64 {
+        (batch * self.width()) as u64
+    }
+}
+
+/// The output layer tied to an [`Embedding`]'s token table (see [`Embedding::tied_head`]).
+/// It owns no parameter; using it after its embedding was dropped is an error.
+pub struct TiedHead {
+    ctx: Arc<Context>,
+    table: wgpu::Buffer,
+    grad: wgpu::Buffer,
+    vocab: usize,
+    width: usize,
+    owner: Weak<()>,
+    input: Option<Arc<Tensor>>,
+}
+
+impl TiedHead {
+    fn check_owner(&self) -> Result<()> {
+        if self.owner.strong_count() == 0 {
+            return Err(Error::invalid(
+                "TiedHead",
+                "its embedding was dropped; keep the embedding in the model",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Module for TiedHead {
+    fn name(&self) -> String {
+        format!("TiedHead({}→{})", self.width, self.vocab)
+    }
+
+    fn forward(&mut self, input: Arc<Tensor>, save: bool) -> Result<Arc<Tensor>> {
+        self.check_owner()?;
+        let features = input.shape().last().copied().unwrap_or(0);
+        if features != self.width {
+            return Err(Error::Shape {
+                op: "TiedHead::forward",
+                left: input.shape().to_vec(),
+                right: vec![self.vocab, self.width],
+                reason: format!("the input needs {} features", self.width),
+            });
+        }
+        let rows = input.len() / self.width;
+        let mut shape = input.shape().to_vec();
+        *shape.last_mut().expect("checked above") = self.vocab;
+        let out = self.ctx.uninit(&shape, tags::ACTIVATIONS)?;
+        let trans_b = MatmulOptions {
+            trans_b: true,
+            ..Default::default()
+        };
+        compute::matmul(
+            self.ctx.gpu(),
+            input.raw(),
+            [rows, self.width],
+            &self.table,
+            [self.vocab, self.width],
+            out.raw(),
+            &trans_b,
+        )?;
+        if save {
+            self.input = Some(input);
+        }
+        Ok(Arc::new(out))
+    }
+
+    fn backward(&mut self, grad: Tensor, input_grad: bool) -> Result<Option<Tensor>> {
+        self.check_owner()?;
+        let input = self.input.take().ok_or_else(|| missing_saved("TiedHead"))?;
+        let rows = input.len() / self.width;
+        if grad.len() != rows * self.vocab {
+            return Err(Error::Shape {
+                op: "TiedHead::backward",
+                left: grad.shape().to_vec(),
+                right: vec![rows, self.vocab],
+                reason: "the output gradient must match the forward output".into(),
+            });
+        }
+        let gpu = self.ctx.gpu();
+        // d table += dyᵀ · x
+        let accumulate = MatmulOptions {
+            trans_a: true,
+            accumulate: true,
+            ..Default::default()
+        };
+        compute::matmul(
+            gpu,
+            grad.raw(),
+            [rows, self.vocab],
+            input.raw(),
+            [rows, self.width],
+            &self.grad,
+            &accumulate,
+        )?;
+        if !input_grad {
+            return Ok(None);
+        }
+        // dx = dy · table
+        let dx = self.ctx.uninit(input.shape(), tags::ACTIVATIONS)?;
+        compute::matmul(
+            gpu,
+            grad.raw(),
+            [rows, self.vocab],
+            &self.table,
+            [self.vocab, self.width],
+            dx.raw(),
+            &MatmulOptions::default(),
+        )?;
+        Ok(Some(dx))
+    }
+
+    fn clear_saved(&mut self) {
+        self.input = None;
+    }
+
+    fn forward_flops(&self, batch: usize) -> u64 {
+        2 * (batch * self.width * self.vocab) as u64
+    }
+}
