@@ -197,6 +197,20 @@ pub enum Error {
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
 
+    /// A named file could not be read or written: the path, the operation and the OS's
+    /// answer, so a missing or unreadable file is named rather than reported as a bare
+    /// "No such file or directory".
+    #[error("cannot {op} {}: {source}", path.display())]
+    File {
+        /// `"read"` or `"write"`.
+        op: &'static str,
+        /// The file.
+        path: std::path::PathBuf,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+
     /// A file the crate reads (an OS statistics file such as `/proc/pressure/memory` or a
     /// cgroup's `memory.events`) does not have the expected form.
     #[error("{}:{line}: expected {expected}, found {}", file.display(), quoted_or_eof(found))]
@@ -273,6 +287,15 @@ impl Error {
     /// True when freeing memory and retrying might succeed.
     pub fn is_out_of_memory(&self) -> bool {
         matches!(self, Error::OutOfMemory(_))
+    }
+
+    /// [`Error::File`] for `op` on `path`.
+    pub(crate) fn file(op: &'static str, path: &std::path::Path, source: std::io::Error) -> Self {
+        Error::File {
+            op,
+            path: path.to_path_buf(),
+            source,
+        }
     }
 
     pub(crate) fn invalid(what: &'static str, reason: impl Into<String>) -> Self {

@@ -356,7 +356,9 @@ fn bad_13_labels_out_of_range_are_invalid_arguments_not_a_nan_loss() {
     labels[9] = 3; // the model has 3 outputs
     let data = Dataset::new(good.features().to_vec(), labels, 4).unwrap();
     let before = params(&mut t);
-    let e = t.train_step(&data.subset(&[8, 9, 10])).unwrap_err();
+    let e = t
+        .train_step(&data.subset(&[8, 9, 10]).unwrap())
+        .unwrap_err();
     assert!(
         matches!(e, Error::InvalidArgument { what: "label", .. }),
         "{e}"
@@ -434,7 +436,7 @@ fn bad_15_inf_in_an_input_is_skipped_when_configured_and_changes_nothing() {
     assert_eq!(losses.iter().filter(|l| !l.is_finite()).count(), 1);
     // A skipped step leaves the parameters as they were.
     let before = params(&mut t);
-    let only_bad = bad.subset(&[1]);
+    let only_bad = bad.subset(&[1]).unwrap();
     let (loss, _) = t.train_step(&only_bad).unwrap();
     assert!(!loss.is_finite());
     assert_eq!(params(&mut t), before);
@@ -653,7 +655,7 @@ fn bad_23_bad_trainer_configs_are_invalid_arguments() {
         Err(Error::InvalidArgument { .. })
     ));
     let mut t = trainer(&ctx, 0.1, NonFinitePolicy::Stop);
-    let empty = small_data().subset(&[]);
+    let empty = small_data().subset(&[]).unwrap();
     assert!(matches!(
         t.fit(&empty, None, |_| {}),
         Err(Error::InvalidArgument { .. })

@@ -55,7 +55,7 @@ impl Trainer {
         let mut peaks = Vec::new();
         for rows in [small, big] {
             let indices: Vec<usize> = (0..rows).collect();
-            let batch = data.subset(&indices);
+            let batch = data.subset(&indices)?;
             let ctx = Arc::clone(&self.ctx);
             let memory = ctx.memory();
             memory.reset_peaks();

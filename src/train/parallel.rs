@@ -118,7 +118,11 @@ impl Trainer {
     pub(super) fn shard_of(&self, batch: &Dataset) -> Option<Dataset> {
         let dp = self.dp.as_ref().filter(|dp| dp.world_size() > 1)?;
         let rows = Shards::balanced(batch.len(), dp.world_size()).range(dp.rank());
-        Some(batch.subset(&rows.collect::<Vec<_>>()))
+        Some(
+            batch
+                .subset(&rows.collect::<Vec<_>>())
+                .expect("a shard's rows lie within its batch"),
+        )
     }
 
     /// Sums each rank's `(loss · rows, correct)` and agrees on failure (see the module docs).
