@@ -32,8 +32,32 @@
 //! | 25 | optimizer given another parameter list than the one it stepped    | `InvalidArgument` |
 //! | 26 | unknown checkpoint policy text                                    | `InvalidArgument` |
 //! | 27 | staging buffers used the wrong way: readback read or copied from, upload written or copied into | `InvalidArgument` |
+//! | 28 | `Dataset::subset` with an index past the end                      | `InvalidArgument` naming it |
+//! | 29 | `Dataset::new` whose rows x features product overflows            | `Shape` |
+//! | 30 | `Dataset::from_csv_file` of a missing file                        | `File` naming the path |
+//! | 31 | `Dataset::synthetic` of 0 rows, features or classes               | `InvalidArgument` |
+//! | 32 | `Dataset::synthetic` larger than memory can address               | `InvalidArgument` |
+//! | 33 | `TrainerState::load` of a missing file                            | `File` naming the path |
+//! | 34 | `TrainerState::save` into a missing directory                     | `File` naming the path |
+//! | 35 | a file that is not a state file                                   | `StateFile` (bad magic) |
+//! | 36 | a state record whose shape overflows                              | `StateFile` naming the array |
+//! | 37 | a CSV label beyond `u32`                                          | `Csv { line, column }` |
+//! | 38 | `Sequential::forward_range` past the chain, or reversed           | `InvalidArgument` |
+//! | 39 | `Sequential::backward_range` outside the chain                    | `InvalidArgument` |
+//! | 40 | `CheckpointPlan::segments` with no boundaries                     | `InvalidArgument` |
+//! | 41 | checkpoint boundaries out of order or past the chain              | `InvalidArgument` |
+//! | 42 | `Linear::new` whose weight count overflows                        | `InvalidArgument` |
+//! | 43 | `Linear::new` larger than the largest buffer                      | `TooLarge` |
+//! | 44 | optimizer state restored into a model without parameters         | `InvalidArgument` |
+//! | 45 | a state of another model (count, shape)                           | `InvalidArgument`, `Shape` |
+//! | 46 | optimizer tensors that do not divide among the parameters         | `InvalidArgument` |
+//! | 47 | state arrays named neither `param.*` nor `optim.*`                | `InvalidArgument` |
+//! | 48 | `Trainer::load_state` of a missing file                           | `File`, training goes on |
 //!
-//! 27 cases, each its own test below (named `bad_NN_...`).
+//! 48 cases, each its own test (named `bad_NN_...`): 1–27 below, 28–37 (data and state
+//! files, host only) in `tests/bad_input_data.rs`, 38–48 (layer chains, checkpoint plans,
+//! layer sizes, restoring state) in `tests/bad_input_models.rs`. Random inputs to the state
+//! loader and the CSV parser are in `tests/fuzz_inputs.rs`.
 
 mod common;
 
