@@ -15,8 +15,13 @@
 //! - Work is ordered: a read sees every write and copy issued before it.
 //! - `free` takes the buffer by value, so a buffer cannot be freed twice.
 
+#[cfg(any(test, feature = "testing"))]
+mod fault_plan;
 mod host;
 mod wgpu_backend;
+
+#[cfg(any(test, feature = "testing"))]
+pub use fault_plan::{FaultCounts, FaultPlan};
 
 pub use host::{HostBackend, HostBuffer};
 pub(crate) use wgpu_backend::MapRequest;
@@ -151,6 +156,19 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Blocks until all work handed to the device has completed.
     fn wait_idle(&self) -> Result<()>;
+}
+
+/// The error a backend returns when the device (or the host, for [`HostBackend`]) refuses an
+/// allocation of `requested` bytes. The memory manager retries (evict, wait, clean up) and,
+/// if every retry fails, answers with the full report of its account.
+pub(crate) fn device_out_of_memory(requested: u64, message: String) -> Error {
+    Error::OutOfMemory(Box::new(crate::error::OutOfMemoryReport {
+        requested,
+        limit: None,
+        stats: crate::memory::MemoryStats::default(),
+        largest: Vec::new(),
+        device_message: Some(message),
+    }))
 }
 
 /// Checks the size rules of `allocate` and returns the rounded size.

@@ -7,6 +7,7 @@
 //! buffer only once the GPU is done with it.
 
 mod budget;
+mod faults;
 mod mapping;
 mod select;
 
@@ -16,8 +17,7 @@ use super::{
     AdapterDescription, Backend, BufferUsage, Capabilities, SubmissionIndex, check_aligned,
     check_range, checked_allocation_size,
 };
-use crate::error::{Error, OutOfMemoryReport, Result};
-use crate::memory::MemoryStats;
+use crate::error::{Error, Result};
 use crate::sync::lock;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -64,6 +64,8 @@ pub struct WgpuBackend {
     uncaptured: Arc<AtomicU64>,
     recorded: AtomicU64,
     flush_every: u64,
+    /// Injected faults (tests only; a no-op without the `testing` feature).
+    faults: faults::FaultHook,
 }
 
 impl std::fmt::Debug for WgpuBackend {
@@ -161,6 +163,7 @@ impl WgpuBackend {
             uncaptured,
             recorded: AtomicU64::new(0),
             flush_every: options.flush_every.unwrap_or(DEFAULT_FLUSH_EVERY).max(1),
+            faults: faults::FaultHook::new(),
         })
     }
 
@@ -222,6 +225,8 @@ impl WgpuBackend {
         // before commands recorded earlier.
         let mut pending = lock(&self.pending);
         if let Some(encoder) = pending.take() {
+            // An injected loss drops the batch, as a real one would.
+            self.faults.submit()?;
             self.submit(encoder.finish());
         }
         self.recorded.store(0, Ordering::Relaxed);
@@ -248,6 +253,7 @@ impl WgpuBackend {
     }
 
     fn check_lost(&self) -> Result<()> {
+        self.faults.check_lost()?;
         match &*lock(&self.lost) {
             Some(reason) => Err(Error::DeviceLost {
                 reason: reason.clone(),
@@ -295,13 +301,7 @@ impl WgpuBackend {
         });
         if let Some(error) = pollster::block_on(scope.pop()) {
             buffer.destroy();
-            return Err(Error::OutOfMemory(Box::new(OutOfMemoryReport {
-                requested: size,
-                limit: None,
-                stats: MemoryStats::default(),
-                largest: Vec::new(),
-                device_message: Some(error.to_string()),
-            })));
+            return Err(super::device_out_of_memory(size, error.to_string()));
         }
         self.buffers_created.fetch_add(1, Ordering::Relaxed);
         Ok(buffer)
@@ -367,6 +367,7 @@ impl Backend for WgpuBackend {
     fn allocate(&self, size: u64, usage: BufferUsage) -> Result<wgpu::Buffer> {
         self.check_lost()?;
         let size = checked_allocation_size(size, &self.caps)?;
+        self.faults.allocate(size)?;
         let usages = match usage {
             BufferUsage::Storage => {
                 wgpu::BufferUsages::STORAGE
@@ -399,6 +400,7 @@ impl Backend for WgpuBackend {
         // Queue writes run before the next submit's commands, so earlier recorded commands
         // must be submitted first to keep program order.
         self.flush()?;
+        self.faults.transfer("write")?;
         self.queue.write_buffer(buffer, offset, data);
         Ok(())
     }
@@ -408,6 +410,7 @@ impl Backend for WgpuBackend {
         check_usage("read", buffer, wgpu::BufferUsages::COPY_SRC)?;
         check_range("read", offset, len, buffer.size())?;
         self.flush()?;
+        self.faults.transfer("read")?;
         let mut done = 0u64;
         while done < len {
             let start = offset + done;
