@@ -43,6 +43,9 @@ struct PlanState {
     rng: ChaCha8Rng,
     /// 1-based indices (counting every `allocate` call) of allocations that must fail.
     fail_allocation_at: Vec<u64>,
+    /// 1-based indices of writes and of reads that must fail.
+    fail_write_at: Vec<u64>,
+    fail_read_at: Vec<u64>,
     allocation_rate: f64,
     write_rate: f64,
     read_rate: f64,
@@ -52,6 +55,8 @@ struct PlanState {
     lose_at_submit: Option<u64>,
     lost: Option<String>,
     allocate_calls: u64,
+    write_calls: u64,
+    read_calls: u64,
     submits: u64,
     counts: FaultCounts,
 }
@@ -69,6 +74,8 @@ impl FaultPlan {
             state: Mutex::new(PlanState {
                 rng: ChaCha8Rng::seed_from_u64(seed),
                 fail_allocation_at: Vec::new(),
+                fail_write_at: Vec::new(),
+                fail_read_at: Vec::new(),
                 allocation_rate: 0.0,
                 write_rate: 0.0,
                 read_rate: 0.0,
@@ -76,6 +83,8 @@ impl FaultPlan {
                 lose_at_submit: None,
                 lost: None,
                 allocate_calls: 0,
+                write_calls: 0,
+                read_calls: 0,
                 submits: 0,
                 counts: FaultCounts::default(),
             }),
@@ -86,6 +95,20 @@ impl FaultPlan {
     /// of memory.
     pub fn fail_allocation_at(&self, n: u64) {
         lock(&self.state).fail_allocation_at.push(n);
+    }
+
+    /// Makes the `n`th write from now (1 = the next one) fail with [`Error::Transfer`].
+    pub fn fail_write_at(&self, n: u64) {
+        let mut s = lock(&self.state);
+        let at = s.write_calls + n.max(1);
+        s.fail_write_at.push(at);
+    }
+
+    /// Makes the `n`th read from now (1 = the next one) fail with [`Error::Transfer`].
+    pub fn fail_read_at(&self, n: u64) {
+        let mut s = lock(&self.state);
+        let at = s.read_calls + n.max(1);
+        s.fail_read_at.push(at);
     }
 
     /// Each later allocation fails with probability `rate` (clamped to 0..=1).
@@ -119,6 +142,8 @@ impl FaultPlan {
     pub fn clear_faults(&self) {
         let mut s = lock(&self.state);
         s.fail_allocation_at.clear();
+        s.fail_write_at.clear();
+        s.fail_read_at.clear();
         s.allocation_rate = 0.0;
         s.write_rate = 0.0;
         s.read_rate = 0.0;
@@ -177,12 +202,22 @@ impl FaultPlan {
     pub(crate) fn on_transfer(&self, op: &'static str) -> Result<()> {
         let mut s = lock(&self.state);
         check_lost(&mut s)?;
-        let rate = if op == "write" {
-            s.write_rate
+        let s = &mut *s;
+        let (calls, planned, rate) = if op == "write" {
+            (&mut s.write_calls, &mut s.fail_write_at, s.write_rate)
         } else {
-            s.read_rate
+            (&mut s.read_calls, &mut s.fail_read_at, s.read_rate)
         };
-        if rate > 0.0 && s.rng.random_bool(rate) {
+        *calls += 1;
+        let call = *calls;
+        let planned = match planned.iter().position(|&n| n == call) {
+            Some(i) => {
+                planned.swap_remove(i);
+                true
+            }
+            None => false,
+        };
+        if planned || (rate > 0.0 && s.rng.random_bool(rate)) {
             if op == "write" {
                 s.counts.writes += 1;
             } else {
@@ -255,6 +290,26 @@ mod tests {
         assert_eq!(plan.faults().device_lost, 3);
         plan.clear_faults();
         assert!(plan.check_lost().is_err(), "a lost device stays lost");
+    }
+
+    #[test]
+    fn planned_transfer_failures_hit_exactly_that_call() {
+        let plan = FaultPlan::new(1);
+        plan.on_transfer("write").unwrap();
+        plan.fail_write_at(2);
+        plan.fail_read_at(1);
+        plan.on_transfer("write").unwrap();
+        assert!(matches!(
+            plan.on_transfer("write"),
+            Err(Error::Transfer { op: "write", .. })
+        ));
+        plan.on_transfer("write").unwrap();
+        assert!(matches!(
+            plan.on_transfer("read"),
+            Err(Error::Transfer { op: "read", .. })
+        ));
+        plan.on_transfer("read").unwrap();
+        assert_eq!((plan.faults().writes, plan.faults().reads), (1, 1));
     }
 
     #[test]
