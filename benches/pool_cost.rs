@@ -201,7 +201,13 @@ fn main() {
     println!("|---|---|---|---|---|");
     let ctx = Context::new(Arc::clone(&backend), MemoryConfig::default()).unwrap();
     for size in SIZES {
-        if size > backend.capabilities().max_buffer_size {
+        let caps = backend.capabilities();
+        if size > caps.max_buffer_size.min(caps.max_storage_binding_size) {
+            println!(
+                "| allocate + first use + drop, {} | skipped: over this adapter's largest storage binding ({}) | | | |",
+                human_bytes(size),
+                human_bytes(caps.max_storage_binding_size)
+            );
             continue;
         }
         let (new, hit) = buffer_life(&ctx, size, small);

@@ -56,6 +56,7 @@ pub mod tensor;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod train;
+mod units;
 
 pub use backend::{
     Backend, BufferUsage, Capabilities, HostBackend, WgpuBackend, WgpuBackendOptions,

@@ -6,7 +6,8 @@
 //! capabilities, and the two submission counters the pool needs to free late.
 //!
 //! # Rules every backend follows (the conformance suite in `tests/` checks them)
-//! - `allocate(0)` is [`Error::ZeroSize`]; a size over `max_buffer_size` is [`Error::TooLarge`].
+//! - `allocate(0)` is [`Error::ZeroSize`]; a size over `max_buffer_size` is [`Error::TooLarge`];
+//!   a refused allocation is [`Error::DeviceOutOfMemory`].
 //! - Sizes are rounded up to [`Capabilities::copy_alignment`]; [`Backend::size`] returns the
 //!   rounded size.
 //! - Writes and copies need offsets and lengths that are multiples of `copy_alignment`
@@ -159,16 +160,10 @@ pub trait Backend: Send + Sync + 'static {
 }
 
 /// The error a backend returns when the device (or the host, for [`HostBackend`]) refuses an
-/// allocation of `requested` bytes. The memory manager retries (evict, wait, clean up) and,
-/// if every retry fails, answers with the full report of its account.
+/// allocation of `requested` bytes: [`Error::DeviceOutOfMemory`]. The memory manager retries
+/// (evict, wait, clean up) and, if every retry fails, answers with the report of its account.
 pub(crate) fn device_out_of_memory(requested: u64, message: String) -> Error {
-    Error::OutOfMemory(Box::new(crate::error::OutOfMemoryReport {
-        requested,
-        limit: None,
-        stats: crate::memory::MemoryStats::default(),
-        largest: Vec::new(),
-        device_message: Some(message),
-    }))
+    Error::DeviceOutOfMemory { requested, message }
 }
 
 /// Checks the size rules of `allocate` and returns the rounded size.

@@ -424,7 +424,7 @@ impl<B: Backend> MemoryManager<B> {
                     location,
                 )))
             }
-            Err(Error::OutOfMemory(report)) => {
+            Err(Error::DeviceOutOfMemory { message, .. }) => {
                 // The device is full: undo the reservation and free every cached buffer.
                 let evicted = {
                     let mut state = lock(&self.shared.state);
@@ -435,7 +435,7 @@ impl<B: Backend> MemoryManager<B> {
                 };
                 self.free_all(evicted);
                 Ok(Attempt::Retry {
-                    device_message: report.device_message,
+                    device_message: Some(message),
                 })
             }
             Err(other) => {

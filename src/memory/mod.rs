@@ -14,10 +14,11 @@ mod scratch;
 mod size_class;
 mod stats;
 
+pub use crate::units::human_bytes;
 pub use config::MemoryConfig;
 pub use managed::ManagedBuffer;
 pub use manager::{CleanupId, CleanupReason, CleanupRequest, MemoryManager};
 pub use pool::{BufferPool, Pooled};
 pub use scratch::Workspace;
 pub use size_class::SizeClasses;
-pub use stats::{MemoryStats, human_bytes};
+pub use stats::MemoryStats;
