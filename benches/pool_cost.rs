@@ -45,11 +45,16 @@ fn runs(size: u64, small: bool) -> usize {
     if small { base.min(20) } else { base * 4 }
 }
 
-/// (new buffer, pool hit) medians in microseconds for one size.
+/// (new buffer, pool hit) medians in microseconds for one size; the two are timed
+/// alternately, so drift on a shared machine affects both alike.
 fn buffer_life(ctx: &Arc<Context>, size: u64, small: bool) -> (f64, f64) {
     let backend = ctx.backend();
+    let memory = ctx.memory();
     let n = (size / 4) as usize;
-    let mut new = Vec::new();
+    drop(memory.acquire(size, BufferUsage::Storage, "bench").unwrap());
+    backend.wait_idle().unwrap();
+    let misses = memory.stats().pool_misses;
+    let (mut new, mut hit) = (Vec::new(), Vec::new());
     for _ in 0..runs(size, small) {
         let t = Instant::now();
         let buffer = backend.allocate(size, BufferUsage::Storage).unwrap();
@@ -58,13 +63,7 @@ fn buffer_life(ctx: &Arc<Context>, size: u64, small: bool) -> (f64, f64) {
         backend.free(buffer);
         backend.wait_idle().unwrap();
         new.push(t.elapsed().as_secs_f64() * 1e6);
-    }
-    let memory = ctx.memory();
-    drop(memory.acquire(size, BufferUsage::Storage, "bench").unwrap());
-    backend.wait_idle().unwrap();
-    let misses = memory.stats().pool_misses;
-    let mut hit = Vec::new();
-    for _ in 0..runs(size, small) {
+
         let t = Instant::now();
         let buffer = memory.acquire(size, BufferUsage::Storage, "bench").unwrap();
         compute::fill(ctx.gpu(), buffer.raw(), n, 1.0).unwrap();
@@ -93,55 +92,97 @@ fn mlp(ctx: &Arc<Context>, s: &Shape) -> Sequential {
     m
 }
 
-/// Median step time (ms) and create_buffer calls per step for `config` and `policy`.
-fn step_time(
-    backend: &Arc<WgpuBackend>,
-    config: MemoryConfig,
-    policy: CheckpointPolicy,
-    s: &Shape,
-    timed: usize,
-) -> (f64, f64) {
-    let ctx = Context::new(Arc::clone(backend), config).unwrap();
-    let mut model = mlp(&ctx, s);
-    let mut opt = Adam::new(1e-5);
-    let mut ck = GradientCheckpointer::new(policy);
-    let mut state = 12345u64;
-    let x: Vec<f32> = (0..s.batch * s.inputs)
-        .map(|_| {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (state >> 40) as f32 / (1u64 << 24) as f32
-        })
-        .collect();
-    let y: Vec<u32> = (0..s.batch).map(|i| (i % s.classes) as u32).collect();
-    let mut step = || {
+/// One training step's model, optimizer, checkpointer and batch on a context of its own.
+struct Stepper {
+    ctx: Arc<Context>,
+    model: Sequential,
+    opt: Adam,
+    ck: GradientCheckpointer,
+    x: Vec<f32>,
+    y: Vec<u32>,
+    batch: usize,
+    inputs: usize,
+}
+
+impl Stepper {
+    fn new(
+        backend: &Arc<WgpuBackend>,
+        config: MemoryConfig,
+        policy: CheckpointPolicy,
+        s: &Shape,
+    ) -> Self {
+        let ctx = Context::new(Arc::clone(backend), config).unwrap();
+        let model = mlp(&ctx, s);
+        let mut state = 12345u64;
+        let x = (0..s.batch * s.inputs)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (state >> 40) as f32 / (1u64 << 24) as f32
+            })
+            .collect();
+        let y = (0..s.batch).map(|i| (i % s.classes) as u32).collect();
+        Self {
+            ctx,
+            model,
+            opt: Adam::new(1e-5),
+            ck: GradientCheckpointer::new(policy),
+            x,
+            y,
+            batch: s.batch,
+            inputs: s.inputs,
+        }
+    }
+
+    /// One step (upload, forward, loss, backward, Adam, loss read back): milliseconds.
+    fn step(&mut self) -> f64 {
+        let t = Instant::now();
+        let ctx = &self.ctx;
         let xt = Arc::new(
-            ctx.from_slice(&x, &[s.batch, s.inputs], tags::DATA)
+            ctx.from_slice(&self.x, &[self.batch, self.inputs], tags::DATA)
                 .unwrap(),
         );
-        let labels = ctx.upload_u32(&y, tags::DATA).unwrap();
-        let out = ck
-            .forward_backward(&mut model, xt, |logits| {
-                let out = softmax_cross_entropy(&logits, &labels, s.batch)?;
+        let labels = ctx.upload_u32(&self.y, tags::DATA).unwrap();
+        let batch = self.batch;
+        let out = self
+            .ck
+            .forward_backward(&mut self.model, xt, |logits| {
+                let out = softmax_cross_entropy(&logits, &labels, batch)?;
                 Ok((out.grad, out.loss))
             })
             .unwrap();
-        opt.step(model.parameters()).unwrap();
-        out.to_vec().unwrap()[0]
-    };
+        self.opt.step(self.model.parameters()).unwrap();
+        out.to_vec().unwrap();
+        t.elapsed().as_secs_f64() * 1e3
+    }
+}
+
+/// Median step times (ms) with caching on and off, timed alternately, and create_buffer calls
+/// per step of each.
+fn step_times(
+    backend: &Arc<WgpuBackend>,
+    policy: CheckpointPolicy,
+    s: &Shape,
+    timed: usize,
+) -> [(f64, f64); 2] {
+    let mut on = Stepper::new(backend, MemoryConfig::default(), policy, s);
+    let mut off = Stepper::new(backend, MemoryConfig::no_caching(), policy, s);
     for _ in 0..2 {
-        step();
+        on.step();
+        off.step();
     }
-    let created = backend.buffers_created();
-    let mut times = Vec::new();
+    let (mut t_on, mut t_off, mut c_on, mut c_off) = (Vec::new(), Vec::new(), 0, 0);
     for _ in 0..timed {
-        let t = Instant::now();
-        step();
-        times.push(t.elapsed().as_secs_f64() * 1e3);
+        let created = backend.buffers_created();
+        t_on.push(on.step());
+        c_on += backend.buffers_created() - created;
+        let created = backend.buffers_created();
+        t_off.push(off.step());
+        c_off += backend.buffers_created() - created;
     }
-    let per_step = (backend.buffers_created() - created) as f64 / timed as f64;
-    (median(times), per_step)
+    let per = |c: u64| c as f64 / timed as f64;
+    [(median(t_on), per(c_on)), (median(t_off), per(c_off))]
 }
 
 fn main() {
@@ -226,9 +267,7 @@ fn main() {
             CheckpointPolicy::SqrtN,
         ),
     ] {
-        let (on, created_on) = step_time(&backend, MemoryConfig::default(), policy, shape, timed);
-        let (off, created_off) =
-            step_time(&backend, MemoryConfig::no_caching(), policy, shape, timed);
+        let [(on, created_on), (off, created_off)] = step_times(&backend, policy, shape, timed);
         println!(
             "| {name} {}-{}x{}-{} batch {} | {on:.2} ms | {off:.2} ms | {:.2}x | {created_on:.0} / {created_off:.0} |",
             shape.inputs,
