@@ -53,9 +53,10 @@
 //! | 46 | optimizer tensors that do not divide among the parameters         | `InvalidArgument` |
 //! | 47 | state arrays named neither `param.*` nor `optim.*`                | `InvalidArgument` |
 //! | 48 | `Trainer::load_state` of a missing file                           | `File`, training goes on |
+//! | 49 | ZeRO-1 with an optimizer that is not Adam                         | `InvalidArgument` |
 //!
-//! 48 cases, each its own test (named `bad_NN_...`): 1–27 below, 28–37 (data and state
-//! files, host only) in `tests/bad_input_data.rs`, 38–48 (layer chains, checkpoint plans,
+//! 49 cases, each its own test (named `bad_NN_...`): 1–27 below, 28–37 (data and state
+//! files, host only) in `tests/bad_input_data.rs`, 38–49 (layer chains, checkpoint plans,
 //! layer sizes, restoring state) in `tests/bad_input_models.rs`. Random inputs to the state
 //! loader and the CSV parser are in `tests/fuzz_inputs.rs`.
 

@@ -1,5 +1,5 @@
-//! The bad-input catalogue, continued (cases 38–48): layer chains, checkpoint plans, layer
-//! sizes and trainer state given to the wrong trainer. GPU cases run on lavapipe in CI. Each
+//! The bad-input catalogue, continued (cases 38–49): layer chains, checkpoint plans, layer
+//! sizes, trainer state given to the wrong trainer, ZeRO-1 without Adam. GPU cases run on lavapipe in CI. Each
 //! test checks the typed error, what it says, and that the thing it was given to still works;
 //! the catalogue's table is in `tests/bad_input.rs`.
 
@@ -280,4 +280,25 @@ fn bad_48_loading_a_missing_state_into_a_trainer_is_a_file_error_and_training_go
     let data = wgmem::data::Dataset::from_csv("1,2,3,0\n3,2,1,1\n0,1,0,0\n").unwrap();
     let report = t.fit(&data, None, |_| {}).unwrap();
     assert_eq!(report.steps, 2);
+}
+
+#[test]
+fn bad_49_zero1_with_an_optimizer_that_is_not_adam_is_an_invalid_argument() {
+    // ZeRO-1 finds Adam by type (the optimizer trait has no Adam-only method).
+    let ctx = ctx();
+    let config = TrainerConfig {
+        epochs: 1,
+        batch_size: 4,
+        zero1: true,
+        ..TrainerConfig::default()
+    };
+    let sgd = Box::new(Sgd::new(0.1, 0.0));
+    let e = Trainer::new(Arc::clone(&ctx), chain(&ctx), sgd, config.clone())
+        .err()
+        .unwrap();
+    expect_invalid(e, "zero1", &["must be Adam"]);
+    let adam = Box::new(Adam::new(1e-3));
+    let mut t = Trainer::new(Arc::clone(&ctx), chain(&ctx), adam, config).unwrap();
+    let data = wgmem::data::Dataset::from_csv("1,2,3,0\n3,2,1,1\n0,1,0,0\n").unwrap();
+    assert_eq!(t.fit(&data, None, |_| {}).unwrap().steps, 1);
 }

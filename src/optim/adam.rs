@@ -14,6 +14,12 @@ pub struct Adam {
 }
 
 impl Adam {
+    /// The hyperparameters (learning rate, betas, eps, weight decay), for code that runs Adam
+    /// its own way (ZeRO-1's [`crate::distributed::ShardedAdam`]).
+    pub fn hyperparameters(&self) -> AdamParams {
+        self.hp
+    }
+
     /// Adam with learning rate `lr` and the usual betas (0.9, 0.999), eps 1e-8.
     pub fn new(lr: f32) -> Self {
         Self {
@@ -88,10 +94,6 @@ impl Optimizer for Adam {
 
     fn learning_rate(&self) -> f32 {
         self.hp.lr
-    }
-
-    fn adam_params(&self) -> Option<AdamParams> {
-        Some(self.hp)
     }
 
     fn state_tensors(&self) -> Vec<&Tensor> {

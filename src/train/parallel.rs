@@ -34,6 +34,7 @@ use crate::data::Dataset;
 use crate::distributed::{Collective, DataParallel, ShardedAdam, Shards};
 use crate::error::{Error, Result};
 use crate::nn::Module;
+use crate::optim::Adam;
 
 impl Trainer {
     /// Makes this trainer one rank of a data-parallel job over `collective` (see the module
@@ -46,12 +47,16 @@ impl Trainer {
     pub fn with_collective(mut self, collective: Box<dyn Collective>) -> Result<Self> {
         let mut dp = DataParallel::new(collective, self.config.bucket_bytes);
         if self.config.zero1 {
-            let hp = self.optimizer.adam_params().ok_or_else(|| {
-                Error::invalid(
-                    "zero1",
-                    "ZeRO-1 shards Adam's moments; the optimizer must be Adam",
-                )
-            })?;
+            let optimizer: &dyn std::any::Any = self.optimizer.as_ref();
+            let hp = optimizer
+                .downcast_ref::<Adam>()
+                .map(Adam::hyperparameters)
+                .ok_or_else(|| {
+                    Error::invalid(
+                        "zero1",
+                        "ZeRO-1 shards Adam's moments; the optimizer must be Adam",
+                    )
+                })?;
             self.sharded = Some(ShardedAdam::new(hp));
         }
         if dp.world_size() > 1 {
