@@ -327,6 +327,11 @@ mod tests {
         assert!(draws(3).contains(&true) && draws(3).contains(&false));
         let plan = FaultPlan::new(0);
         plan.set_allocation_failure_rate(7.0);
-        assert!(plan.on_allocate(1).unwrap_err().is_out_of_memory());
+        let e = plan.on_allocate(1).unwrap_err();
+        assert!(
+            matches!(e, Error::DeviceOutOfMemory { requested: 1, .. }),
+            "a backend's refusal is its own variant: {e:?}"
+        );
+        assert!(e.is_out_of_memory());
     }
 }
