@@ -9,6 +9,7 @@
 //! ```text
 //! cargo bench --bench soak                 # 435 epochs = 10,005 steps
 //! cargo bench --bench soak -- --epochs 44  # 1,012 steps (a software adapter's version)
+//! cargo bench --bench soak -- --no-faults  # pressure and limits only (or --no-pressure)
 //! ```
 //! Exits non-zero when a figure is off (steps or samples missing, live bytes off the
 //! baseline, the loss further than `LOSS_TOLERANCE` from the fault-free run).
@@ -38,6 +39,7 @@ fn digits_train() -> Dataset {
 
 fn main() {
     let mut epochs = 435;
+    let (mut faults, mut pressure) = (true, true);
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -51,10 +53,15 @@ fn main() {
                         std::process::exit(2)
                     })
             }
+            // For finding which of the two costs what.
+            "--no-faults" => faults = false,
+            "--no-pressure" => pressure = false,
             // cargo bench passes --bench; nothing else is understood.
             "--bench" => {}
             other => {
-                eprintln!("unknown argument '{other}'; expected --epochs N");
+                eprintln!(
+                    "unknown argument '{other}'; expected --epochs N, --no-faults, --no-pressure"
+                );
                 std::process::exit(2)
             }
         }
@@ -69,17 +76,18 @@ fn main() {
         soak::BATCH
     );
     let (ref_loss, working_set, ref_seconds) = reference(&data, epochs);
+    let on = |x: f64| if faults { x } else { 0.0 };
     let cfg = SoakConfig {
         epochs,
         seed: 10_000,
-        allocation_rate: 0.05,
-        write_rate: 0.0002,
-        read_rate: 0.0002,
-        loss_rate: 0.00002,
-        first_loss_at_submit: Some(400),
-        first_write_failure_at: Some(300),
-        first_read_failure_at: Some(200),
-        pressure_and_limits: true,
+        allocation_rate: on(0.05),
+        write_rate: on(0.0002),
+        read_rate: on(0.0002),
+        loss_rate: on(0.00002),
+        first_loss_at_submit: faults.then_some(400),
+        first_write_failure_at: faults.then_some(300),
+        first_read_failure_at: faults.then_some(200),
+        pressure_and_limits: pressure,
     };
     println!(
         "faults: allocation {} / write {} / read {} / device loss per submit {}; pressure and hard limits every step",
