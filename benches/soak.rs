@@ -90,8 +90,16 @@ fn main() {
         pressure_and_limits: pressure,
     };
     println!(
-        "faults: allocation {} / write {} / read {} / device loss per submit {}; pressure and hard limits every step",
-        cfg.allocation_rate, cfg.write_rate, cfg.read_rate, cfg.loss_rate
+        "faults: allocation {} / write {} / read {} / device loss per submit {}; {}",
+        cfg.allocation_rate,
+        cfg.write_rate,
+        cfg.read_rate,
+        cfg.loss_rate,
+        if pressure {
+            "random pressure and hard limits every step"
+        } else {
+            "no pressure, no hard limits"
+        }
     );
     let mut fig = soak(&data, &cfg, working_set).unwrap_or_else(|e| panic!("the soak failed: {e}"));
     fig.reference_loss = ref_loss;
