@@ -25,11 +25,12 @@ use wgmem::data::Dataset;
 /// the CI soak; see there why the runs differ at all).
 const LOSS_TOLERANCE: f64 = 1e-2;
 
+/// Embedded, so the stripped binary runs from any directory (the device machine's copy).
+const DIGITS: &[u8] = include_bytes!("../data/digits.csv.gz");
+
 fn digits_train() -> Dataset {
-    let gz = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/data/digits.csv.gz"))
-        .expect("data/digits.csv.gz");
     let mut text = String::new();
-    flate2::read::GzDecoder::new(&gz[..])
+    flate2::read::GzDecoder::new(DIGITS)
         .read_to_string(&mut text)
         .expect("gzip");
     let mut data = Dataset::from_csv(&text).expect("digits");
