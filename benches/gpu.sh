@@ -5,7 +5,8 @@
 #   builds the release bench binaries, strips them into .dev/ with the PyTorch reference
 #   scripts. Then, through the device tool, with carry [".gl", ".dev"]:
 # There (run):     bash benches/gpu.sh
-#   pool hit vs create_buffer; matmul and bandwidth vs cuBLAS / torch copy; the MLP training
+#   pool hit vs create_buffer; new buffer with first use vs pool hit, steps with caching on
+#   and off; matmul and bandwidth vs cuBLAS / torch copy; the MLP training
 #   step vs PyTorch; checkpointing peak and step time. Each section prints its own table (ours,
 #   the reference, the ratio); a summary table comes last. Logs go to $OUT when it is set.
 set -euo pipefail
@@ -13,7 +14,7 @@ cd "$(dirname "$0")/.."
 
 if [[ "${1:-}" == "--build" ]]; then
     mkdir -p .dev
-    cargo bench --no-run --bench pool --bench kernels --bench train_step 2>&1 |
+    cargo bench --no-run --bench pool --bench pool_cost --bench kernels --bench train_step 2>&1 |
         sed -n 's/.*Executable benches\/\([a-z_]*\)\.rs (\(.*\))/\1 \2/p' |
         while read -r name path; do cp "$path" ".dev/$name"; strip ".dev/$name"; done
     cp benches/reference/*.py .dev/
@@ -35,6 +36,8 @@ date -u
 
 echo "== pool: acquire/release vs raw allocation"
 ./.dev/pool --gpu-only 2>&1 | grep -v XDG | tee "$log/pool.txt"
+echo "== pool cost: new buffer (allocate + first use + free) vs pool hit; steps with caching on and off"
+./.dev/pool_cost --full 2>&1 | grep -v XDG | tee "$log/pool_cost.txt"
 echo "== kernels: matmul and bandwidth vs torch"
 WGMEM_BENCH_TSV="$log/kernels.tsv" ./.dev/kernels 2>&1 | grep -v XDG > "$log/kernels.txt"
 python3 .dev/torch_kernels.py "$log/kernels.tsv" 2>&1 | tee "$log/torch_kernels.txt" | sed -n '/wgmem \/ torch/,$p'

@@ -160,7 +160,7 @@ fn train(
     let order = data.epoch_order(7);
     let mut losses = Vec::new();
     for chunk in order.chunks(BATCH).take(STEPS) {
-        losses.push(trainer.train_step(&data.subset(chunk))?.0);
+        losses.push(trainer.train_step(&data.subset(chunk)?)?.0);
     }
     Ok((parameters(&mut trainer)?, losses))
 }

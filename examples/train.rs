@@ -89,28 +89,24 @@ struct Args {
 
 fn load(args: &Args) -> wgmem::Result<Dataset> {
     if let Some(rows) = args.synthetic {
-        let mut state = args.seed.wrapping_mul(6364136223846793005).wrapping_add(1);
-        let mut next = move || {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (state >> 33) as u32
-        };
-        let features = (0..rows * 784)
-            .map(|_| (next() % 1000) as f32 / 1000.0)
-            .collect();
-        let labels = (0..rows).map(|i| (i % 10) as u32).collect();
-        return Dataset::new(features, labels, 784);
+        if rows == 0 {
+            return Err(wgmem::Error::InvalidArgument {
+                what: "--synthetic",
+                reason: "0 samples; give the number of random samples to train on, at least 1 \
+                         (10 or more so every one of the 10 classes appears)"
+                    .into(),
+            });
+        }
+        return Dataset::synthetic(rows, 784, 10, args.seed);
     }
-    let text = match &args.data {
-        Some(path) => std::fs::read_to_string(path)?,
+    match &args.data {
+        Some(path) => Dataset::from_csv_file(path),
         None => {
             let mut text = String::new();
             flate2::read::GzDecoder::new(DIGITS).read_to_string(&mut text)?;
-            text
+            Dataset::from_csv(&text)
         }
-    };
-    Dataset::from_csv(&text)
+    }
 }
 
 fn main() {

@@ -6,8 +6,8 @@
 //! and field.
 
 use crate::error::{Error, Result};
-use rand::SeedableRng;
 use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 /// Features (row-major, `len() x n_features`) and integer labels.
@@ -22,7 +22,7 @@ pub struct Dataset {
 impl Dataset {
     /// Builds a dataset from parts; `features.len()` must be `labels.len() * n_features`.
     pub fn new(features: Vec<f32>, labels: Vec<u32>, n_features: usize) -> Result<Self> {
-        if n_features == 0 || features.len() != labels.len() * n_features {
+        if n_features == 0 || labels.len().checked_mul(n_features) != Some(features.len()) {
             return Err(Error::Shape {
                 op: "Dataset::new",
                 left: vec![features.len()],
@@ -103,6 +103,41 @@ impl Dataset {
         )
     }
 
+    /// Reads and parses a CSV file (see [`Self::from_csv`]). A file that cannot be read is
+    /// [`Error::File`] naming the path.
+    pub fn from_csv_file(path: impl AsRef<std::path::Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| Error::file("read", path, e))?;
+        Self::from_csv(&text)
+    }
+
+    /// `rows` seeded random samples of `n_features` features in [0, 1) and labels cycling
+    /// through `n_classes` classes: data for timing, with nothing to learn. Zero rows,
+    /// features or classes, or more values than memory can address, are
+    /// [`Error::InvalidArgument`].
+    pub fn synthetic(rows: usize, n_features: usize, n_classes: usize, seed: u64) -> Result<Self> {
+        for (what, value) in [
+            ("synthetic sample count", rows),
+            ("synthetic feature count", n_features),
+            ("synthetic class count", n_classes),
+        ] {
+            if value == 0 {
+                return Err(Error::invalid(what, "0; ask for at least 1"));
+            }
+        }
+        let values = checked_values(rows, n_features, "synthetic dataset")?;
+        if n_classes > u32::MAX as usize {
+            return Err(Error::invalid(
+                "synthetic class count",
+                format!("{n_classes}; labels are u32, so at most {}", u32::MAX),
+            ));
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let features = (0..values).map(|_| rng.random_range(0.0..1.0)).collect();
+        let labels = (0..rows).map(|i| (i % n_classes) as u32).collect();
+        Self::new(features, labels, n_features)
+    }
+
     /// Number of samples.
     pub fn len(&self) -> usize {
         self.labels.len()
@@ -154,28 +189,38 @@ impl Dataset {
         order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
         let n_test = ((self.len() as f64) * test_fraction).round() as usize;
         let (test, train) = order.split_at(n_test);
-        let mut train = self.subset(train);
-        let mut test = self.subset(test);
+        let mut train = self.subset(train)?;
+        let mut test = self.subset(test)?;
         train.n_classes = self.n_classes;
         test.n_classes = self.n_classes;
         Ok((train, test))
     }
 
-    /// The samples at `indices`, in that order.
-    pub fn subset(&self, indices: &[usize]) -> Dataset {
+    /// The samples at `indices`, in that order (an index may repeat). An index that is not a
+    /// sample of this set is [`Error::InvalidArgument`] naming it and its position.
+    pub fn subset(&self, indices: &[usize]) -> Result<Dataset> {
+        if let Some((at, &i)) = indices.iter().enumerate().find(|(_, i)| **i >= self.len()) {
+            return Err(Error::invalid(
+                "sample index",
+                format!(
+                    "{i} (at position {at} of the indices) is not below the {} samples of the set",
+                    self.len()
+                ),
+            ));
+        }
         let d = self.n_features;
-        let mut features = Vec::with_capacity(indices.len() * d);
+        let mut features = Vec::with_capacity(checked_values(indices.len(), d, "subset")?);
         let mut labels = Vec::with_capacity(indices.len());
         for &i in indices {
             features.extend_from_slice(&self.features[i * d..(i + 1) * d]);
             labels.push(self.labels[i]);
         }
-        Dataset {
+        Ok(Dataset {
             features,
             labels,
             n_features: d,
             n_classes: self.n_classes,
-        }
+        })
     }
 
     /// A seeded permutation of the sample indices (one epoch's order).
@@ -184,6 +229,21 @@ impl Dataset {
         order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
         order
     }
+}
+
+/// `rows * n_features` f32 values, or [`Error::InvalidArgument`] when their bytes do not fit
+/// in the address space.
+fn checked_values(rows: usize, n_features: usize, what: &'static str) -> Result<usize> {
+    rows.checked_mul(n_features)
+        .filter(|n| n.checked_mul(4).is_some_and(|b| b <= isize::MAX as usize))
+        .ok_or_else(|| {
+            Error::invalid(
+                what,
+                format!(
+                    "{rows} samples x {n_features} features: more bytes than memory can address"
+                ),
+            )
+        })
 }
 
 #[cfg(test)]

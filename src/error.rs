@@ -47,9 +47,24 @@ pub enum Error {
     },
 
     /// The memory (device, or the manager's hard limit) is exhausted even after eviction and
-    /// cleanup. Carries the request and a snapshot of the account at the time.
+    /// cleanup. Carries the request and a snapshot of the account at the time; only the
+    /// memory manager, which keeps that account, builds it.
     #[error("{0}")]
     OutOfMemory(Box<OutOfMemoryReport>),
+
+    /// A backend (the device, or the host for [`crate::HostBackend`]) refused one allocation.
+    /// Backends return this; the memory manager, which owns the account, retries (evict,
+    /// wait, clean up) and answers [`Error::OutOfMemory`] with its report if every retry
+    /// fails, so callers of the manager see only that one.
+    #[error(
+        "the device refused an allocation of {requested} bytes: {message}; free memory and retry"
+    )]
+    DeviceOutOfMemory {
+        /// Bytes asked of the backend.
+        requested: u64,
+        /// The driver's (or the fault injector's) message.
+        message: String,
+    },
 
     /// A byte range falls outside a buffer.
     #[error("{op}: range {offset}..{end} is outside the buffer of {size} bytes", end = offset + len)]
@@ -200,6 +215,20 @@ pub enum Error {
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
 
+    /// A named file could not be read or written: the path, the operation and the OS's
+    /// answer, so a missing or unreadable file is named rather than reported as a bare
+    /// "No such file or directory".
+    #[error("cannot {op} {}: {source}", path.display())]
+    File {
+        /// `"read"` or `"write"`.
+        op: &'static str,
+        /// The file.
+        path: std::path::PathBuf,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+
     /// A file the crate reads (an OS statistics file such as `/proc/pressure/memory` or a
     /// cgroup's `memory.events`) does not have the expected form.
     #[error("{}:{line}: expected {expected}, found {}", file.display(), quoted_or_eof(found))]
@@ -235,20 +264,20 @@ impl fmt::Display for OutOfMemoryReport {
         write!(
             f,
             "out of memory: requested {}",
-            crate::memory::human_bytes(self.requested)
+            crate::units::human_bytes(self.requested)
         )?;
         if let Some(limit) = self.limit {
             write!(
                 f,
                 " with a hard limit of {}",
-                crate::memory::human_bytes(limit)
+                crate::units::human_bytes(limit)
             )?;
         }
         write!(
             f,
             "; live {}, cached {}",
-            crate::memory::human_bytes(self.stats.live_bytes),
-            crate::memory::human_bytes(self.stats.cached_bytes)
+            crate::units::human_bytes(self.stats.live_bytes),
+            crate::units::human_bytes(self.stats.cached_bytes)
         )?;
         if let Some(msg) = &self.device_message {
             write!(f, "; device: {msg}")?;
@@ -256,7 +285,7 @@ impl fmt::Display for OutOfMemoryReport {
         if !self.largest.is_empty() {
             write!(f, "; largest live:")?;
             for (tag, bytes) in &self.largest {
-                write!(f, " {tag}={}", crate::memory::human_bytes(*bytes))?;
+                write!(f, " {tag}={}", crate::units::human_bytes(*bytes))?;
             }
         }
         Ok(())
@@ -292,7 +321,19 @@ fn quoted_or_eof(found: &str) -> String {
 impl Error {
     /// True when freeing memory and retrying might succeed.
     pub fn is_out_of_memory(&self) -> bool {
-        matches!(self, Error::OutOfMemory(_))
+        matches!(
+            self,
+            Error::OutOfMemory(_) | Error::DeviceOutOfMemory { .. }
+        )
+    }
+
+    /// [`Error::File`] for `op` on `path`.
+    pub(crate) fn file(op: &'static str, path: &std::path::Path, source: std::io::Error) -> Self {
+        Error::File {
+            op,
+            path: path.to_path_buf(),
+            source,
+        }
     }
 
     pub(crate) fn invalid(what: &'static str, reason: impl Into<String>) -> Self {

@@ -58,6 +58,7 @@ pub mod tensor;
 pub mod testing;
 pub mod text;
 pub mod train;
+mod units;
 
 pub use backend::{
     Backend, BufferUsage, Capabilities, DeviceSignals, HostBackend, UsageFlags, WgpuBackend,

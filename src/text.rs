@@ -181,7 +181,22 @@ impl TokenWindows {
     }
 
     /// The windows at `indices`, in that order (sharing the tokens).
-    pub fn subset(&self, indices: &[usize]) -> Self {
+    /// An index past the last window is an error naming it.
+    pub fn subset(&self, indices: &[usize]) -> Result<Self> {
+        if let Some((at, &i)) = indices.iter().enumerate().find(|(_, i)| **i >= self.len()) {
+            return Err(Error::invalid(
+                "window index",
+                format!(
+                    "{i} (at position {at} of the indices) is not below the {} windows",
+                    self.len()
+                ),
+            ));
+        }
+        Ok(self.pick(indices))
+    }
+
+    /// The windows at `indices`, known to be in range.
+    fn pick(&self, indices: &[usize]) -> Self {
         Self {
             tokens: Arc::clone(&self.tokens),
             starts: indices.iter().map(|&i| self.starts[i]).collect(),
@@ -192,7 +207,7 @@ impl TokenWindows {
     /// The first `n` windows (all of them if there are fewer): a fixed evaluation set.
     pub fn first(&self, n: usize) -> Self {
         let n = n.min(self.len());
-        self.subset(&(0..n).collect::<Vec<_>>())
+        self.pick(&(0..n).collect::<Vec<_>>())
     }
 
     /// A seeded permutation of the window indices (one epoch's order).
@@ -235,7 +250,8 @@ mod tests {
         assert_eq!(w.len(), 2); // starts 0 and 3; a start at 6 would need token 10
         assert_eq!(w.inputs(1), &[3, 4, 5, 6]);
         assert_eq!(w.targets(1), &[4, 5, 6, 7]);
-        assert_eq!(w.subset(&[1, 0]).inputs(0), &[3, 4, 5, 6]);
+        assert_eq!(w.subset(&[1, 0]).unwrap().inputs(0), &[3, 4, 5, 6]);
+        assert!(w.subset(&[w.len()]).is_err());
         assert!(TokenWindows::new(vec![1u32, 2, 3], 3, 1).is_err());
         assert!(TokenWindows::new(vec![1u32, 2, 3], 0, 1).is_err());
     }

@@ -32,8 +32,33 @@
 //! | 25 | optimizer given another parameter list than the one it stepped    | `InvalidArgument` |
 //! | 26 | unknown checkpoint policy text                                    | `InvalidArgument` |
 //! | 27 | staging buffers used the wrong way: readback read or copied from, upload written or copied into | `InvalidArgument` |
+//! | 28 | `Dataset::subset` with an index past the end                      | `InvalidArgument` naming it |
+//! | 29 | `Dataset::new` whose rows x features product overflows            | `Shape` |
+//! | 30 | `Dataset::from_csv_file` of a missing file                        | `File` naming the path |
+//! | 31 | `Dataset::synthetic` of 0 rows, features or classes               | `InvalidArgument` |
+//! | 32 | `Dataset::synthetic` larger than memory can address               | `InvalidArgument` |
+//! | 33 | `TrainerState::load` of a missing file                            | `File` naming the path |
+//! | 34 | `TrainerState::save` into a missing directory                     | `File` naming the path |
+//! | 35 | a file that is not a state file                                   | `StateFile` (bad magic) |
+//! | 36 | a state record whose shape overflows                              | `StateFile` naming the array |
+//! | 37 | a CSV label beyond `u32`                                          | `Csv { line, column }` |
+//! | 38 | `Sequential::forward_range` past the chain, or reversed           | `InvalidArgument` |
+//! | 39 | `Sequential::backward_range` outside the chain                    | `InvalidArgument` |
+//! | 40 | `CheckpointPlan::segments` with no boundaries                     | `InvalidArgument` |
+//! | 41 | checkpoint boundaries out of order or past the chain              | `InvalidArgument` |
+//! | 42 | `Linear::new` whose weight count overflows                        | `InvalidArgument` |
+//! | 43 | `Linear::new` larger than the largest buffer                      | `TooLarge` |
+//! | 44 | optimizer state restored into a model without parameters         | `InvalidArgument` |
+//! | 45 | a state of another model (count, shape)                           | `InvalidArgument`, `Shape` |
+//! | 46 | optimizer tensors that do not divide among the parameters         | `InvalidArgument` |
+//! | 47 | state arrays named neither `param.*` nor `optim.*`                | `InvalidArgument` |
+//! | 48 | `Trainer::load_state` of a missing file                           | `File`, training goes on |
+//! | 49 | ZeRO-1 with an optimizer that is not Adam                         | `InvalidArgument` |
 //!
-//! 27 cases, each its own test below (named `bad_NN_...`).
+//! 49 cases, each its own test (named `bad_NN_...`): 1–27 below, 28–37 (data and state
+//! files, host only) in `tests/bad_input_data.rs`, 38–49 (layer chains, checkpoint plans,
+//! layer sizes, restoring state) in `tests/bad_input_models.rs`. Random inputs to the state
+//! loader and the CSV parser are in `tests/fuzz_inputs.rs`.
 
 mod common;
 
@@ -359,7 +384,9 @@ fn bad_13_labels_out_of_range_are_invalid_arguments_not_a_nan_loss() {
     labels[9] = 3; // the model has 3 outputs
     let data = Dataset::new(good.features().to_vec(), labels, 4).unwrap();
     let before = params(&mut t);
-    let e = t.train_step(&data.subset(&[8, 9, 10])).unwrap_err();
+    let e = t
+        .train_step(&data.subset(&[8, 9, 10]).unwrap())
+        .unwrap_err();
     assert!(
         matches!(e, Error::InvalidArgument { what: "label", .. }),
         "{e}"
@@ -437,7 +464,7 @@ fn bad_15_inf_in_an_input_is_skipped_when_configured_and_changes_nothing() {
     assert_eq!(losses.iter().filter(|l| !l.is_finite()).count(), 1);
     // A skipped step leaves the parameters as they were.
     let before = params(&mut t);
-    let only_bad = bad.subset(&[1]);
+    let only_bad = bad.subset(&[1]).unwrap();
     let (loss, _) = t.train_step(&only_bad).unwrap();
     assert!(!loss.is_finite());
     assert_eq!(params(&mut t), before);
@@ -656,7 +683,7 @@ fn bad_23_bad_trainer_configs_are_invalid_arguments() {
         Err(Error::InvalidArgument { .. })
     ));
     let mut t = trainer(&ctx, 0.1, NonFinitePolicy::Stop);
-    let empty = small_data().subset(&[]);
+    let empty = small_data().subset(&[]).unwrap();
     assert!(matches!(
         t.fit(&empty, None, |_| {}),
         Err(Error::InvalidArgument { .. })

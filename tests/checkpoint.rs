@@ -130,6 +130,7 @@ fn sqrt_n_and_budget_plans_bound_the_measured_activation_peak() {
     let plan = sqrt.plan().unwrap().clone();
     let segment_bytes = plan
         .segments(layers)
+        .unwrap()
         .iter()
         .map(|s| {
             sqrt.profile()[s.clone()]

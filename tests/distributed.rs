@@ -167,7 +167,7 @@ fn train(
     let mut losses = Vec::new();
     for (i, chunk) in order.chunks(BATCH).take(STEPS).enumerate() {
         before_step(i, trainer);
-        losses.push(trainer.train_step(&data.subset(chunk)).unwrap().0);
+        losses.push(trainer.train_step(&data.subset(chunk).unwrap()).unwrap().0);
     }
     (parameters(trainer), losses)
 }
@@ -432,7 +432,7 @@ fn a_rank_that_fails_makes_every_rank_stop_at_the_same_step() {
                         let live = ctx.memory().stats().live_bytes;
                         ctx.memory().set_hard_limit(Some(live + 1)).unwrap();
                     }
-                    match trainer.train_step(&data.subset(chunk)) {
+                    match trainer.train_step(&data.subset(chunk).unwrap()) {
                         Ok(_) => outcomes.push("ok".to_string()),
                         Err(e) => {
                             outcomes.push(match e {

@@ -13,8 +13,10 @@
 //!   below them),
 //!
 //! and at the end, after dropping everything and `clear_cache`, the backend holds nothing
-//! and the pool still serves a write and a read. The last test runs the wrapper over the real
-//! `WgpuBackend` (lavapipe in CI) with the same account checks.
+//! and the pool still serves a write and a read. The last tests run the wrapper over the real
+//! `WgpuBackend` (lavapipe in CI) with the same account checks, and a `FaultPlan` installed in
+//! the real backend itself (`WgpuBackend::set_fault_plan`): allocation, write, read and submit
+//! each fail where planned, and removing the plan gives the device back.
 
 mod common;
 
@@ -545,4 +547,53 @@ fn faults_over_the_gpu_backend_keep_the_account_exact() {
     m.clear_cache();
     assert_eq!(backend.allocated_bytes(), 0);
     assert_eq!(backend.live_buffers(), 0);
+}
+
+#[test]
+fn a_fault_plan_under_the_gpu_backend_fails_each_operation_and_can_be_removed() {
+    use wgmem::testing::FaultPlan;
+    let backend = common::fresh_gpu_backend();
+    let manager = MemoryManager::new(Arc::clone(&backend));
+    let buffer = manager.acquire(256, BufferUsage::Storage, "t").unwrap();
+    let other = manager.acquire(256, BufferUsage::Storage, "t").unwrap();
+    let plan = Arc::new(FaultPlan::new(9));
+    backend.set_fault_plan(Some(Arc::clone(&plan)));
+    // The backend's own refusal, then the manager's report after its retries.
+    plan.set_allocation_failure_rate(1.0);
+    let e = backend.allocate(4096, BufferUsage::Storage).unwrap_err();
+    assert!(matches!(e, Error::DeviceOutOfMemory { .. }), "{e:?}");
+    let e = manager
+        .acquire(8192, BufferUsage::Storage, "t")
+        .unwrap_err();
+    assert!(matches!(e, Error::OutOfMemory(_)), "{e:?}");
+    plan.set_allocation_failure_rate(0.0);
+    plan.fail_write_at(1);
+    let e = buffer.write(0, &[1; 256]).unwrap_err();
+    assert!(matches!(e, Error::Transfer { op: "write", .. }), "{e:?}");
+    buffer.write(0, &[7; 256]).unwrap();
+    plan.fail_read_at(1);
+    let mut out = [0u8; 256];
+    let e = backend.read(buffer.raw(), 0, &mut out).unwrap_err();
+    assert!(matches!(e, Error::Transfer { op: "read", .. }), "{e:?}");
+    backend.read(buffer.raw(), 0, &mut out).unwrap();
+    assert_eq!(out, [7; 256], "the buffer stayed usable");
+    // A lost device at the next submit (of the recorded copy): every later operation says so.
+    plan.lose_device_at_submit(1);
+    backend.copy(buffer.raw(), 0, other.raw(), 0, 256).unwrap();
+    let e = backend.wait_idle().unwrap_err();
+    assert!(matches!(e, Error::DeviceLost { .. }), "{e:?}");
+    assert!(matches!(
+        manager.acquire(64, BufferUsage::Storage, "t"),
+        Err(Error::DeviceLost { .. })
+    ));
+    let f = plan.faults();
+    assert!(f.allocations >= 2 && f.writes == 1 && f.reads == 1 && f.device_lost >= 2);
+    // Removing the plan gives the device back (it was never really lost).
+    backend.set_fault_plan(None);
+    buffer.write(0, &[3; 256]).unwrap();
+    backend.read(buffer.raw(), 0, &mut out).unwrap();
+    assert_eq!(out, [3; 256]);
+    drop((buffer, other));
+    manager.clear_cache();
+    assert_eq!(manager.stats().reserved_bytes(), 0);
 }

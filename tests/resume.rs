@@ -179,10 +179,14 @@ fn a_state_that_does_not_fit_or_is_corrupt_is_a_typed_error_and_changes_nothing(
     assert!(matches!(t.load_state(&cut), Err(Error::StateFile { .. })));
     std::fs::write(&cut, b"not a state file").unwrap();
     assert!(matches!(t.load_state(&cut), Err(Error::StateFile { .. })));
-    assert!(matches!(
-        t.load_state(state_file("missing.state")),
-        Err(Error::Io(_))
-    ));
+    // A missing file is named, with what the OS said.
+    let e = t.load_state(state_file("missing.state")).unwrap_err();
+    assert!(
+        matches!(&e, Error::File { op: "read", source, .. }
+            if source.kind() == std::io::ErrorKind::NotFound),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("missing.state"), "{e}");
     // The decoded state is the one saved.
     let s = TrainerState::load(&path).unwrap();
     assert_eq!((s.steps, s.epoch, s.batch_in_epoch, s.seed), (2, 0, 2, 11));

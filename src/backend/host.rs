@@ -15,8 +15,7 @@ use super::{
     AdapterDescription, Backend, BudgetSource, BufferUsage, Capabilities, SubmissionIndex,
     TransferCounts, TransferPath, check_aligned, check_range, checked_allocation_size,
 };
-use crate::error::{Error, OutOfMemoryReport, Result};
-use crate::memory::MemoryStats;
+use crate::error::{Error, Result};
 use crate::sync::lock;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -209,16 +208,10 @@ impl Backend for HostBackend {
                     .filter(|total| *total <= self.capacity)
             });
         if let Err(now) = reserved {
-            return Err(Error::OutOfMemory(Box::new(OutOfMemoryReport {
-                requested: size,
-                limit: None,
-                stats: MemoryStats::default(),
-                largest: Vec::new(),
-                device_message: Some(format!(
-                    "host capacity {} bytes, {} in use",
-                    self.capacity, now
-                )),
-            })));
+            return Err(super::device_out_of_memory(
+                size,
+                format!("host capacity {} bytes, {} in use", self.capacity, now),
+            ));
         }
         self.allocations.fetch_add(1, Ordering::Relaxed);
         Ok(HostBuffer {

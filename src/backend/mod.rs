@@ -6,7 +6,8 @@
 //! capabilities, and the two submission counters the pool needs to free late.
 //!
 //! # Rules every backend follows (the conformance suite in `tests/` checks them)
-//! - `allocate(0)` is [`Error::ZeroSize`]; a size over `max_buffer_size` is [`Error::TooLarge`].
+//! - `allocate(0)` is [`Error::ZeroSize`]; a size over `max_buffer_size` is [`Error::TooLarge`];
+//!   a refused allocation is [`Error::DeviceOutOfMemory`].
 //! - Sizes are rounded up to [`Capabilities::copy_alignment`]; [`Backend::size`] returns the
 //!   rounded size.
 //! - Writes and copies need offsets and lengths that are multiples of `copy_alignment`
@@ -15,10 +16,15 @@
 //! - Work is ordered: a read sees every write and copy issued before it.
 //! - `free` takes the buffer by value, so a buffer cannot be freed twice.
 
+#[cfg(any(test, feature = "testing"))]
+mod fault_plan;
 mod host;
 mod transfer;
 mod usage;
 mod wgpu_backend;
+
+#[cfg(any(test, feature = "testing"))]
+pub use fault_plan::{FaultCounts, FaultPlan};
 
 pub use host::{HostBackend, HostBuffer};
 pub use transfer::{TransferCounts, TransferPath};
@@ -179,6 +185,13 @@ pub trait Backend: Send + Sync + 'static {
     fn device_allocated_bytes(&self) -> Option<u64> {
         None
     }
+}
+
+/// The error a backend returns when the device (or the host, for [`HostBackend`]) refuses an
+/// allocation of `requested` bytes: [`Error::DeviceOutOfMemory`]. The memory manager retries
+/// (evict, wait, clean up) and, if every retry fails, answers with the report of its account.
+pub(crate) fn device_out_of_memory(requested: u64, message: String) -> Error {
+    Error::DeviceOutOfMemory { requested, message }
 }
 
 /// Checks the size rules of `allocate` and returns the rounded size.

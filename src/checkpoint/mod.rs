@@ -170,7 +170,7 @@ impl GradientCheckpointer {
         let segments = if self.policy == CheckpointPolicy::None {
             std::iter::once(0..n).collect()
         } else {
-            self.prepare(model, &input)?.segments(n)
+            self.prepare(model, &input)?.segments(n)?
         };
         let last = segments.len() - 1;
         let mut kept = Vec::with_capacity(last);

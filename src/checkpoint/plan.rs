@@ -60,16 +60,38 @@ pub struct CheckpointPlan {
 }
 
 impl CheckpointPlan {
-    /// The segments as index ranges.
-    pub fn segments(&self, layers: usize) -> Vec<std::ops::Range<usize>> {
+    /// The segments of a chain of `layers` layers as index ranges. Boundaries that do not
+    /// start at 0, do not increase strictly, or reach `layers` (the fields are public, so a
+    /// plan can be written by hand) are [`Error::InvalidArgument`].
+    pub fn segments(&self, layers: usize) -> Result<Vec<std::ops::Range<usize>>> {
+        check_boundaries(&self.boundaries, layers)?;
         let mut ends: Vec<usize> = self.boundaries[1..].to_vec();
         ends.push(layers);
-        self.boundaries
+        Ok(self
+            .boundaries
             .iter()
             .zip(ends)
             .map(|(&s, e)| s..e)
-            .collect()
+            .collect())
     }
+}
+
+/// Boundaries must start at 0, increase strictly and stay below `layers` (a chain of 0 layers
+/// has the one boundary 0 and one empty segment).
+fn check_boundaries(boundaries: &[usize], layers: usize) -> Result<()> {
+    if boundaries.first() != Some(&0)
+        || boundaries.windows(2).any(|w| w[0] >= w[1])
+        || boundaries.iter().any(|&b| b >= layers.max(1))
+    {
+        return Err(Error::invalid(
+            "checkpoint boundaries",
+            format!(
+                "{boundaries:?} must start at 0, increase strictly and stay below {}",
+                layers.max(1)
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The transient gradient bytes assumed in flight: two of the largest activation.
@@ -87,22 +109,14 @@ pub fn evaluate(profile: &[LayerProfile], boundaries: &[usize]) -> Result<Checkp
     if n == 0 {
         return Err(Error::invalid("checkpoint plan", "the model has no layers"));
     }
-    if boundaries.first() != Some(&0)
-        || boundaries.windows(2).any(|w| w[0] >= w[1])
-        || boundaries.iter().any(|&b| b >= n)
-    {
-        return Err(Error::invalid(
-            "checkpoint boundaries",
-            format!("{boundaries:?} must start at 0, increase strictly and stay below {n}"),
-        ));
-    }
+    check_boundaries(boundaries, n)?;
     let transient = transient_bytes(profile);
     let plan = CheckpointPlan {
         boundaries: boundaries.to_vec(),
         predicted_peak: 0,
         predicted_recompute: 0,
     };
-    let segments = plan.segments(n);
+    let segments = plan.segments(n)?;
     let mut kept = 0;
     let mut peak = 0;
     let mut recompute = 0;

@@ -39,6 +39,13 @@ impl MemoryConfig {
         self
     }
 
+    /// A configuration that caches nothing: a soft limit of 0 bytes, so every released buffer
+    /// is freed at once and every acquisition creates a new one. What a step costs without
+    /// the pool (`benches/pool_cost.rs` measures it against the default).
+    pub fn no_caching() -> Self {
+        Self::default().with_soft_limit(0)
+    }
+
     /// Sets the soft limit.
     pub fn with_soft_limit(mut self, bytes: u64) -> Self {
         self.soft_limit = Some(bytes);

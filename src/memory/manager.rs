@@ -17,6 +17,8 @@
 //! additions. Backend allocation (slow on a GPU) happens outside the lock, with its bytes
 //! reserved in the account first so concurrent threads cannot overshoot the hard limit.
 
+use super::account::State;
+use super::cleanup::{Cleanup, CleanupReason};
 use super::config::MemoryConfig;
 use super::managed::ManagedBuffer;
 use super::pool::{BufferPool, Pooled};
@@ -24,118 +26,18 @@ use super::size_class::SizeClasses;
 use super::stats::MemoryStats;
 use crate::backend::{Backend, BufferUsage};
 use crate::error::{Error, OutOfMemoryReport, Result};
-use crate::profile::{AccountSample, MemoryProfiler, SourceLocation};
+use crate::profile::{MemoryProfiler, SourceLocation};
 use crate::sync::lock;
 use std::collections::HashMap;
 use std::panic::Location;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// Why cleanup callbacks are being run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum CleanupReason {
-    /// An allocation of this many bytes did not fit even after evicting caches.
-    OutOfMemory {
-        /// The class size asked for.
-        requested: u64,
-    },
-    /// Memory pressure reached the critical level.
-    CriticalPressure,
-    /// [`MemoryManager::run_cleanups`] was called.
-    Requested,
-}
-
-/// What a cleanup callback is told.
-#[derive(Debug, Clone)]
-pub struct CleanupRequest {
-    /// Why it runs.
-    pub reason: CleanupReason,
-    /// The account just before the callbacks ran.
-    pub stats: MemoryStats,
-}
-
-type CleanupFn = Arc<dyn Fn(&CleanupRequest) + Send + Sync>;
-
-/// Identifies a registered cleanup callback.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct CleanupId(u64);
-
-struct Cleanup {
-    id: CleanupId,
-    name: String,
-    priority: i32,
-    callback: CleanupFn,
-}
-
-pub(super) struct State<T> {
-    pub(super) pool: BufferPool<T>,
-    pub(super) stats: MemoryStats,
-    tags: HashMap<&'static str, u64>,
-    tag_peaks: HashMap<&'static str, u64>,
-    live: HashMap<u64, (&'static str, u64)>,
-    hard_limit: Option<u64>,
-    soft_limit: Option<u64>,
-    /// Told of every account change while the lock is held, so its events are in order.
-    profiler: Option<Arc<MemoryProfiler>>,
-}
-
-impl<T> State<T> {
-    /// The attached profiler when it is enabled: the one check on the hot path.
-    #[inline]
-    fn profiler(&self) -> Option<&MemoryProfiler> {
-        self.profiler.as_deref().filter(|p| p.is_enabled())
-    }
-
-    fn account(&self) -> AccountSample {
-        AccountSample {
-            live: self.stats.live_bytes,
-            cached: self.pool.cached_bytes(),
-        }
-    }
-
-    fn reserved(&self) -> u64 {
-        self.stats.live_bytes + self.pool.cached_bytes()
-    }
-
-    fn update_peaks(&mut self) {
-        let s = &mut self.stats;
-        s.cached_bytes = self.pool.cached_bytes();
-        s.peak_live_bytes = s.peak_live_bytes.max(s.live_bytes);
-        s.peak_cached_bytes = s.peak_cached_bytes.max(s.cached_bytes);
-        s.peak_reserved_bytes = s.peak_reserved_bytes.max(s.live_bytes + s.cached_bytes);
-    }
-
-    fn add_live(&mut self, id: u64, tag: &'static str, class: u64, requested: u64) {
-        self.stats.live_bytes += class;
-        self.stats.requested_live_bytes += requested;
-        self.stats.allocations += 1;
-        let now = self.tags.entry(tag).or_default();
-        *now += class;
-        let now = *now;
-        let peak = self.tag_peaks.entry(tag).or_default();
-        *peak = (*peak).max(now);
-        self.live.insert(id, (tag, class));
-        self.update_peaks();
-    }
-
-    fn evicted(&mut self, list: &[Pooled<T>]) {
-        self.stats.evictions += list.len() as u64;
-        self.stats.evicted_bytes += list.iter().map(|p| p.class).sum::<u64>();
-        self.update_peaks();
-        if let Some(p) = self.profiler() {
-            if !list.is_empty() {
-                p.on_evict(list.iter().map(|p| p.class), self.account());
-            }
-        }
-    }
-}
-
 pub(super) struct Shared<B: Backend> {
     pub(super) backend: Arc<B>,
     pub(super) state: Mutex<State<B::Buffer>>,
-    cleanups: Mutex<Vec<Cleanup>>,
-    next_id: AtomicU64,
+    pub(super) cleanups: Mutex<Vec<Cleanup>>,
+    pub(super) next_id: AtomicU64,
     report_top: usize,
 }
 
@@ -424,7 +326,7 @@ impl<B: Backend> MemoryManager<B> {
                     location,
                 )))
             }
-            Err(Error::OutOfMemory(report)) => {
+            Err(Error::DeviceOutOfMemory { message, .. }) => {
                 // The device is full: undo the reservation and free every cached buffer.
                 let evicted = {
                     let mut state = lock(&self.shared.state);
@@ -435,7 +337,7 @@ impl<B: Backend> MemoryManager<B> {
                 };
                 self.free_all(evicted);
                 Ok(Attempt::Retry {
-                    device_message: report.device_message,
+                    device_message: Some(message),
                 })
             }
             Err(other) => {
@@ -600,59 +502,6 @@ impl<B: Backend> MemoryManager<B> {
     /// Frees every cached buffer. Returns the bytes freed.
     pub fn clear_cache(&self) -> u64 {
         self.evict_fraction(1.0)
-    }
-
-    /// Registers a cleanup callback, run on out-of-memory (before giving up) and on critical
-    /// pressure. Higher `priority` runs first; equal priorities run in registration order.
-    /// The callback may drop buffers of its own; it must not acquire.
-    pub fn register_cleanup(
-        &self,
-        name: impl Into<String>,
-        priority: i32,
-        callback: impl Fn(&CleanupRequest) + Send + Sync + 'static,
-    ) -> CleanupId {
-        let id = CleanupId(self.shared.next_id.fetch_add(1, Ordering::Relaxed));
-        let mut list = lock(&self.shared.cleanups);
-        list.push(Cleanup {
-            id,
-            name: name.into(),
-            priority,
-            callback: Arc::new(callback),
-        });
-        list.sort_by_key(|c| std::cmp::Reverse(c.priority));
-        id
-    }
-
-    /// Removes a cleanup callback. Returns false when it was not registered.
-    pub fn unregister_cleanup(&self, id: CleanupId) -> bool {
-        let mut list = lock(&self.shared.cleanups);
-        let before = list.len();
-        list.retain(|c| c.id != id);
-        list.len() != before
-    }
-
-    /// Runs every cleanup callback now (reason [`CleanupReason::Requested`]).
-    pub fn run_cleanups(&self) {
-        self.run_cleanups_for(CleanupReason::Requested);
-    }
-
-    pub(crate) fn run_cleanups_for(&self, reason: CleanupReason) {
-        // Clone the list so callbacks run without any lock held: they may drop buffers.
-        let callbacks: Vec<(String, CleanupFn)> = lock(&self.shared.cleanups)
-            .iter()
-            .map(|c| (c.name.clone(), Arc::clone(&c.callback)))
-            .collect();
-        if callbacks.is_empty() {
-            return;
-        }
-        let request = CleanupRequest {
-            reason,
-            stats: self.stats(),
-        };
-        for (name, callback) in callbacks {
-            log::info!("running cleanup '{name}' ({reason:?})");
-            callback(&request);
-        }
     }
 }
 

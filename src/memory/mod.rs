@@ -5,6 +5,8 @@
 //! buffers and [`Workspace`] cover temporaries. Everything here is generic over the backend,
 //! so it is tested exactly on `HostBackend` and runs unchanged on the GPU.
 
+mod account;
+mod cleanup;
 mod config;
 mod footprint;
 mod managed;
@@ -15,10 +17,12 @@ mod scratch;
 mod size_class;
 mod stats;
 
+pub use crate::units::human_bytes;
+pub use cleanup::{CleanupId, CleanupReason, CleanupRequest};
 pub use config::MemoryConfig;
 pub use managed::ManagedBuffer;
-pub use manager::{CleanupId, CleanupReason, CleanupRequest, MemoryManager};
+pub use manager::MemoryManager;
 pub use pool::{BufferPool, Pooled};
 pub use scratch::Workspace;
 pub use size_class::SizeClasses;
-pub use stats::{MemoryStats, human_bytes};
+pub use stats::MemoryStats;

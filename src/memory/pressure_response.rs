@@ -10,7 +10,8 @@
 //! can drive it directly, and it offers a [`BudgetSource`] that watches its own reserved
 //! bytes against the backend's budget.
 
-use super::manager::{CleanupReason, MemoryManager};
+use super::cleanup::CleanupReason;
+use super::manager::MemoryManager;
 use crate::backend::Backend;
 use crate::pressure::{BudgetSource, PressureChange, PressureLevel, PressureResponder};
 use crate::sync::lock;

@@ -1,6 +1,7 @@
 //! Plain-data statistics of the memory account, printable in human units.
 
 use crate::footprint::FootprintReport;
+use crate::units::human_bytes;
 use std::fmt;
 
 /// A snapshot of a [`crate::memory::MemoryManager`]'s account. Plain data: copy it, print it,
@@ -110,33 +111,5 @@ impl fmt::Display for MemoryStats {
             write!(f, "\n  {tag}: {}", human_bytes(*bytes))?;
         }
         Ok(())
-    }
-}
-
-/// Formats a byte count in binary units: `512 B`, `1.5 KiB`, `3.25 GiB`.
-pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.2} {}", UNITS[unit])
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn human_bytes_uses_binary_units() {
-        assert_eq!(human_bytes(512), "512 B");
-        assert_eq!(human_bytes(1536), "1.50 KiB");
-        assert_eq!(human_bytes(3 << 30), "3.00 GiB");
     }
 }

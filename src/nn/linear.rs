@@ -1,6 +1,7 @@
 //! `Linear`: `y = act(x · W + b)` with the bias and a ReLU fused into the matmul epilogue.
 
 use super::{Module, Parameter, missing_saved};
+use crate::backend::Backend;
 use crate::compute::{self, Activation, MatmulOptions};
 use crate::error::{Error, Result};
 use crate::tensor::{Context, Tensor, tags};
@@ -30,6 +31,24 @@ impl Linear {
                 "Linear size",
                 format!("{inputs} → {outputs}: both must be at least 1"),
             ));
+        }
+        // Checked before the weights are drawn: an unchecked product would wrap, and a huge
+        // one would make the host vector abort the process before the device refused it.
+        let max = ctx.backend().capabilities().max_buffer_size;
+        let bytes = inputs
+            .checked_mul(outputs)
+            .and_then(|n| (n as u64).checked_mul(4))
+            .ok_or_else(|| {
+                Error::invalid(
+                    "Linear size",
+                    format!("{inputs} → {outputs}: the weight has more bytes than fit in 64 bits"),
+                )
+            })?;
+        if bytes > max {
+            return Err(Error::TooLarge {
+                requested: bytes,
+                max,
+            });
         }
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let bound = 1.0 / (inputs as f32).sqrt();
@@ -209,6 +228,9 @@ impl Module for Linear {
     }
 
     fn forward_flops(&self, batch: usize) -> u64 {
-        2 * (batch * self.inputs() * self.outputs()) as u64
+        (batch as u64)
+            .saturating_mul(self.inputs() as u64)
+            .saturating_mul(self.outputs() as u64)
+            .saturating_mul(2)
     }
 }

@@ -55,6 +55,7 @@ impl Sequential {
         mut x: Arc<Tensor>,
         save: bool,
     ) -> Result<Arc<Tensor>> {
+        self.check_range("Sequential::forward_range", &range)?;
         let profiler = x.context().memory().profiler();
         for i in range {
             let _scope = profiler
@@ -73,6 +74,7 @@ impl Sequential {
         mut grad: Tensor,
         input_grad: bool,
     ) -> Result<Option<Tensor>> {
+        self.check_range("Sequential::backward_range", &range)?;
         let start = range.start;
         let profiler = grad.context().memory().profiler();
         for i in range.rev() {
@@ -92,6 +94,23 @@ impl Sequential {
             }
         }
         Ok(Some(grad))
+    }
+
+    /// [`Error::InvalidArgument`] unless `range` lies within the chain, start before end.
+    fn check_range(&self, what: &'static str, range: &std::ops::Range<usize>) -> Result<()> {
+        if range.start > range.end || range.end > self.layers.len() {
+            return Err(Error::invalid(
+                what,
+                format!(
+                    "layers {}..{} of a chain of {}; a range needs start <= end <= {}",
+                    range.start,
+                    range.end,
+                    self.layers.len(),
+                    self.layers.len()
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 

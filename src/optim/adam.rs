@@ -37,6 +37,19 @@ pub struct Adam {
 }
 
 impl Adam {
+    /// The hyperparameters (learning rate, betas, eps, weight decay), for code that runs Adam
+    /// its own way (ZeRO-1's [`crate::distributed::ShardedAdam`]).
+    pub fn hyperparameters(&self) -> AdamParams {
+        self.hp
+    }
+
+    /// Whether one set of hyperparameters describes every parameter's update: false when a
+    /// decay mask leaves some parameters undecayed. ZeRO-1's sharded Adam applies one decay to
+    /// every parameter, so it refuses such an Adam rather than decay biases and norms.
+    pub fn is_uniform(&self) -> bool {
+        self.mask == DecayMask::All || self.hp.weight_decay == 0.0
+    }
+
     /// Adam with learning rate `lr` and the usual betas (0.9, 0.999), eps 1e-8.
     pub fn new(lr: f32) -> Self {
         Self {
@@ -141,12 +154,6 @@ impl Optimizer for Adam {
 
     fn set_learning_rate(&mut self, lr: f32) {
         self.hp.lr = lr;
-    }
-
-    /// `None` when a decay mask leaves some parameters undecayed: ZeRO-1's sharded Adam
-    /// applies one decay to every parameter, so it refuses rather than decay biases and norms.
-    fn adam_params(&self) -> Option<AdamParams> {
-        (self.mask == DecayMask::All || self.hp.weight_decay == 0.0).then_some(self.hp)
     }
 
     fn state_tensors(&self) -> Vec<&Tensor> {

@@ -27,7 +27,7 @@ pub fn global_grad_norm(params: &[&mut Parameter]) -> Result<Option<f32>> {
 }
 
 /// Wraps an optimizer: clips the gradients by their global norm, then steps. See the module
-/// docs. It is not Adam to ZeRO-1 (no [`Optimizer::adam_params`]): the sharded Adam that
+/// docs. It is not Adam to ZeRO-1 (which downcasts to [`crate::optim::Adam`]): the sharded Adam that
 /// ZeRO-1 puts in its place does not clip, so a clipped run with `zero1` is refused.
 pub struct ClipGradNorm {
     inner: Box<dyn Optimizer>,

@@ -22,7 +22,11 @@ use crate::nn::Parameter;
 use crate::tensor::Tensor;
 
 /// Updates parameters from their accumulated gradients.
-pub trait Optimizer: Send {
+///
+/// The trait knows no particular optimizer. Code that needs one kind (ZeRO-1 shards Adam's
+/// moments) asks for it by type: `Any` is a supertrait, so `&dyn Optimizer` upcasts to
+/// `&dyn Any` and `downcast_ref::<Adam>()` answers.
+pub trait Optimizer: Send + std::any::Any {
     /// One update of every parameter, then zeroes the gradients. Parameters must be passed
     /// in the same order every step (state is kept by position).
     fn step(&mut self, params: Vec<&mut Parameter>) -> Result<()>;
@@ -47,12 +51,6 @@ pub trait Optimizer: Send {
 
     /// Sets the learning rate of the next steps (a schedule: see [`Scheduled`]).
     fn set_learning_rate(&mut self, lr: f32);
-
-    /// Adam's hyperparameters, for optimizers that are Adam (ZeRO-1 data parallelism replaces
-    /// such an optimizer with [`crate::distributed::ShardedAdam`]); `None` otherwise.
-    fn adam_params(&self) -> Option<crate::compute::AdamParams> {
-        None
-    }
 
     /// The state tensors, for saving: for each parameter in step order, that parameter's
     /// tensors (SGD: velocity; Adam: first then second moment). Empty before the first step.

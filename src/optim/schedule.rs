@@ -62,7 +62,7 @@ impl LrSchedule {
 }
 
 /// Wraps an optimizer: sets the learning rate from an [`LrSchedule`] before each step. Not
-/// Adam to ZeRO-1 (no [`Optimizer::adam_params`]): its sharded Adam keeps one rate, so a
+/// Adam to ZeRO-1 (which downcasts to [`crate::optim::Adam`]): its sharded Adam keeps one rate, so a
 /// scheduled run with `zero1` is refused rather than run at a constant rate.
 pub struct Scheduled {
     inner: Box<dyn Optimizer>,

@@ -7,8 +7,8 @@
 use super::event::{AccountSample, Event, SourceLocation, location_string};
 use super::group::GroupStats;
 use super::profiler::{Inner, LiveBuffer, MemoryProfiler};
-use crate::memory::human_bytes;
 use crate::sync::lock;
+use crate::units::human_bytes;
 use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;

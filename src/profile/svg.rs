@@ -7,7 +7,7 @@
 use super::event::{AccountSample, Event};
 use super::timeline::{ClassHeatmap, timeline_of};
 use crate::error::{Error, Result};
-use crate::memory::human_bytes;
+use crate::units::human_bytes;
 use plotters::prelude::*;
 
 const MIB: f64 = 1024.0 * 1024.0;

@@ -3,55 +3,24 @@
 //! Real devices fail in ways a test cannot provoke on purpose: an allocation refused when
 //! memory is full, a transfer that does not complete, a driver reset that loses the device.
 //! This wrapper makes each of them happen when a test says so, so the layers above (pool,
-//! manager, trainer) can be shown to turn every one into a typed error and keep their
-//! account exact. It counts what it injected, and it counts the bytes and buffers it handed
-//! out and got back, so a test can check that nothing leaked whatever failed.
+//! manager) can be shown to turn every one into a typed error and keep their account exact.
+//! It counts the bytes and buffers it handed out and got back, so a test can check that
+//! nothing leaked whatever failed.
 //!
-//! Every knob takes `&self`, so a test can keep an `Arc` to the backend it gave a manager
-//! and change the faults mid-run.
+//! The decisions come from a [`FaultPlan`], the same type [`crate::WgpuBackend`] consults
+//! through [`crate::WgpuBackend::set_fault_plan`] when the faults must happen under code that
+//! is tied to the real backend (the trainer). Every knob takes `&self`, so a test can keep an
+//! `Arc` to the backend it gave a manager and change the faults mid-run.
 
-use crate::backend::{AdapterDescription, Backend, BufferUsage, Capabilities, SubmissionIndex};
-use crate::error::{Error, OutOfMemoryReport, Result};
-use crate::memory::MemoryStats;
-use crate::sync::lock;
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
-use std::sync::Mutex;
+use crate::backend::{
+    AdapterDescription, Backend, BufferUsage, Capabilities, FaultCounts, FaultPlan, SubmissionIndex,
+};
+use crate::error::Result;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// What a [`FaultyBackend`] has injected so far.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct FaultCounts {
-    /// Allocations refused with [`Error::OutOfMemory`].
-    pub allocations: u64,
-    /// Writes failed with [`Error::Transfer`].
-    pub writes: u64,
-    /// Reads failed with [`Error::Transfer`].
-    pub reads: u64,
-    /// Operations refused with [`Error::DeviceLost`] after [`FaultyBackend::lose_device`].
-    pub device_lost: u64,
-}
-
-impl FaultCounts {
-    /// All injected faults together.
-    pub fn total(&self) -> u64 {
-        self.allocations + self.writes + self.reads + self.device_lost
-    }
-}
-
-#[derive(Debug)]
-struct Plan {
-    rng: ChaCha8Rng,
-    /// 1-based index (counting every `allocate` call) of allocations that must fail.
-    fail_allocation_at: Vec<u64>,
-    allocation_rate: f64,
-    write_rate: f64,
-    read_rate: f64,
-    lost: Option<String>,
-    counts: FaultCounts,
-}
-
-/// A [`Backend`] that forwards to `B` except where a fault is planned. See the module docs.
+/// A [`Backend`] that forwards to `B` except where its [`FaultPlan`] plans a fault. See the
+/// module docs.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -72,8 +41,7 @@ struct Plan {
 #[derive(Debug)]
 pub struct FaultyBackend<B: Backend> {
     inner: B,
-    plan: Mutex<Plan>,
-    allocate_calls: AtomicU64,
+    plan: Arc<FaultPlan>,
     allocated_bytes: AtomicU64,
     live_buffers: AtomicU64,
 }
@@ -81,18 +49,14 @@ pub struct FaultyBackend<B: Backend> {
 impl<B: Backend> FaultyBackend<B> {
     /// Wraps `inner` with no faults planned; `seed` drives the random failure rates.
     pub fn new(inner: B, seed: u64) -> Self {
+        Self::with_plan(inner, Arc::new(FaultPlan::new(seed)))
+    }
+
+    /// Wraps `inner` under a plan the caller keeps (and may share with other backends).
+    pub fn with_plan(inner: B, plan: Arc<FaultPlan>) -> Self {
         Self {
             inner,
-            plan: Mutex::new(Plan {
-                rng: ChaCha8Rng::seed_from_u64(seed),
-                fail_allocation_at: Vec::new(),
-                allocation_rate: 0.0,
-                write_rate: 0.0,
-                read_rate: 0.0,
-                lost: None,
-                counts: FaultCounts::default(),
-            }),
-            allocate_calls: AtomicU64::new(0),
+            plan,
             allocated_bytes: AtomicU64::new(0),
             live_buffers: AtomicU64::new(0),
         }
@@ -103,56 +67,57 @@ impl<B: Backend> FaultyBackend<B> {
         &self.inner
     }
 
+    /// The plan this wrapper consults.
+    pub fn plan(&self) -> &Arc<FaultPlan> {
+        &self.plan
+    }
+
     /// Makes the `n`th call to `allocate` (1-based, counting every call since creation, see
     /// [`Self::allocate_calls`]) fail with an out-of-memory.
     pub fn fail_allocation_at(&self, n: u64) {
-        lock(&self.plan).fail_allocation_at.push(n);
+        self.plan.fail_allocation_at(n);
     }
 
     /// Each later allocation fails with probability `rate` (clamped to 0..=1).
     pub fn set_allocation_failure_rate(&self, rate: f64) {
-        lock(&self.plan).allocation_rate = clamp_rate(rate);
+        self.plan.set_allocation_failure_rate(rate);
     }
 
     /// Each later write fails with probability `rate` (clamped to 0..=1).
     pub fn set_write_failure_rate(&self, rate: f64) {
-        lock(&self.plan).write_rate = clamp_rate(rate);
+        self.plan.set_write_failure_rate(rate);
     }
 
     /// Each later read fails with probability `rate` (clamped to 0..=1).
     pub fn set_read_failure_rate(&self, rate: f64) {
-        lock(&self.plan).read_rate = clamp_rate(rate);
+        self.plan.set_read_failure_rate(rate);
     }
 
     /// Clears every planned fault and rate (a lost device stays lost).
     pub fn clear_faults(&self) {
-        let mut plan = lock(&self.plan);
-        plan.fail_allocation_at.clear();
-        plan.allocation_rate = 0.0;
-        plan.write_rate = 0.0;
-        plan.read_rate = 0.0;
+        self.plan.clear_faults();
     }
 
     /// From now on every operation but `free` (and the counters) returns
-    /// [`Error::DeviceLost`] with `reason`. `free` still releases the inner buffer, so a
-    /// lost device leaks nothing.
+    /// [`crate::Error::DeviceLost`] with `reason`. `free` still releases the inner buffer,
+    /// so a lost device leaks nothing.
     pub fn lose_device(&self, reason: impl Into<String>) {
-        lock(&self.plan).lost = Some(reason.into());
+        self.plan.lose_device(reason);
     }
 
     /// True after [`Self::lose_device`].
     pub fn is_lost(&self) -> bool {
-        lock(&self.plan).lost.is_some()
+        self.plan.is_lost()
     }
 
     /// The faults injected so far.
     pub fn faults(&self) -> FaultCounts {
-        lock(&self.plan).counts
+        self.plan.faults()
     }
 
     /// Calls to `allocate` so far, failed ones included.
     pub fn allocate_calls(&self) -> u64 {
-        self.allocate_calls.load(Ordering::SeqCst)
+        self.plan.allocate_calls()
     }
 
     /// Bytes allocated through this wrapper and not yet freed.
@@ -163,48 +128,6 @@ impl<B: Backend> FaultyBackend<B> {
     /// Buffers allocated through this wrapper and not yet freed.
     pub fn live_buffers(&self) -> u64 {
         self.live_buffers.load(Ordering::SeqCst)
-    }
-
-    /// `Err(DeviceLost)` (counted) when the device is lost.
-    fn check_lost(&self, plan: &mut Plan) -> Result<()> {
-        match &plan.lost {
-            Some(reason) => {
-                let reason = reason.clone();
-                plan.counts.device_lost += 1;
-                Err(Error::DeviceLost { reason })
-            }
-            None => Ok(()),
-        }
-    }
-
-    fn transfer(&self, op: &'static str) -> Result<()> {
-        let mut plan = lock(&self.plan);
-        self.check_lost(&mut plan)?;
-        let rate = if op == "write" {
-            plan.write_rate
-        } else {
-            plan.read_rate
-        };
-        if rate > 0.0 && plan.rng.random_bool(rate) {
-            if op == "write" {
-                plan.counts.writes += 1;
-            } else {
-                plan.counts.reads += 1;
-            }
-            return Err(Error::Transfer {
-                op,
-                reason: "injected fault".into(),
-            });
-        }
-        Ok(())
-    }
-}
-
-fn clamp_rate(rate: f64) -> f64 {
-    if rate.is_nan() {
-        0.0
-    } else {
-        rate.clamp(0.0, 1.0)
     }
 }
 
@@ -224,26 +147,7 @@ impl<B: Backend> Backend for FaultyBackend<B> {
     }
 
     fn allocate(&self, size: u64, usage: BufferUsage) -> Result<B::Buffer> {
-        let call = self.allocate_calls.fetch_add(1, Ordering::SeqCst) + 1;
-        {
-            let mut plan = lock(&self.plan);
-            self.check_lost(&mut plan)?;
-            let planned = plan.fail_allocation_at.iter().position(|&n| n == call);
-            if let Some(i) = planned {
-                plan.fail_allocation_at.swap_remove(i);
-            }
-            let rate = plan.allocation_rate;
-            if planned.is_some() || (rate > 0.0 && plan.rng.random_bool(rate)) {
-                plan.counts.allocations += 1;
-                return Err(Error::OutOfMemory(Box::new(OutOfMemoryReport {
-                    requested: size,
-                    limit: None,
-                    stats: MemoryStats::default(),
-                    largest: Vec::new(),
-                    device_message: Some(format!("injected fault at allocation {call}")),
-                })));
-            }
-        }
+        self.plan.on_allocate(size)?;
         let buffer = self.inner.allocate(size, usage)?;
         self.allocated_bytes
             .fetch_add(self.inner.size(&buffer), Ordering::SeqCst);
@@ -263,12 +167,12 @@ impl<B: Backend> Backend for FaultyBackend<B> {
     }
 
     fn write(&self, buffer: &B::Buffer, offset: u64, data: &[u8]) -> Result<()> {
-        self.transfer("write")?;
+        self.plan.on_transfer("write")?;
         self.inner.write(buffer, offset, data)
     }
 
     fn read(&self, buffer: &B::Buffer, offset: u64, out: &mut [u8]) -> Result<()> {
-        self.transfer("read")?;
+        self.plan.on_transfer("read")?;
         self.inner.read(buffer, offset, out)
     }
 
@@ -280,7 +184,7 @@ impl<B: Backend> Backend for FaultyBackend<B> {
         dst_offset: u64,
         len: u64,
     ) -> Result<()> {
-        self.check_lost(&mut lock(&self.plan))?;
+        self.plan.check_lost()?;
         self.inner.copy(src, src_offset, dst, dst_offset, len)
     }
 
@@ -293,7 +197,7 @@ impl<B: Backend> Backend for FaultyBackend<B> {
     }
 
     fn wait_idle(&self) -> Result<()> {
-        self.check_lost(&mut lock(&self.plan))?;
+        self.plan.check_lost()?;
         self.inner.wait_idle()
     }
 

@@ -7,4 +7,5 @@
 
 mod faulty;
 
-pub use faulty::{FaultCounts, FaultyBackend};
+pub use crate::backend::{FaultCounts, FaultPlan};
+pub use faulty::FaultyBackend;

@@ -54,7 +54,7 @@ impl Trainer {
         let mut peaks = Vec::new();
         for rows in [small, big] {
             let indices: Vec<usize> = (0..rows).collect();
-            let batch = data.select(&indices);
+            let batch = data.select(&indices)?;
             let ctx = Arc::clone(&self.ctx);
             let memory = ctx.memory();
             memory.reset_peaks();

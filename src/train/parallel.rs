@@ -33,6 +33,7 @@ use super::{RankReport, Source, Trainer};
 use crate::distributed::{Collective, DataParallel, ShardedAdam, Shards};
 use crate::error::{Error, Result};
 use crate::nn::Module;
+use crate::optim::Adam;
 
 impl Trainer {
     /// Makes this trainer one rank of a data-parallel job over `collective` (see the module
@@ -45,12 +46,18 @@ impl Trainer {
     pub fn with_collective(mut self, collective: Box<dyn Collective>) -> Result<Self> {
         let mut dp = DataParallel::new(collective, self.config.bucket_bytes);
         if self.config.zero1 {
-            let hp = self.optimizer.adam_params().ok_or_else(|| {
-                Error::invalid(
-                    "zero1",
-                    "ZeRO-1 shards Adam's moments; the optimizer must be Adam",
-                )
-            })?;
+            let optimizer: &dyn std::any::Any = self.optimizer.as_ref();
+            let hp = optimizer
+                .downcast_ref::<Adam>()
+                .filter(|adam| adam.is_uniform())
+                .map(Adam::hyperparameters)
+                .ok_or_else(|| {
+                    Error::invalid(
+                        "zero1",
+                        "ZeRO-1 shards Adam's moments; the optimizer must be a plain Adam \
+                         (no clipping or schedule wrapper, weight decay on all parameters or none)",
+                    )
+                })?;
             self.sharded = Some(ShardedAdam::new(hp));
         }
         if dp.world_size() > 1 {
@@ -114,10 +121,12 @@ impl Trainer {
     }
 
     /// This rank's rows of `batch`, or `None` when the rank has the whole batch.
-    pub(super) fn shard_of<S: Source>(&self, batch: &S) -> Option<S> {
-        let dp = self.dp.as_ref().filter(|dp| dp.world_size() > 1)?;
+    pub(super) fn shard_of<S: Source>(&self, batch: &S) -> Result<Option<S>> {
+        let Some(dp) = self.dp.as_ref().filter(|dp| dp.world_size() > 1) else {
+            return Ok(None);
+        };
         let rows = Shards::balanced(batch.len(), dp.world_size()).range(dp.rank());
-        Some(batch.select(&rows.collect::<Vec<_>>()))
+        batch.select(&rows.collect::<Vec<_>>()).map(Some)
     }
 
     /// Sums each rank's `(loss · rows, correct)` and agrees on failure (see the module docs).

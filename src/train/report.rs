@@ -1,6 +1,7 @@
 //! What a training run did: per-epoch figures, every adaptation to memory, and the account.
 
-use crate::memory::{MemoryStats, human_bytes};
+use crate::memory::MemoryStats;
+use crate::units::human_bytes;
 use std::fmt;
 
 /// One epoch's figures.

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 impl Trainer {
     /// The batch at the run's position: the next `batch_size` indices of the epoch's order.
-    fn current_batch<S: Source>(&mut self, train: &S) -> S {
+    fn current_batch<S: Source>(&mut self, train: &S) -> Result<S> {
         let (epoch, len) = (self.epoch, train.len());
         if !matches!(&self.order, Some((e, l, _)) if *e == epoch && *l == len) {
             let order = train.epoch_order(self.config.seed.wrapping_add(epoch as u64));
@@ -29,7 +29,7 @@ impl Trainer {
         let step_start = Instant::now();
         let (comm_before, wait_before) = (self.comm_seconds(), self.wait_seconds());
         let epoch = self.epoch;
-        let batch = self.current_batch(train);
+        let batch = self.current_batch(train)?;
         let (loss, acc) = self.train_step(&batch)?;
         self.batch_in_epoch += 1;
         let epoch_done = self.batch_in_epoch * self.config.batch_size >= train.len();

@@ -38,7 +38,7 @@ pub trait Source {
     fn epoch_order(&self, seed: u64) -> Vec<usize>;
 
     /// The samples at `indices`, in that order.
-    fn select(&self, indices: &[usize]) -> Self
+    fn select(&self, indices: &[usize]) -> Result<Self>
     where
         Self: Sized;
 
@@ -73,7 +73,7 @@ impl Source for Dataset {
         Dataset::epoch_order(self, seed)
     }
 
-    fn select(&self, indices: &[usize]) -> Self {
+    fn select(&self, indices: &[usize]) -> Result<Self> {
         self.subset(indices)
     }
 
@@ -105,7 +105,7 @@ impl Source for TokenWindows {
         TokenWindows::epoch_order(self, seed)
     }
 
-    fn select(&self, indices: &[usize]) -> Self {
+    fn select(&self, indices: &[usize]) -> Result<Self> {
         self.subset(indices)
     }
 

@@ -127,15 +127,16 @@ impl TrainerState {
         let mut tmp = path.as_os_str().to_owned();
         tmp.push(".tmp");
         let tmp = PathBuf::from(tmp);
-        std::fs::write(&tmp, self.to_bytes())?;
-        std::fs::rename(&tmp, path)?;
+        std::fs::write(&tmp, self.to_bytes()).map_err(|e| Error::file("write", &tmp, e))?;
+        std::fs::rename(&tmp, path).map_err(|e| Error::file("write", path, e))?;
         Ok(())
     }
 
     /// Reads a state written by [`Self::save`].
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        Self::from_bytes(&std::fs::read(path)?, path)
+        let bytes = std::fs::read(path).map_err(|e| Error::file("read", path, e))?;
+        Self::from_bytes(&bytes, path)
     }
 }
 
@@ -356,6 +357,15 @@ impl Trainer {
         // Optimizer tensors come in parameter order, `per` of them for each parameter.
         if !optim.is_empty() {
             let n = model_params.len();
+            if n == 0 {
+                return Err(Error::invalid(
+                    "trainer state",
+                    format!(
+                        "{} optimizer tensors saved, but the model has no parameters for them",
+                        optim.len()
+                    ),
+                ));
+            }
             if optim.len() % n != 0 {
                 return Err(Error::invalid(
                     "trainer state",

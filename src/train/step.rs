@@ -82,7 +82,7 @@ impl Trainer {
                 }
             }
         }
-        let shard = self.shard_of(batch);
+        let shard = self.shard_of(batch)?;
         let local_batch = shard.as_ref().unwrap_or(batch);
         let local_rows = local_batch.len();
         let scale = local_rows as f32 / batch.len().max(1) as f32;

@@ -12,6 +12,7 @@
 
 mod budget;
 mod device;
+mod faults;
 mod mapping;
 mod select;
 mod usage_map;
@@ -24,8 +25,7 @@ use super::{
     AdapterDescription, Backend, BufferUsage, Capabilities, SubmissionIndex, check_aligned,
     check_range, checked_allocation_size,
 };
-use crate::error::{Error, OutOfMemoryReport, Result};
-use crate::memory::MemoryStats;
+use crate::error::{Error, Result};
 use crate::sync::lock;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -78,6 +78,8 @@ pub struct WgpuBackend {
     recorded: AtomicU64,
     flush_every: u64,
     zero_copy: zero_copy::ZeroCopy,
+    /// Injected faults (tests only; a no-op without the `testing` feature).
+    faults: faults::FaultHook,
 }
 
 impl std::fmt::Debug for WgpuBackend {
@@ -190,6 +192,7 @@ impl WgpuBackend {
             recorded: AtomicU64::new(0),
             flush_every: options.flush_every.unwrap_or(DEFAULT_FLUSH_EVERY).max(1),
             zero_copy,
+            faults: faults::FaultHook::new(),
         })
     }
 
@@ -261,6 +264,8 @@ impl WgpuBackend {
         // before commands recorded earlier.
         let mut pending = lock(&self.pending);
         if let Some(encoder) = pending.take() {
+            // An injected loss drops the batch, as a real one would.
+            self.faults.submit()?;
             self.submit_batch([encoder.finish()]);
         }
         self.recorded.store(0, Ordering::Relaxed);
@@ -298,6 +303,7 @@ impl WgpuBackend {
     }
 
     fn check_lost(&self) -> Result<()> {
+        self.faults.check_lost()?;
         match &*lock(&self.lost) {
             Some(reason) => Err(Error::DeviceLost {
                 reason: reason.clone(),
@@ -345,13 +351,7 @@ impl WgpuBackend {
         });
         if let Some(error) = pollster::block_on(scope.pop()) {
             buffer.destroy();
-            return Err(Error::OutOfMemory(Box::new(OutOfMemoryReport {
-                requested: size,
-                limit: None,
-                stats: MemoryStats::default(),
-                largest: Vec::new(),
-                device_message: Some(error.to_string()),
-            })));
+            return Err(super::device_out_of_memory(size, error.to_string()));
         }
         self.buffers_created.fetch_add(1, Ordering::Relaxed);
         Ok(buffer)
@@ -369,6 +369,7 @@ impl WgpuBackend {
         check_usage("write", buffer, wgpu::BufferUsages::COPY_DST)?;
         check_aligned("write", offset, len, self.caps.copy_alignment)?;
         check_range("write", offset, len, buffer.size())?;
+        self.faults.transfer("write")?;
         // Queue writes run before the next submit's commands, so earlier recorded commands
         // must be submitted first to keep program order. An unused buffer is in no recorded
         // command, so its mapped write needs no flush.
@@ -447,6 +448,7 @@ impl Backend for WgpuBackend {
     fn allocate(&self, size: u64, usage: BufferUsage) -> Result<wgpu::Buffer> {
         self.check_lost()?;
         let size = checked_allocation_size(size, &self.caps)?;
+        self.faults.allocate(size)?;
         let usages = match usage {
             BufferUsage::Storage => {
                 wgpu::BufferUsages::STORAGE
@@ -486,6 +488,7 @@ impl Backend for WgpuBackend {
         check_usage("read", buffer, wgpu::BufferUsages::COPY_SRC)?;
         check_range("read", offset, len, buffer.size())?;
         self.flush()?;
+        self.faults.transfer("read")?;
         if self.read_direct(buffer, offset, out)? {
             return Ok(());
         }
