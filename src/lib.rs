@@ -45,6 +45,7 @@ pub mod checkpoint;
 pub mod compute;
 pub mod data;
 pub mod distributed;
+mod dtype;
 mod error;
 pub mod memory;
 pub mod nn;
@@ -61,6 +62,7 @@ pub use backend::{
     Backend, BufferUsage, Capabilities, HostBackend, WgpuBackend, WgpuBackendOptions,
 };
 pub use compute::Gpu;
+pub use dtype::DType;
 pub use error::{Error, OutOfMemoryReport, Result};
 pub use memory::{ManagedBuffer, MemoryConfig, MemoryManager, MemoryStats};
 pub use pressure::{PressureLevel, PressureMonitor, PressureSource};

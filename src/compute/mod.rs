@@ -80,6 +80,15 @@ impl<'a> Binding<'a> {
             size: (len.max(1) * 4) as u64,
         }
     }
+
+    /// Binds the first `len` values of `dtype` in `buffer`, rounded up to whole 4-byte words.
+    pub fn of(buffer: &'a wgpu::Buffer, len: usize, dtype: crate::DType) -> Self {
+        Self {
+            buffer,
+            offset: 0,
+            size: (len.max(1) * dtype.size()).next_multiple_of(4) as u64,
+        }
+    }
 }
 
 struct ParamRing {
@@ -100,6 +109,7 @@ pub struct Gpu {
     scratch_user: Mutex<()>,
     vec4_per_thread: AtomicU32,
     timer: Mutex<Option<KernelTimer>>,
+    f16: bool,
 }
 
 impl std::fmt::Debug for Gpu {
@@ -136,6 +146,10 @@ impl Gpu {
             workgroup_size,
             max_groups_per_dim: limits.max_compute_workgroups_per_dimension,
             timer: Mutex::new(None),
+            f16: backend
+                .device()
+                .features()
+                .contains(wgpu::Features::SHADER_F16),
             backend,
         })
     }
@@ -159,6 +173,24 @@ impl Gpu {
     /// The backend this dispatches on.
     pub fn backend(&self) -> &Arc<WgpuBackend> {
         &self.backend
+    }
+
+    /// Whether the device was created with `wgpu::Features::SHADER_F16`: f16 tensors and the f16
+    /// kernels need it.
+    pub fn supports_f16(&self) -> bool {
+        self.f16
+    }
+
+    /// [`Error::UnsupportedDType`] unless the device can run f16 kernels.
+    pub(crate) fn require_f16(&self) -> Result<()> {
+        if self.f16 {
+            return Ok(());
+        }
+        Err(Error::UnsupportedDType {
+            dtype: crate::DType::F16,
+            feature: "wgpu::Features::SHADER_F16",
+            adapter: self.backend.adapter().to_string(),
+        })
     }
 
     /// The workgroup size chosen for 1-D kernels.

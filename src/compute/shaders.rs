@@ -43,9 +43,11 @@ pub fn validate_wgsl(name: &str, source: &str) -> Result<(naga::Module, naga::va
         name: name.to_string(),
         message: e.emit_to_string_with_path(source, &format!("{name}.wgsl")),
     })?;
+    // f16 shaders (`enable f16;`) need SHADER_FLOAT16; the device's own check (SHADER_F16) runs
+    // when wgpu compiles them, and the f16 entry points refuse devices without it first.
     let info = naga::valid::Validator::new(
         naga::valid::ValidationFlags::all(),
-        naga::valid::Capabilities::default(),
+        naga::valid::Capabilities::default() | naga::valid::Capabilities::SHADER_FLOAT16,
     )
     .validate(&module)
     .map_err(|e| Error::ShaderCompile {

@@ -94,8 +94,10 @@ impl WgpuBackend {
         let info = adapter.get_info();
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("wgmem"),
-            // Timestamp queries let the profiler time kernels; nothing else needs features.
-            required_features: adapter.features() & wgpu::Features::TIMESTAMP_QUERY,
+            // Timestamp queries let the profiler time kernels; SHADER_F16 lets tensors be f16
+            // (DType::F16); both only where the adapter offers them.
+            required_features: adapter.features()
+                & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SHADER_F16),
             required_limits: adapter.limits(),
             experimental_features: wgpu::ExperimentalFeatures::disabled(),
             memory_hints: wgpu::MemoryHints::Performance,
