@@ -49,6 +49,7 @@ mod dtype;
 mod error;
 pub mod memory;
 pub mod nn;
+pub mod ops;
 pub mod optim;
 pub mod pressure;
 pub mod profile;

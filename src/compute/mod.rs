@@ -19,16 +19,26 @@
 //! - [`softmax_cross_entropy`]: forward and backward in one pass, loss and accuracy on the GPU;
 //! - optimizers: [`sgd`], [`adam`] (AdamW with `decoupled`).
 //!
+//! - f16 storage with f32 arithmetic (mixed precision): [`matmul_f16`], [`convert`], the
+//!   `*_f16` elementwise kernels, [`column_sums_f16`], [`softmax_cross_entropy_f16`], and the
+//!   fused unscale + update + f16-copy optimizer steps [`adam_mixed`], [`sgd_mixed`] with the
+//!   overflow check [`check_finite`]. They need `SHADER_F16` ([`Gpu::supports_f16`]).
+//!
 //! naga adds runtime checks to every shader (index clamps, loop counters);
 //! [`Gpu::new_unchecked`] compiles without them. BENCHMARKS.md has the measured effect.
 
 mod elementwise;
+mod elementwise_f16;
 mod matmul;
+mod matmul_f16;
 mod optim;
+mod optim_mixed;
 mod pipelines;
 mod reduce;
+mod reduce_f16;
 mod shaders;
 mod softmax;
+mod softmax_f16;
 mod timing;
 mod validate;
 
@@ -37,12 +47,20 @@ pub use elementwise::{
     activation_in_place, add, add_in_place, axpby, bias_activation, copy, fill, mul, mul_in_place,
     scale, scale_in_place, sub, sub_in_place,
 };
+pub use elementwise_f16::{
+    accumulate_f16, activation_backward_f16, activation_backward_in_place_f16,
+    activation_forward_f16, add_f16, bias_activation_f16, convert, scale_in_place_f16,
+};
 pub use matmul::{MatmulOptions, MatmulTile, matmul};
+pub use matmul_f16::matmul_f16;
 pub use optim::{AdamParams, SgdParams, adam, sgd};
+pub use optim_mixed::{adam_mixed, check_finite, sgd_mixed};
 pub use pipelines::Kernel;
 pub use reduce::{column_sums, max, mean, sum};
+pub use reduce_f16::column_sums_f16;
 pub use shaders::{SHADERS, ShaderSource, shader, validate_wgsl};
 pub use softmax::{CrossEntropyOutputs, softmax_cross_entropy};
+pub use softmax_f16::softmax_cross_entropy_f16;
 
 use crate::backend::{Backend, BufferUsage, WgpuBackend};
 use crate::error::{Error, Result};

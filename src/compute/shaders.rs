@@ -26,10 +26,15 @@ macro_rules! shaders {
 shaders![
     "elementwise",
     "elementwise_vec4",
+    "elementwise_f16",
     "matmul",
+    "matmul_f16",
     "reduce",
+    "reduce_f16",
     "softmax",
-    "optim"
+    "softmax_f16",
+    "optim",
+    "optim_mixed",
 ];
 
 /// Looks up an embedded shader by file stem.

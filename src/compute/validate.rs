@@ -41,7 +41,6 @@ pub(crate) fn elements(
 }
 
 /// As [`elements`], for `n` values of `dtype` (f16 buffers hold two values per word).
-#[allow(dead_code)] // The f16 kernels use it.
 pub(crate) fn elements_of(
     gpu: &Gpu,
     op: &'static str,
