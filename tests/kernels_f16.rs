@@ -521,3 +521,123 @@ fn operands_of_the_wrong_type_are_typed_errors() {
     .unwrap_err();
     assert!(matches!(err, Error::Shape { .. }), "{err}");
 }
+
+#[test]
+fn sgd_mixed_matches_f64_with_and_without_momentum() {
+    let ctx = ctx();
+    let gpu = ctx.gpu();
+    let mut rng = Rng::new(23);
+    let n = 517;
+    let p0 = rng.vec(n);
+    let g0: Vec<f32> = rng.vec(n).iter().map(|v| v * 64.0).collect();
+    let v0 = rng.vec(n);
+    let inv_scale = 1.0 / 64.0;
+    for (momentum, nesterov) in [(0.0, false), (0.9, false), (0.9, true)] {
+        let hp = compute::SgdParams {
+            lr: 0.05,
+            momentum,
+            weight_decay: 0.01,
+            nesterov,
+        };
+        let p = ctx.from_slice(&p0, &[n], tags::PARAMS).unwrap();
+        let g = ctx.from_slice(&g0, &[n], tags::GRADIENTS).unwrap();
+        let v = ctx.from_slice(&v0, &[n], tags::OPTIMIZER).unwrap();
+        let half = ctx.uninit_of(&[n], DType::F16, tags::PARAMS).unwrap();
+        let vel = (momentum != 0.0).then(|| v.raw());
+        compute::sgd_mixed(
+            gpu,
+            p.raw(),
+            g.raw(),
+            vel,
+            Some(half.raw()),
+            n,
+            &hp,
+            inv_scale,
+        )
+        .unwrap();
+        let (pv, hv, gv, vv) = (
+            p.to_vec().unwrap(),
+            half.to_vec().unwrap(),
+            g.to_vec().unwrap(),
+            v.to_vec().unwrap(),
+        );
+        let (lr, mu, wd) = (
+            f64::from(hp.lr),
+            f64::from(momentum),
+            f64::from(hp.weight_decay),
+        );
+        for i in 0..n {
+            let pp = f64::from(p0[i]);
+            let gr = f64::from(g0[i]) * f64::from(inv_scale) + wd * pp;
+            let (want, want_v) = if momentum == 0.0 {
+                (pp - lr * gr, f64::from(v0[i]))
+            } else {
+                let buf = mu * f64::from(v0[i]) + gr;
+                let step = if nesterov { gr + mu * buf } else { buf };
+                (pp - lr * step, buf)
+            };
+            // A handful of f32 operations on values of order 1.
+            let tol = 16.0 * U32 * (1.0 + want.abs());
+            assert!(
+                (f64::from(pv[i]) - want).abs() <= tol,
+                "momentum {momentum}: p[{i}]"
+            );
+            assert!(
+                (f64::from(vv[i]) - want_v).abs() <= tol,
+                "momentum {momentum}: v[{i}]"
+            );
+            assert_eq!(hv[i], half::f16::from_f32(pv[i]).to_f32());
+            assert_eq!(gv[i], 0.0);
+        }
+    }
+}
+
+#[test]
+fn f16_accumulate_add_and_scale_match_f64() {
+    let ctx = ctx();
+    let gpu = ctx.gpu();
+    let mut rng = Rng::new(29);
+    let n = 1001;
+    let (x, z) = (rng.vec(n), rng.vec(n));
+    let xt = ctx.from_slice_of(&x, &[n], DType::F16, tags::DATA).unwrap();
+    let zt = ctx.from_slice_of(&z, &[n], DType::F16, tags::DATA).unwrap();
+    // One f32 operation on exact f16 inputs, then one f16 rounding: within u |want| (+ the
+    // smallest subnormal step, 2^-24, near zero).
+    let close = |got: &[f32], want: &dyn Fn(usize) -> f64, what: &str| {
+        for (i, &g) in got.iter().enumerate() {
+            let w = want(i);
+            assert!(
+                (f64::from(g) - w).abs() <= U16 * w.abs() + U32,
+                "{what}[{i}] = {g}, want {w}"
+            );
+        }
+    };
+    let y = ctx.uninit_of(&[n], DType::F16, tags::DATA).unwrap();
+    compute::add_f16(gpu, xt.raw(), zt.raw(), y.raw(), n).unwrap();
+    close(&y.to_vec().unwrap(), &|i| h(x[i]) + h(z[i]), "add");
+    let acc = zt.duplicate(tags::DATA).unwrap();
+    compute::accumulate_f16(gpu, xt.raw(), acc.raw(), n).unwrap();
+    close(&acc.to_vec().unwrap(), &|i| h(x[i]) + h(z[i]), "accumulate");
+    let s = xt.duplicate(tags::DATA).unwrap();
+    compute::scale_in_place_f16(gpu, 3.0, s.raw(), n).unwrap();
+    close(&s.to_vec().unwrap(), &|i| 3.0 * h(x[i]), "scale");
+    // Past f16's range the result is infinity, not an indeterminate value (values within 10%
+    // of the threshold are left out: f32 rounding of the product could put them either side).
+    let before = s.to_vec().unwrap();
+    compute::scale_in_place_f16(gpu, 1e6, s.raw(), n).unwrap();
+    let big = s.to_vec().unwrap();
+    let mut overflowed = 0;
+    for (i, (&b, &v)) in before.iter().zip(&big).enumerate() {
+        let product = f64::from(b) * 1e6;
+        if product.abs() > 72_000.0 {
+            assert!(
+                v.is_infinite() && (v > 0.0) == (b > 0.0),
+                "scale overflow at {i}: {v}"
+            );
+            overflowed += 1;
+        } else if product.abs() < 59_000.0 {
+            assert!(v.is_finite(), "{i}: {b} * 1e6 = {v}");
+        }
+    }
+    assert!(overflowed > n / 2, "most values overflow: {overflowed}");
+}
