@@ -218,6 +218,19 @@ fn bad_mixed_configurations_are_typed_errors() {
         ),
         "{err}"
     );
+    // Saving a mixed run's state is refused rather than resumed with a reset loss scale.
+    let mut t = trainer(&ctx, config(1, Precision::Mixed));
+    let err = t.state().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::InvalidArgument {
+                what: "trainer state",
+                ..
+            }
+        ),
+        "{err}"
+    );
     // A mixed layer given an f32 input says which type it needs.
     let mut layer = Linear::new(&ctx, 4, 3, 0).unwrap();
     layer.set_precision(DType::F16).unwrap();
