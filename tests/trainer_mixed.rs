@@ -218,9 +218,10 @@ fn bad_mixed_configurations_are_typed_errors() {
         ),
         "{err}"
     );
-    // Saving a mixed run's state is refused rather than resumed with a reset loss scale.
-    let mut t = trainer(&ctx, config(1, Precision::Mixed));
-    let err = t.state().unwrap_err();
+    // A mixed run's state does not load into an f32 trainer, and changes nothing there.
+    let state = trainer(&ctx, config(1, Precision::Mixed)).state().unwrap();
+    let mut f32_trainer = trainer(&ctx, config(1, Precision::F32));
+    let err = f32_trainer.restore(state).unwrap_err();
     assert!(
         matches!(
             err,
@@ -231,6 +232,7 @@ fn bad_mixed_configurations_are_typed_errors() {
         ),
         "{err}"
     );
+    assert_eq!(f32_trainer.report().steps, 0);
     // A mixed layer given an f32 input says which type it needs.
     let mut layer = Linear::new(&ctx, 4, 3, 0).unwrap();
     layer.set_precision(DType::F16).unwrap();
@@ -247,4 +249,57 @@ fn bad_mixed_configurations_are_typed_errors() {
         ),
         "{err}"
     );
+}
+
+fn param_bits(t: &mut Trainer) -> Vec<Vec<u32>> {
+    t.model()
+        .parameters()
+        .iter()
+        .map(|p| {
+            p.value
+                .to_vec()
+                .unwrap()
+                .iter()
+                .map(|v| v.to_bits())
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn a_resumed_mixed_run_is_bit_identical_loss_scale_included() {
+    let (train, _) = common::digits_split();
+    let batches: Vec<_> = (0..8)
+        .map(|b| train.subset(&(b * 64..(b + 1) * 64).collect::<Vec<_>>()))
+        .collect();
+    // A scale that overflows at first, so the saved state holds a backed-off scale and a
+    // count of good steps toward the next growth.
+    let cfg = || TrainerConfig {
+        loss_scale: LossScaleConfig {
+            initial: 16_777_216.0,
+            growth_interval: 4,
+            ..LossScaleConfig::default()
+        },
+        ..config(1, Precision::Mixed)
+    };
+    let ctx = ctx();
+    let mut a = trainer(&ctx, cfg());
+    for b in &batches[..5] {
+        a.train_step(b).unwrap();
+    }
+    let state = a.state().unwrap();
+    assert!(a.report().overflow_skipped_steps >= 2);
+    assert_eq!(
+        state.loss_scale,
+        Some((a.loss_scale().unwrap(), state.loss_scale.unwrap().1))
+    );
+    let mut b = trainer(&ctx, cfg());
+    b.restore(state).unwrap();
+    assert_eq!(b.loss_scale(), a.loss_scale());
+    for batch in &batches[5..] {
+        a.train_step(batch).unwrap();
+        b.train_step(batch).unwrap();
+    }
+    assert_eq!(a.loss_scale(), b.loss_scale());
+    assert_eq!(param_bits(&mut a), param_bits(&mut b));
 }

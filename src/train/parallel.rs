@@ -117,14 +117,6 @@ impl Trainer {
                  of the moments); train without zero1 to save state",
             ));
         }
-        if self.scaler.is_some() {
-            return Err(Error::invalid(
-                "trainer state",
-                "saving or restoring a mixed-precision run is not supported yet (the state file \
-                 has no place for the loss scaler, so a resumed run would not be bit-identical); \
-                 train with Precision::F32 to save state",
-            ));
-        }
         Ok(())
     }
 
