@@ -456,7 +456,7 @@ fn adam_mixed_unscales_updates_zeroes_and_writes_the_f16_copy() {
 fn check_finite_flags_inf_and_nan_only() {
     let ctx = ctx();
     let gpu = ctx.gpu();
-    let mut data = Common::finite(2053);
+    let mut data = finite_values(2053);
     let flag = ctx.upload_u32(&[0], tags::DATA).unwrap();
     let g = ctx
         .from_slice(&data, &[data.len()], tags::GRADIENTS)
@@ -478,15 +478,13 @@ fn check_finite_flags_inf_and_nan_only() {
     }
 }
 
-struct Common;
-impl Common {
-    fn finite(n: usize) -> Vec<f32> {
-        let mut v = Rng::new(19).vec(n);
-        v[0] = f32::MAX;
-        v[1] = -f32::MAX;
-        v[2] = f32::MIN_POSITIVE / 4.0;
-        v
-    }
+/// Finite values including the extremes (f32::MAX, a subnormal) that the check must pass.
+fn finite_values(n: usize) -> Vec<f32> {
+    let mut v = Rng::new(19).vec(n);
+    v[0] = f32::MAX;
+    v[1] = -f32::MAX;
+    v[2] = f32::MIN_POSITIVE / 4.0;
+    v
 }
 
 #[test]

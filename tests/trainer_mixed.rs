@@ -303,3 +303,62 @@ fn a_resumed_mixed_run_is_bit_identical_loss_scale_included() {
     assert_eq!(a.loss_scale(), b.loss_scale());
     assert_eq!(param_bits(&mut a), param_bits(&mut b));
 }
+
+#[test]
+fn a_mixed_linear_layer_matches_its_f32_twin_within_f16_rounding() {
+    let ctx = ctx();
+    let (batch, inputs, outputs) = (37, 70, 33);
+    let mut rng = common::Rng::new(41);
+    let x = rng.vec(batch * inputs);
+    let dy = rng.vec(batch * outputs);
+    let tags = wgmem::tensor::tags::DATA;
+    let mut f32_layer = Linear::new(&ctx, inputs, outputs, 9).unwrap().with_relu();
+    let mut mixed = Linear::new(&ctx, inputs, outputs, 9).unwrap().with_relu();
+    mixed.set_precision(DType::F16).unwrap();
+    let run = |layer: &mut Linear, dtype: DType| {
+        let xt = Arc::new(
+            ctx.from_slice_of(&x, &[batch, inputs], dtype, tags)
+                .unwrap(),
+        );
+        let y = layer.forward(xt, true).unwrap().to_vec().unwrap();
+        let g = ctx
+            .from_slice_of(&dy, &[batch, outputs], dtype, tags)
+            .unwrap();
+        let dx = layer.backward(g, true).unwrap().unwrap();
+        assert_eq!(dx.dtype(), dtype);
+        let dw = layer.weight().grad.to_vec().unwrap();
+        let db = layer.bias().grad.to_vec().unwrap();
+        (y, dx.to_vec().unwrap(), dw, db)
+    };
+    let (y32, dx32, dw32, db32) = run(&mut f32_layer, DType::F32);
+    let (y16, dx16, dw16, db16) = run(&mut mixed, DType::F16);
+    // Each operand is rounded to f16 once (relative u = 2^-11) and an f16 result once more, so
+    // a sum of k products of operands bounded by ma and mb differs from the f32 one by at most
+    // (2u + k 2^-24) k ma mb + u |result|. Inputs and dy are in [-1, 1), weights and biases in
+    // ±1/sqrt(70). Where the pre-activation is within that bound of 0 the two ReLUs may differ,
+    // which changes the gradients of that row: at most 2% of entries may fall outside.
+    let u = DType::F16.unit_roundoff();
+    let w = 1.0 / (inputs as f64).sqrt();
+    let close = |a: &[f32], b: &[f32], k: usize, scale: f64, what: &str| {
+        let bound = (2.0 * u + k as f64 / 16_777_216.0) * k as f64 * scale;
+        let mut far = 0;
+        for (i, (&p, &q)) in a.iter().zip(b).enumerate() {
+            if (f64::from(p) - f64::from(q)).abs() > bound + u * f64::from(q.abs()) {
+                far += 1;
+                assert!(
+                    far <= a.len() / 50,
+                    "{what}[{i}]: f32 {p} vs mixed {q} (bound {bound})"
+                );
+            }
+        }
+    };
+    close(&y32, &y16, inputs + 1, w, "y");
+    close(&dx32, &dx16, outputs, w, "dx");
+    close(&dw32, &dw16, batch, 1.0, "dW");
+    close(&db32, &db16, batch, 1.0, "db");
+    assert_eq!(
+        mixed.weight().grad.dtype(),
+        DType::F32,
+        "master gradients stay f32"
+    );
+}
