@@ -92,11 +92,43 @@ impl LossScaleConfig {
     }
 }
 
-/// The scale in use, its policy, and the GPU flag of the overflow check.
-pub(crate) struct LossScaler {
+/// The scale in use and the good steps toward its next growth, under a policy: the host-side
+/// half of the scaler, kept apart from the GPU flag so that it is tested on its own.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct ScaleState {
     config: LossScaleConfig,
     scale: f32,
     good_steps: u64,
+}
+
+impl ScaleState {
+    fn new(config: LossScaleConfig) -> Self {
+        Self {
+            scale: config.initial,
+            good_steps: 0,
+            config,
+        }
+    }
+
+    /// Moves the scale after a step: down on overflow, up after enough good steps in a row,
+    /// always within `[min_scale, max_scale]`.
+    fn update(&mut self, overflow: bool) {
+        if overflow {
+            self.scale = (self.scale * self.config.backoff_factor).max(self.config.min_scale);
+            self.good_steps = 0;
+            return;
+        }
+        self.good_steps += 1;
+        if self.good_steps >= self.config.growth_interval {
+            self.scale = (self.scale * self.config.growth_factor).min(self.config.max_scale);
+            self.good_steps = 0;
+        }
+    }
+}
+
+/// The scale in use, its policy, and the GPU flag of the overflow check.
+pub(crate) struct LossScaler {
+    state: ScaleState,
     flag: ManagedBuffer<WgpuBackend>,
 }
 
@@ -108,16 +140,14 @@ impl LossScaler {
             .memory()
             .acquire(4, BufferUsage::Storage, tags::SCRATCH)?;
         Ok(Self {
-            scale: config.initial,
-            good_steps: 0,
-            config,
+            state: ScaleState::new(config),
             flag,
         })
     }
 
     /// The scale the next step's loss gradient is multiplied by.
     pub(crate) fn scale(&self) -> f32 {
-        self.scale
+        self.state.scale
     }
 
     /// Whether any of `params`' gradients holds an inf or a NaN: one check kernel per gradient
@@ -133,33 +163,59 @@ impl LossScaler {
 
     /// The scale and the good steps counted toward its next growth (saved with a run's state).
     pub(crate) fn state(&self) -> (f32, u64) {
-        (self.scale, self.good_steps)
+        (self.state.scale, self.state.good_steps)
     }
 
     /// Continues from a saved [`Self::state`].
     pub(crate) fn restore(&mut self, (scale, good_steps): (f32, u64)) {
-        self.scale = scale;
-        self.good_steps = good_steps;
+        self.state.scale = scale;
+        self.state.good_steps = good_steps;
     }
 
-    /// Moves the scale after a step: down on overflow, up after enough good steps.
+    /// Moves the scale after a step (see [`ScaleState::update`]).
     pub(crate) fn update(&mut self, overflow: bool) {
-        if overflow {
-            self.scale = (self.scale * self.config.backoff_factor).max(self.config.min_scale);
-            self.good_steps = 0;
-            return;
-        }
-        self.good_steps += 1;
-        if self.good_steps >= self.config.growth_interval {
-            self.scale = (self.scale * self.config.growth_factor).min(self.config.max_scale);
-            self.good_steps = 0;
-        }
+        self.state.update(overflow);
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::LossScaleConfig;
+    use super::{LossScaleConfig, ScaleState};
+
+    #[test]
+    fn the_scale_backs_off_grows_after_the_interval_and_stays_in_bounds() {
+        let config = LossScaleConfig {
+            initial: 8.0,
+            growth_interval: 3,
+            min_scale: 2.0,
+            max_scale: 32.0,
+            ..LossScaleConfig::default()
+        };
+        let mut s = ScaleState::new(config);
+        // (overflow, scale after) step by step: an overflow resets the count of good steps.
+        let steps = [
+            (false, 8.0),
+            (false, 8.0),
+            (true, 4.0),
+            (false, 4.0),
+            (false, 4.0),
+            (false, 8.0),
+            (true, 4.0),
+            (true, 2.0),
+            (true, 2.0), // clamped at min_scale
+            (false, 2.0),
+            (false, 2.0),
+            (false, 4.0),
+        ];
+        for (i, (overflow, want)) in steps.into_iter().enumerate() {
+            s.update(overflow);
+            assert_eq!(s.scale, want, "after step {i}");
+        }
+        for _ in 0..30 {
+            s.update(false);
+        }
+        assert_eq!(s.scale, 32.0, "clamped at max_scale");
+    }
 
     #[test]
     fn bad_policies_are_refused() {
