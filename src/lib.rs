@@ -45,10 +45,12 @@ pub mod checkpoint;
 pub mod compute;
 pub mod data;
 pub mod distributed;
+mod dtype;
 mod error;
 pub mod footprint;
 pub mod memory;
 pub mod nn;
+pub mod ops;
 pub mod optim;
 pub mod pressure;
 pub mod profile;
@@ -65,6 +67,7 @@ pub use backend::{
     WgpuBackendOptions,
 };
 pub use compute::Gpu;
+pub use dtype::DType;
 pub use error::{Error, OutOfMemoryReport, Result, ShaderPosition};
 pub use memory::{ManagedBuffer, MemoryConfig, MemoryManager, MemoryStats};
 pub use pressure::{PressureLevel, PressureMonitor, PressureSource};

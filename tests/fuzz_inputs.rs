@@ -28,8 +28,9 @@ fn state() -> impl Strategy<Value = TrainerState> {
         prop::array::uniform9(any::<u64>()),
         prop::collection::vec(any::<u64>(), 0..3),
         prop::collection::vec(array, 0..4),
+        prop::option::of((any::<f32>(), any::<u64>())),
     )
-        .prop_map(|(c, optimizer_counters, arrays)| TrainerState {
+        .prop_map(|(c, optimizer_counters, arrays, loss_scale)| TrainerState {
             steps: c[0],
             epoch: c[1],
             batch_in_epoch: c[2],
@@ -40,6 +41,7 @@ fn state() -> impl Strategy<Value = TrainerState> {
             samples_seen: c[7],
             skipped_steps: c[8],
             optimizer_counters,
+            loss_scale,
             arrays,
         })
 }

@@ -23,7 +23,7 @@ fn token_windows_upload_ids_and_next_tokens() {
     let tokens: Vec<u32> = (0..40).map(|i| (i * 7 % 13) as u32).collect();
     let w = TokenWindows::new(tokens.clone(), 5, 3).unwrap();
     let picked = w.select(&[4, 0, 9]).unwrap();
-    let (x, targets) = picked.upload(&ctx, 1..3).unwrap();
+    let (x, targets) = picked.upload(&ctx, 1..3, wgmem::DType::F32).unwrap();
     assert_eq!(x.shape(), &[2, 5]);
     let want_x: Vec<f32> = tokens[0..5].iter().map(|&t| t as f32).collect();
     let want_x: Vec<f32> = want_x

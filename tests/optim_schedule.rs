@@ -28,6 +28,7 @@ fn param(
         name: name.into(),
         value: ctx.from_slice(value, shape, tags::PARAMS).unwrap(),
         grad: ctx.from_slice(grad, shape, tags::GRADIENTS).unwrap(),
+        working: None,
     }
 }
 

@@ -26,6 +26,11 @@
 //! The application's own WGSL: [`Gpu::register_kernel`] and [`Gpu::dispatch_kernel`] (in
 //! `user_kernel.rs`), into the same batch and profiler, binding `Tensor`s and `ManagedBuffer`s.
 //!
+//! - f16 storage with f32 arithmetic (mixed precision): [`matmul_f16`], [`convert`], the
+//!   `*_f16` elementwise kernels, [`column_sums_f16`], [`softmax_cross_entropy_f16`], and the
+//!   fused unscale + update + f16-copy optimizer steps [`adam_mixed`], [`sgd_mixed`] with the
+//!   overflow check [`check_finite`]. They need `SHADER_F16` ([`Gpu::supports_f16`]).
+//!
 //! naga adds runtime checks to every shader (index clamps, loop counters);
 //! [`Gpu::new_unchecked`] compiles wgmem's own kernels without them. BENCHMARKS.md has the
 //! measured effect. That stays sound because the raw dispatch is crate-private (only entry
@@ -34,14 +39,19 @@
 
 mod attention;
 mod elementwise;
+mod elementwise_f16;
 mod embedding;
 mod layernorm;
 mod matmul;
+mod matmul_f16;
 mod optim;
+mod optim_mixed;
 mod pipelines;
 mod reduce;
+mod reduce_f16;
 mod shaders;
 mod softmax;
+mod softmax_f16;
 mod timing;
 mod user_kernel;
 mod user_reflect;
@@ -56,17 +66,25 @@ pub use elementwise::{
     activation_in_place, add, add_in_place, axpby, bias_activation, copy, fill, mul, mul_in_place,
     scale, scale_in_place, sub, sub_in_place,
 };
+pub use elementwise_f16::{
+    accumulate_f16, activation_backward_f16, activation_backward_in_place_f16,
+    activation_forward_f16, add_f16, bias_activation_f16, convert, scale_in_place_f16,
+};
 pub use embedding::{
     DropoutMask, EmbeddingDims, dropout, embedding_backward_positions, embedding_backward_table,
     embedding_forward,
 };
 pub use layernorm::{LayerNormBuffers, LayerNormGrads, layer_norm_backward, layer_norm_forward};
 pub use matmul::{MatmulOptions, MatmulTile, matmul};
+pub use matmul_f16::matmul_f16;
 pub use optim::{AdamParams, SgdParams, adam, sgd};
+pub use optim_mixed::{adam_mixed, check_finite, sgd_mixed};
 pub(crate) use pipelines::Kernel;
 pub use reduce::{add_sum_of_squares, column_sums, max, mean, sum};
+pub use reduce_f16::column_sums_f16;
 pub use shaders::{SHADERS, ShaderSource, shader, validate_wgsl};
 pub use softmax::{CrossEntropyOutputs, softmax_cross_entropy};
+pub use softmax_f16::softmax_cross_entropy_f16;
 pub use user_kernel::UserKernel;
 
 use crate::backend::{Backend, BufferUsage, WgpuBackend};
@@ -106,6 +124,15 @@ impl<'a> Binding<'a> {
             size: (len.max(1) * 4) as u64,
         }
     }
+
+    /// Binds the first `len` values of `dtype` in `buffer`, rounded up to whole 4-byte words.
+    pub fn of(buffer: &'a wgpu::Buffer, len: usize, dtype: crate::DType) -> Self {
+        Self {
+            buffer,
+            offset: 0,
+            size: (len.max(1) * dtype.size()).next_multiple_of(4) as u64,
+        }
+    }
 }
 
 struct ParamRing {
@@ -126,6 +153,7 @@ pub struct Gpu {
     scratch_user: Mutex<()>,
     vec4_per_thread: AtomicU32,
     timer: Mutex<Option<KernelTimer>>,
+    f16: bool,
 }
 
 impl std::fmt::Debug for Gpu {
@@ -162,6 +190,10 @@ impl Gpu {
             workgroup_size,
             max_groups_per_dim: limits.max_compute_workgroups_per_dimension,
             timer: Mutex::new(None),
+            f16: backend
+                .device()
+                .features()
+                .contains(wgpu::Features::SHADER_F16),
             backend,
         })
     }
@@ -188,6 +220,24 @@ impl Gpu {
     /// The backend this dispatches on.
     pub fn backend(&self) -> &Arc<WgpuBackend> {
         &self.backend
+    }
+
+    /// Whether the device was created with `wgpu::Features::SHADER_F16`: f16 tensors and the f16
+    /// kernels need it.
+    pub fn supports_f16(&self) -> bool {
+        self.f16
+    }
+
+    /// [`Error::UnsupportedDType`] unless the device can run f16 kernels.
+    pub(crate) fn require_f16(&self) -> Result<()> {
+        if self.f16 {
+            return Ok(());
+        }
+        Err(Error::UnsupportedDType {
+            dtype: crate::DType::F16,
+            feature: "wgpu::Features::SHADER_F16",
+            adapter: self.backend.adapter().to_string(),
+        })
     }
 
     /// The workgroup size chosen for 1-D kernels.

@@ -26,15 +26,20 @@ macro_rules! shaders {
 shaders![
     "elementwise",
     "elementwise_vec4",
+    "elementwise_f16",
     "matmul",
+    "matmul_f16",
     "reduce",
+    "reduce_f16",
     "softmax",
+    "softmax_f16",
     "optim",
+    "optim_mixed",
     "embedding",
     "layernorm",
     "attention",
     "attention_naive",
-    "dropout"
+    "dropout",
 ];
 
 /// Looks up an embedded shader by file stem.
@@ -49,9 +54,11 @@ pub fn validate_wgsl(name: &str, source: &str) -> Result<(naga::Module, naga::va
         message: e.emit_to_string_with_path(source, &format!("{name}.wgsl")),
         position: e.location(source).map(position),
     })?;
+    // f16 shaders (`enable f16;`) need SHADER_FLOAT16; the device's own check (SHADER_F16) runs
+    // when wgpu compiles them, and the f16 entry points refuse devices without it first.
     let info = naga::valid::Validator::new(
         naga::valid::ValidationFlags::all(),
-        naga::valid::Capabilities::default(),
+        naga::valid::Capabilities::default() | naga::valid::Capabilities::SHADER_FLOAT16,
     )
     .validate(&module)
     .map_err(|e| Error::ShaderCompile {

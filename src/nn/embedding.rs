@@ -173,6 +173,7 @@ fn parameter(ctx: &Arc<Context>, name: &str, data: &[f32], shape: &[usize]) -> R
         name: name.to_string(),
         value: ctx.from_slice(data, shape, tags::PARAMS)?,
         grad: ctx.zeros(shape, tags::GRADIENTS)?,
+        working: None,
     })
 }
 

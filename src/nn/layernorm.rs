@@ -27,6 +27,7 @@ impl LayerNorm {
                 name: name.to_string(),
                 value: ctx.from_slice(&vec![value; width], &[width], tags::PARAMS)?,
                 grad: ctx.zeros(&[width], tags::GRADIENTS)?,
+                working: None,
             })
         };
         Ok(Self {

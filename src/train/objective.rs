@@ -7,9 +7,8 @@
 //! `targets × classes` rows either way, and the mean is over targets.
 
 use super::source::Targets;
-use crate::compute;
 use crate::error::{Error, Result};
-use crate::nn::{LossOutput, softmax_cross_entropy};
+use crate::nn::{LossOutput, softmax_cross_entropy_scaled};
 use crate::tensor::Tensor;
 use std::sync::Arc;
 
@@ -55,23 +54,21 @@ impl Objective for SoftmaxCrossEntropy {
                 ),
             ));
         }
+        // The loss scale of mixed precision is in `grad_scale`: the f16 kernel applies it before
+        // the gradient is rounded to f16.
         let out = if shape.len() == 2 {
-            softmax_cross_entropy(&output, &targets.buffer, n)?
+            softmax_cross_entropy_scaled(&output, &targets.buffer, n, grad_scale)?
         } else {
             // A view as [targets, classes]: the output itself when nothing else holds it.
             let rows = Arc::try_unwrap(output)
                 .or_else(|shared| shared.duplicate(crate::tensor::tags::ACTIVATIONS))?
                 .reshape(&[n, classes])?;
-            let out = softmax_cross_entropy(&rows, &targets.buffer, n)?;
+            let out = softmax_cross_entropy_scaled(&rows, &targets.buffer, n, grad_scale)?;
             LossOutput {
                 grad: out.grad.reshape(&shape)?,
                 ..out
             }
         };
-        if grad_scale != 1.0 {
-            let g = &out.grad;
-            compute::scale_in_place(g.context().gpu(), grad_scale, g.raw(), g.len())?;
-        }
         Ok(out)
     }
 }

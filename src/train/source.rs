@@ -7,6 +7,7 @@
 //! only sees the trait, so both train through the same code; the targets go to the
 //! [`Objective`](super::Objective).
 
+use crate::DType;
 use crate::backend::WgpuBackend;
 use crate::data::Dataset;
 use crate::error::Result;
@@ -43,7 +44,14 @@ pub trait Source {
         Self: Sized;
 
     /// Uploads samples `rows` (under the data tag): the model's input and the targets.
-    fn upload(&self, ctx: &Arc<Context>, rows: Range<usize>) -> Result<(Arc<Tensor>, Targets)>;
+    /// Real-valued inputs are stored as `dtype` (f16 when the trainer runs in mixed
+    /// precision); inputs that are ids (tokens) stay f32 whatever it is.
+    fn upload(
+        &self,
+        ctx: &Arc<Context>,
+        rows: Range<usize>,
+        dtype: DType,
+    ) -> Result<(Arc<Tensor>, Targets)>;
 
     /// Targets of each sample (the denominator of the accuracy): 1 for a label per row.
     fn targets_per_sample(&self) -> usize {
@@ -78,11 +86,17 @@ impl Source for Dataset {
     }
 
     /// The features as an `[n, features]` tensor; the labels, one per row.
-    fn upload(&self, ctx: &Arc<Context>, rows: Range<usize>) -> Result<(Arc<Tensor>, Targets)> {
+    fn upload(
+        &self,
+        ctx: &Arc<Context>,
+        rows: Range<usize>,
+        dtype: DType,
+    ) -> Result<(Arc<Tensor>, Targets)> {
         let d = self.n_features();
-        let x = ctx.from_slice(
+        let x = ctx.from_slice_of(
             &self.features()[rows.start * d..rows.end * d],
             &[rows.len(), d],
+            dtype,
             tags::DATA,
         )?;
         let targets = upload_targets(ctx, self.labels()[rows].to_vec())?;
@@ -115,7 +129,14 @@ impl Source for TokenWindows {
 
     /// The token ids as an `[n, context]` tensor of f32 values (exact below 2^24), the input
     /// of [`crate::nn::Embedding`]; the next token of every position, `n · context` targets.
-    fn upload(&self, ctx: &Arc<Context>, rows: Range<usize>) -> Result<(Arc<Tensor>, Targets)> {
+    /// Token ids as an f32 `[n, context]` tensor (whatever `dtype`: the embedding reads ids);
+    /// the next tokens as targets.
+    fn upload(
+        &self,
+        ctx: &Arc<Context>,
+        rows: Range<usize>,
+        _dtype: DType,
+    ) -> Result<(Arc<Tensor>, Targets)> {
         let t = self.context();
         let mut ids = Vec::with_capacity(rows.len() * t);
         let mut next = Vec::with_capacity(rows.len() * t);

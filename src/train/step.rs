@@ -25,13 +25,15 @@ impl Trainer {
         while start < rows {
             let end = (start + self.micro_batch).min(rows);
             let n = end - start;
-            let (x, targets) = batch.upload(&self.ctx, start..end)?;
+            let (x, targets) = batch.upload(&self.ctx, start..end, self.compute_dtype())?;
             let share = scale * n as f32 / rows as f32;
             let objective = &self.objective;
+            // Mixed precision: the loss scale enters where the gradient is made.
+            let grad_scale = share * self.loss_scale().unwrap_or(1.0);
             let out = self
                 .checkpointer
                 .forward_backward(&mut self.model, x, |logits| {
-                    let out = objective.loss(logits, &targets, share)?;
+                    let out = objective.loss(logits, &targets, grad_scale)?;
                     let crate::nn::LossOutput {
                         grad,
                         loss,
@@ -109,6 +111,9 @@ impl Trainer {
                 }
             }
         }
+        if self.mixed_step_skipped()? {
+            return Ok((loss, accuracy));
+        }
         let started = Instant::now();
         self.update()?;
         self.report.compute_seconds += started.elapsed().as_secs_f64();
@@ -122,6 +127,29 @@ impl Trainer {
         Ok((loss, accuracy))
     }
 
+    /// Mixed precision: checks the step's gradients for overflow and moves the loss scale.
+    /// Returns true when the step is to be skipped (gradients zeroed, counted in the report).
+    fn mixed_step_skipped(&mut self) -> Result<bool> {
+        let Some(scaler) = self.scaler.as_mut() else {
+            return Ok(false);
+        };
+        let overflow = scaler.overflowed(&self.ctx, &self.model.parameters())?;
+        if overflow {
+            // A good step moves the scale after its update (which needs this step's scale).
+            let scale = scaler.scale();
+            scaler.update(true);
+            self.report.loss_scale = Some(scaler.scale());
+            log::info!(
+                "step {}: gradients overflowed f16 at loss scale {scale}; skipped, scale now {}",
+                self.report.steps,
+                scaler.scale()
+            );
+            self.report.overflow_skipped_steps += 1;
+            self.zero_grads()?;
+        }
+        Ok(overflow)
+    }
+
     /// Loss and accuracy on `data`, in batches of the current micro-batch, without saving.
     pub fn evaluate<S: Source>(&mut self, data: &S) -> Result<(f64, f64)> {
         let (mut loss_sum, mut correct) = (0f64, 0u64);
@@ -129,7 +157,7 @@ impl Trainer {
         for start in (0..data.len()).step_by(rows) {
             let end = (start + rows).min(data.len());
             let n = end - start;
-            let (x, targets) = data.upload(&self.ctx, start..end)?;
+            let (x, targets) = data.upload(&self.ctx, start..end, self.compute_dtype())?;
             let logits = self.model.forward(x, false)?;
             let out = self.objective.loss(logits, &targets, 1.0)?;
             let (loss, c) = out.read()?;

@@ -112,9 +112,11 @@ impl WgpuBackend {
         let info = adapter.get_info();
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("wgmem"),
-            // Timestamp queries let the profiler time kernels; nothing else needs features.
-            // (and zero-copy on unified memory, `zero_copy.rs`).
-            required_features: adapter.features() & wgpu::Features::TIMESTAMP_QUERY
+            // Timestamp queries let the profiler time kernels; SHADER_F16 lets tensors be f16
+            // (DType::F16); both only where the adapter offers them. Zero-copy on unified
+            // memory adds what it needs (`zero_copy.rs`).
+            required_features: adapter.features()
+                & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SHADER_F16)
                 | zero_copy::wanted_features(&adapter),
             required_limits: adapter.limits(),
             experimental_features: wgpu::ExperimentalFeatures::disabled(),
