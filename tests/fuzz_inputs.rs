@@ -28,7 +28,8 @@ fn state() -> impl Strategy<Value = TrainerState> {
         prop::array::uniform9(any::<u64>()),
         prop::collection::vec(any::<u64>(), 0..3),
         prop::collection::vec(array, 0..4),
-        prop::option::of((any::<f32>(), any::<u64>())),
+        // A loss scale is a positive finite f32 (the loader refuses anything else).
+        prop::option::of((f32::MIN_POSITIVE..f32::MAX, any::<u64>())),
     )
         .prop_map(|(c, optimizer_counters, arrays, loss_scale)| TrainerState {
             steps: c[0],
