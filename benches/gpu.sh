@@ -54,7 +54,7 @@ for size in ("1.00 MiB", "16.00 MiB"):
         ref, hit, p99 = map(float, m.groups())
         rows.append((f"pool hit vs create_buffer {size} (p99 hit {p99} us)", f"{hit} us", f"{ref} us", ref / hit, "50x faster"))
 for line in open(f"{log}/torch_kernels.txt"):
-    m = re.match(r"(matmul A·B 4096x4096x4096 T128|matmul A·B 1024x4096x4096 T128|copy 256 MiB 4/thread|axpby 256 MiB 4/thread)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)$", line.strip())
+    m = re.match(r"(matmul A·B 4096x4096x4096 T128P|matmul A·B 1024x4096x4096 T128P|copy 256 MiB 4/thread|axpby 256 MiB 4/thread)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)$", line.strip())
     if m:
         rows.append((m.group(1), m.group(2), m.group(3), float(m.group(4)), "0.60" if "matmul" in line else "0.90"))
 step = re.search(r"\| MLP .*? \| ([\d.]+) ms", open(f"{log}/train_step.txt").read())

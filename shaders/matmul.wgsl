@@ -3,12 +3,11 @@
 // op(A) is [M, K]: A is stored [M, K], or [K, M] when transposed (entries *_t*).
 // op(B) is [K, N]: B is stored [K, N], or [N, K] when transposed (entries *_*t).
 //
-// Five tilings, all 256 threads as a 16 x 16 grid, all double-buffered in workgroup memory with
+// Four tilings, all 256 threads as a 16 x 16 grid, all double-buffered in workgroup memory with
 // one barrier per K step (the v4 pair, mm128p_* and mm128s_*, is described further down):
-// - mm128_*: 128 x 128 output tile, K step 8, each thread an 8 x 8 register block held as
+// - mm128k16_*: 128 x 128 output tile, K step 16, each thread an 8 x 8 register block held as
 //   sixteen vec4 accumulators (rows ty*4+i and 64+ty*4+i, columns tx*4.. and 64+tx*4..).
-//   16,896 bytes of workgroup memory.
-// - mm128k16_*: the same with K step 16 (33,792 bytes).
+//   33,792 bytes of workgroup memory.
 // - mm64_*: 64 x 64 output tile, K step 8, each thread a 4 x 4 block. 8,704 bytes; fits every
 //   adapter that runs compute, so it is the path that is always present.
 //
@@ -101,7 +100,9 @@ fn load_b(kk: u32, col: u32, trans: bool) -> f32 {
 }
 
 // ---------------------------------------------------------------------------------------------
-// 128 x 128 tile, K step 8, 8 x 8 per thread.
+// 128 x 128 tile, K step 8: workgroup tiles and staging shared by mm128p_* (v4, below). The
+// plain K-8 kernel of the first round (mm128_*) was removed: `Auto` never chose it once v4
+// measured faster (BENCHMARKS.md, v4).
 
 const S128: u32 = 33u; // vec4s per padded tile row (132 floats)
 const BUF128: u32 = 264u; // vec4s per buffer (8 rows)
@@ -162,109 +163,8 @@ fn put_b128(buf: u32, t: u32, v: vec4<f32>, trans: bool) {
     put128(false, buf, t + 768u, v.w, trans);
 }
 
-// One k of the 8 x 8 block: two vec4s of op(A) rows, two of op(B) columns, 64 FMAs.
-// acc[2 i + h] holds row i (i < 4: ty*4 + i; i >= 4: 64 + ty*4 + i - 4), columns h*64 + tx*4...
-// Called eight times per K step with constant offsets, so the step is unrolled in the source
-// rather than left to the driver (naga bounds every loop with an extra counter).
-fn fma_8x8(acc: ptr<function, array<vec4<f32>, 16>>, o: u32, tx: u32, ty: u32) {
-    let a0 = sa128[o + ty];
-    let a1 = sa128[o + 16u + ty];
-    let b0 = sb128[o + tx];
-    let b1 = sb128[o + 16u + tx];
-    (*acc)[0] += a0.x * b0;
-    (*acc)[1] += a0.x * b1;
-    (*acc)[2] += a0.y * b0;
-    (*acc)[3] += a0.y * b1;
-    (*acc)[4] += a0.z * b0;
-    (*acc)[5] += a0.z * b1;
-    (*acc)[6] += a0.w * b0;
-    (*acc)[7] += a0.w * b1;
-    (*acc)[8] += a1.x * b0;
-    (*acc)[9] += a1.x * b1;
-    (*acc)[10] += a1.y * b0;
-    (*acc)[11] += a1.y * b1;
-    (*acc)[12] += a1.z * b0;
-    (*acc)[13] += a1.z * b1;
-    (*acc)[14] += a1.w * b0;
-    (*acc)[15] += a1.w * b1;
-}
-
-fn mm128(group: vec2<u32>, t: u32, tx: u32, ty: u32, ta: bool, tb: bool) {
-    let row0 = group.y * 128u;
-    let col0 = group.x * 128u;
-    var acc: array<vec4<f32>, 16>;
-    for (var i = 0u; i < 16u; i++) {
-        acc[i] = vec4<f32>(0.0);
-    }
-
-    let steps = (p.k + 7u) / 8u;
-    var ra = fetch_a128(t, row0, 0u, ta);
-    var rb = fetch_b128(t, col0, 0u, tb);
-    put_a128(0u, t, ra, ta);
-    put_b128(0u, t, rb, tb);
-    workgroupBarrier();
-
-    for (var s = 0u; s < steps; s++) {
-        let cur = (s & 1u) * BUF128;
-        let more = s + 1u < steps;
-        if (more) {
-            ra = fetch_a128(t, row0, (s + 1u) * 8u, ta);
-            rb = fetch_b128(t, col0, (s + 1u) * 8u, tb);
-        }
-        fma_8x8(&acc, cur, tx, ty);
-        fma_8x8(&acc, cur + S128, tx, ty);
-        fma_8x8(&acc, cur + 2u * S128, tx, ty);
-        fma_8x8(&acc, cur + 3u * S128, tx, ty);
-        fma_8x8(&acc, cur + 4u * S128, tx, ty);
-        fma_8x8(&acc, cur + 5u * S128, tx, ty);
-        fma_8x8(&acc, cur + 6u * S128, tx, ty);
-        fma_8x8(&acc, cur + 7u * S128, tx, ty);
-        if (more) {
-            let nxt = BUF128 - cur;
-            put_a128(nxt, t, ra, ta);
-            put_b128(nxt, t, rb, tb);
-        }
-        workgroupBarrier();
-    }
-
-    let r = row0 + ty * 4u;
-    let q = col0 + tx * 4u;
-    store4(r, q, acc[0]); store4(r, q + 64u, acc[1]);
-    store4(r + 1u, q, acc[2]); store4(r + 1u, q + 64u, acc[3]);
-    store4(r + 2u, q, acc[4]); store4(r + 2u, q + 64u, acc[5]);
-    store4(r + 3u, q, acc[6]); store4(r + 3u, q + 64u, acc[7]);
-    store4(r + 64u, q, acc[8]); store4(r + 64u, q + 64u, acc[9]);
-    store4(r + 65u, q, acc[10]); store4(r + 65u, q + 64u, acc[11]);
-    store4(r + 66u, q, acc[12]); store4(r + 66u, q + 64u, acc[13]);
-    store4(r + 67u, q, acc[14]); store4(r + 67u, q + 64u, acc[15]);
-}
-
-@compute @workgroup_size(16, 16)
-fn mm128_nn(@builtin(workgroup_id) g: vec3<u32>, @builtin(local_invocation_index) t: u32,
-            @builtin(local_invocation_id) l: vec3<u32>) {
-    mm128(g.xy, t, l.x, l.y, false, false);
-}
-
-@compute @workgroup_size(16, 16)
-fn mm128_tn(@builtin(workgroup_id) g: vec3<u32>, @builtin(local_invocation_index) t: u32,
-            @builtin(local_invocation_id) l: vec3<u32>) {
-    mm128(g.xy, t, l.x, l.y, true, false);
-}
-
-@compute @workgroup_size(16, 16)
-fn mm128_nt(@builtin(workgroup_id) g: vec3<u32>, @builtin(local_invocation_index) t: u32,
-            @builtin(local_invocation_id) l: vec3<u32>) {
-    mm128(g.xy, t, l.x, l.y, false, true);
-}
-
-@compute @workgroup_size(16, 16)
-fn mm128_tt(@builtin(workgroup_id) g: vec3<u32>, @builtin(local_invocation_index) t: u32,
-            @builtin(local_invocation_id) l: vec3<u32>) {
-    mm128(g.xy, t, l.x, l.y, true, true);
-}
-
 // ---------------------------------------------------------------------------------------------
-// 128 x 128 tile, K step 16, 8 x 8 per thread: half the barriers per FMA of the K-8 tile, for
+// 128 x 128 tile, K step 16, 8 x 8 per thread: half the barriers per FMA of a K-8 tile, for
 // devices with 33,792 bytes of workgroup memory (not Metal's 32 KiB).
 
 const BUF16: u32 = 528u; // vec4s per buffer (16 rows of 33)
@@ -472,7 +372,7 @@ fn put_b64(buf: u32, t: u32, v: vec2<f32>, trans: bool) {
     sb64[buf + q1.y * S64 + (q1.x >> 2u)][q1.x & 3u] = v.y;
 }
 
-// One k of the 4 x 4 block (unrolled in the source, as fma_8x8).
+// One k of the 4 x 4 block, unrolled in the source (naga bounds every loop with a counter).
 fn fma_4x4(acc: ptr<function, array<vec4<f32>, 4>>, o: u32, tx: u32, ty: u32) {
     let av = sa64[o + ty];
     let bv = sb64[o + tx];
@@ -568,7 +468,7 @@ struct Frag {
     b1: vec4<f32>,
 }
 
-// acc[2 i + h] += a_i * b_h, as in fma_8x8.
+// acc[2 i + h] += a_i * b_h: row i (i < 4: ty*4 + i; else 64 + ty*4 + i - 4), columns h*64 + tx*4.
 fn mac(acc: ptr<function, array<vec4<f32>, 16>>, f: Frag) {
     (*acc)[0] = fma(vec4<f32>(f.a0.x), f.b0, (*acc)[0]);
     (*acc)[1] = fma(vec4<f32>(f.a0.x), f.b1, (*acc)[1]);

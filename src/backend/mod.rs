@@ -20,7 +20,7 @@ mod wgpu_backend;
 
 pub use host::{HostBackend, HostBuffer};
 pub(crate) use wgpu_backend::MapRequest;
-pub use wgpu_backend::{DEFAULT_FLUSH_EVERY, WgpuBackend, WgpuBackendOptions};
+pub use wgpu_backend::{CoopMode, DEFAULT_FLUSH_EVERY, WgpuBackend, WgpuBackendOptions};
 
 use crate::error::{Error, Result};
 

@@ -22,8 +22,10 @@
 //! naga adds runtime checks to every shader (index clamps, loop counters);
 //! [`Gpu::new_unchecked`] compiles without them. BENCHMARKS.md has the measured effect.
 
+mod coop_select;
 mod elementwise;
 mod matmul;
+mod matmul_coop;
 mod optim;
 mod pipelines;
 mod reduce;
@@ -37,11 +39,15 @@ pub use elementwise::{
     activation_in_place, add, add_in_place, axpby, bias_activation, copy, fill, mul, mul_in_place,
     scale, scale_in_place, sub, sub_in_place,
 };
+pub use coop_select::{
+    CoopAdapter, CoopChoice, CoopKernel, MatmulInput, MatmulKernels, choose as choose_coop,
+};
 pub use matmul::{MatmulOptions, MatmulTile, matmul};
+pub use matmul_coop::{MatmulOutput, matmul_coop};
 pub use optim::{AdamParams, SgdParams, adam, sgd};
 pub use pipelines::Kernel;
 pub use reduce::{column_sums, max, mean, sum};
-pub use shaders::{SHADERS, ShaderSource, shader, validate_wgsl};
+pub use shaders::{SHADERS, ShaderSource, capabilities, shader, validate_wgsl};
 pub use softmax::{CrossEntropyOutputs, softmax_cross_entropy};
 
 use crate::backend::{Backend, BufferUsage, WgpuBackend};
@@ -100,6 +106,7 @@ pub struct Gpu {
     scratch_user: Mutex<()>,
     vec4_per_thread: AtomicU32,
     timer: Mutex<Option<KernelTimer>>,
+    matmul_kernels: MatmulKernels,
 }
 
 impl std::fmt::Debug for Gpu {
@@ -107,6 +114,7 @@ impl std::fmt::Debug for Gpu {
         f.debug_struct("Gpu")
             .field("adapter", self.backend.adapter())
             .field("workgroup_size", &self.workgroup_size)
+            .field("matmul_kernels", &self.matmul_kernels)
             .finish_non_exhaustive()
     }
 }
@@ -122,7 +130,10 @@ impl Gpu {
         let slot = u64::from(limits.min_uniform_buffer_offset_alignment).max(256);
         let buffer = backend.allocate(PARAM_RING_BYTES, BufferUsage::Uniform)?;
         let scratch = backend.allocate(u64::from(SCRATCH_PARTIALS) * 8, BufferUsage::Storage)?;
+        let matmul_kernels = choose_matmul_kernels(&backend);
+        log::info!("wgmem: {matmul_kernels}");
         Ok(Self {
+            matmul_kernels,
             limits: limits.clone(),
             scratch,
             scratch_user: Mutex::new(()),
@@ -154,6 +165,12 @@ impl Gpu {
         let mut gpu = Self::new(backend)?;
         gpu.pipelines.unchecked = true;
         Ok(gpu)
+    }
+
+    /// The matmul kernels this device runs for f16 and f32 inputs, and why; `Display` prints
+    /// them for reports and benchmarks.
+    pub fn matmul_kernels(&self) -> MatmulKernels {
+        self.matmul_kernels
     }
 
     /// The backend this dispatches on.
@@ -328,6 +345,28 @@ impl Gpu {
     /// Submits everything recorded so far.
     pub fn flush(&self) -> Result<()> {
         self.backend.flush().map(|_| ())
+    }
+}
+
+/// The choice of [`coop_select::choose`] for what `backend`'s adapter and device report.
+fn choose_matmul_kernels(backend: &WgpuBackend) -> MatmulKernels {
+    let adapter = backend.wgpu_adapter();
+    let info = adapter.get_info();
+    let features = backend.device().features();
+    let coop = CoopAdapter {
+        backend: info.backend,
+        properties: if features.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX) {
+            adapter.cooperative_matrix_properties()
+        } else {
+            Vec::new()
+        },
+        subgroup_sizes: (info.subgroup_min_size, info.subgroup_max_size),
+        features,
+    };
+    let mode = backend.coop_mode();
+    MatmulKernels {
+        f16: coop_select::choose(&coop, MatmulInput::F16, mode),
+        f32: coop_select::choose(&coop, MatmulInput::F32, mode),
     }
 }
 

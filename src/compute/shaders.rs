@@ -15,22 +15,55 @@ pub struct ShaderSource {
 }
 
 macro_rules! shaders {
-    ($($name:literal),* $(,)?) => {
-        /// All shaders in `shaders/`, one entry per file.
+    (files: [$($name:literal),* $(,)?], joined: [$($joined:literal = [$($piece:literal),*]),* $(,)?]) => {
+        /// All shaders: one entry per file in `shaders/`, then the cooperative-matrix matmuls,
+        /// each joined from pieces in `shaders/coop/` (WGSL has no generics; the pieces name the
+        /// fragment size and the input and output types the shared body uses).
         pub const SHADERS: &[ShaderSource] = &[
             $(ShaderSource { name: $name, source: include_str!(concat!("../../shaders/", $name, ".wgsl")) },)*
+            $(ShaderSource {
+                name: $joined,
+                source: concat!($(include_str!(concat!("../../shaders/coop/", $piece, ".wgsl"))),*),
+            },)*
         ];
     };
 }
 
 shaders![
-    "elementwise",
-    "elementwise_vec4",
-    "matmul",
-    "reduce",
-    "softmax",
-    "optim"
+    files: [
+        "elementwise",
+        "elementwise_vec4",
+        "matmul",
+        "reduce",
+        "softmax",
+        "optim"
+    ],
+    joined: [
+        "matmul_coop16_f16_f32" = ["head_f16_16", "out_f32", "body"],
+        "matmul_coop16_f16_f16" = ["head_f16_16", "out_f16", "body"],
+        "matmul_coop8_f16_f32" = ["head_f16_8", "out_f32", "body"],
+        "matmul_coop8_f16_f16" = ["head_f16_8", "out_f16", "body"],
+        "matmul_coop8_f32_f32" = ["head_f32_8", "out_f32", "body"],
+    ]
 ];
+
+/// The naga capabilities a shader needs beyond the defaults, read from its `enable` directives
+/// and builtins: f16 (`enable f16`), cooperative matrices (`enable wgpu_cooperative_matrix`)
+/// and subgroups (the `subgroup_*` builtins).
+pub fn capabilities(source: &str) -> naga::valid::Capabilities {
+    use naga::valid::Capabilities as C;
+    let mut caps = C::empty();
+    if source.contains("enable f16;") {
+        caps |= C::SHADER_FLOAT16;
+    }
+    if source.contains("enable wgpu_cooperative_matrix;") {
+        caps |= C::COOPERATIVE_MATRIX;
+    }
+    if source.contains("@builtin(subgroup_") {
+        caps |= C::SUBGROUP;
+    }
+    caps
+}
 
 /// Looks up an embedded shader by file stem.
 pub fn shader(name: &str) -> Option<&'static ShaderSource> {
@@ -45,7 +78,7 @@ pub fn validate_wgsl(name: &str, source: &str) -> Result<(naga::Module, naga::va
     })?;
     let info = naga::valid::Validator::new(
         naga::valid::ValidationFlags::all(),
-        naga::valid::Capabilities::default(),
+        naga::valid::Capabilities::default() | capabilities(source),
     )
     .validate(&module)
     .map_err(|e| Error::ShaderCompile {

@@ -7,9 +7,11 @@
 //! buffer only once the GPU is done with it.
 
 mod budget;
+mod coop;
 mod mapping;
 mod select;
 
+pub use coop::CoopMode;
 pub(crate) use mapping::MapRequest;
 
 use super::{
@@ -40,6 +42,9 @@ pub struct WgpuBackendOptions {
     /// Commands recorded before the batch is submitted on its own (default
     /// [`DEFAULT_FLUSH_EVERY`]); reads, writes and [`WgpuBackend::flush`] submit earlier.
     pub flush_every: Option<u64>,
+    /// Cooperative-matrix matmul kernels; `None` reads `WGMEM_COOP` (`auto`, `on`, `off`),
+    /// else [`CoopMode::Auto`].
+    pub cooperative_matrix: Option<CoopMode>,
 }
 
 /// Default number of recorded commands per automatic submit.
@@ -48,6 +53,7 @@ pub const DEFAULT_FLUSH_EVERY: u64 = 24;
 /// The wgpu implementation of [`Backend`].
 pub struct WgpuBackend {
     adapter: wgpu::Adapter,
+    coop_mode: CoopMode,
     device: wgpu::Device,
     queue: wgpu::Queue,
     description: AdapterDescription,
@@ -92,12 +98,17 @@ impl WgpuBackend {
             .or_else(select::adapter_name_from_env);
         let adapter = select::select_adapter(backends, name.as_deref())?;
         let info = adapter.get_info();
+        let coop_mode = options
+            .cooperative_matrix
+            .unwrap_or_else(CoopMode::from_env);
+        let (required_features, coop) = coop::features(adapter.features(), coop_mode);
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("wgmem"),
-            // Timestamp queries let the profiler time kernels; nothing else needs features.
-            required_features: adapter.features() & wgpu::Features::TIMESTAMP_QUERY,
+            // Timestamp queries let the profiler time kernels; f16, subgroups and cooperative
+            // matrices serve the f16 and cooperative-matrix kernels.
+            required_features,
             required_limits: adapter.limits(),
-            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            experimental_features: coop::experimental(coop),
             memory_hints: wgpu::MemoryHints::Performance,
             trace: wgpu::Trace::Off,
         }))
@@ -149,6 +160,7 @@ impl WgpuBackend {
             device,
             queue,
             description,
+            coop_mode,
             caps,
             pending: Mutex::new(None),
             has_pending: AtomicBool::new(false),
@@ -177,6 +189,11 @@ impl WgpuBackend {
     /// The wgpu adapter.
     pub fn wgpu_adapter(&self) -> &wgpu::Adapter {
         &self.adapter
+    }
+
+    /// Whether cooperative-matrix kernels may be used ([`WgpuBackendOptions::cooperative_matrix`]).
+    pub fn coop_mode(&self) -> CoopMode {
+        self.coop_mode
     }
 
     /// How many `create_buffer` calls this backend has made (allocations plus staging).
