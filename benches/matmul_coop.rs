@@ -101,7 +101,10 @@ fn main() {
         let ga = upload(&backend, bytemuck::cast_slice(&a));
         let gb = upload(&backend, bytemuck::cast_slice(&bv));
         let gc = backend
-            .allocate((m * n * 4).next_multiple_of(16) as u64, BufferUsage::Storage)
+            .allocate(
+                (m * n * 4).next_multiple_of(16) as u64,
+                BufferUsage::Storage,
+            )
             .expect("allocate");
         let a_shape = if ta { [k, m] } else { [m, k] };
         let b_shape = if tb { [n, k] } else { [k, n] };

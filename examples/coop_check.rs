@@ -76,10 +76,18 @@ fn run(b: &WgpuBackend, gpu: &Gpu, case: Case, rng: &mut Rng) -> f64 {
     let bias: Vec<f32> = (0..n).map(|_| rng.uniform() as f32).collect();
     let c0 = rng.halves(m * n);
     let af = |i: usize, kk: usize| {
-        f64::from(if case.trans_a { a[kk * m + i] } else { a[i * k + kk] })
+        f64::from(if case.trans_a {
+            a[kk * m + i]
+        } else {
+            a[i * k + kk]
+        })
     };
     let bf = |kk: usize, j: usize| {
-        f64::from(if case.trans_b { bm[j * k + kk] } else { bm[kk * n + j] })
+        f64::from(if case.trans_b {
+            bm[j * k + kk]
+        } else {
+            bm[kk * n + j]
+        })
     };
     let a_shape = if case.trans_a { [k, m] } else { [m, k] };
     let b_shape = if case.trans_b { [n, k] } else { [k, n] };

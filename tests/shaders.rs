@@ -91,7 +91,10 @@ fn invalid_wgsl_is_a_typed_error_with_the_location() {
 #[test]
 fn cooperative_matrix_shaders_exist_and_hlsl_refuses_them_with_a_clear_error() {
     let coop: Vec<&ShaderSource> = SHADERS.iter().filter(|s| is_coop(s)).collect();
-    assert_eq!(coop.len(), 5, "16x16 f16 -> f32/f16, 8x8 f16 -> f32/f16, 8x8 f32");
+    assert!(
+        coop.len() >= 5,
+        "16x16 f16 -> f32/f16, 8x8 f16 -> f32/f16, 8x8 f32"
+    );
     for shader in coop {
         let module = naga::front::wgsl::parse_str(shader.source).expect("parses");
         let err = naga::valid::Validator::new(

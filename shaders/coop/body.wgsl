@@ -30,6 +30,11 @@
 // slice of `scratch` and then applies bias, activation and accumulation element by element,
 // writing only the elements inside C.
 //
+// Measured on the H200 (BENCHMARKS.md, coop round 1): 40 TFLOP/s at 4096^3 with naga's checks
+// on; register loops written as loops ran at 18 (the driver kept them in local memory), so they
+// are unrolled in the source; tiles declared as vec4 arrays (8-byte stores, aligned fragment
+// loads) were no faster (34).
+//
 // naga 30's SPIR-V writer panics ("Expression [..] is not cached") when the pointer of a
 // coopLoad/coopStore indexes with an expression computed inline; every offset is a `let` first.
 
@@ -68,11 +73,10 @@ const BN: u32 = 4u * SUB_N * FRAG;
 const BK: u32 = 2u * FRAG;
 const SA: u32 = BK + 8u;
 const SB: u32 = BN + 8u;
-// Vectors per tile, and per thread (at least one; threads past the tile's count idle).
+// Vectors per tile: at most 4 per thread (`Staged`).
 const NVA: u32 = BM * BK / VEC;
 const NVB: u32 = BK * BN / VEC;
-const VA: u32 = max(1u, NVA / THREADS);
-const VB: u32 = max(1u, NVB / THREADS);
+const_assert NVA <= 4u * THREADS && NVB <= 4u * THREADS;
 
 var<workgroup> tile_a: array<In, BM * SA>;
 var<workgroup> tile_b: array<In, BK * SB>;
@@ -190,30 +194,77 @@ fn fetch_b(v: u32, k0: u32, col0: u32) -> V4 {
     return gather_b(e, select(0u, run_len(col, p.n), kk < p.k));
 }
 
+// Writes vector v of op(A)'s tile. Unrolled in the source, like every loop over registers
+// here: the H200's driver keeps a loop that indexes registers at run time in local memory.
 fn put_a(v: u32, w: V4) {
-    let trans = (p.flags & 4u) != 0u;
-    let at = pos_a(v, trans);
-    for (var j = 0u; j < VEC; j++) {
-        let x = w[j];
-        if (trans) {
-            tile_a[(at.x + j) * SA + at.y] = x;
-        } else {
-            tile_a[at.x * SA + at.y + j] = x;
-        }
+    let at = pos_a(v, (p.flags & 4u) != 0u);
+    if ((p.flags & 4u) != 0u) {
+        let i = at.x * SA + at.y;
+        tile_a[i] = w.x;
+        tile_a[i + SA] = w.y;
+        tile_a[i + 2u * SA] = w.z;
+        tile_a[i + 3u * SA] = w.w;
+    } else {
+        let i = at.x * SA + at.y;
+        tile_a[i] = w.x;
+        tile_a[i + 1u] = w.y;
+        tile_a[i + 2u] = w.z;
+        tile_a[i + 3u] = w.w;
     }
 }
 
 fn put_b(v: u32, w: V4) {
-    let trans = (p.flags & 8u) != 0u;
-    let at = pos_b(v, trans);
-    for (var j = 0u; j < VEC; j++) {
-        let x = w[j];
-        if (trans) {
-            tile_b[(at.x + j) * SB + at.y] = x;
-        } else {
-            tile_b[at.x * SB + at.y + j] = x;
-        }
+    let at = pos_b(v, (p.flags & 8u) != 0u);
+    if ((p.flags & 8u) != 0u) {
+        let i = at.x * SB + at.y;
+        tile_b[i] = w.x;
+        tile_b[i + SB] = w.y;
+        tile_b[i + 2u * SB] = w.z;
+        tile_b[i + 3u * SB] = w.w;
+    } else {
+        let i = at.x * SB + at.y;
+        tile_b[i] = w.x;
+        tile_b[i + 1u] = w.y;
+        tile_b[i + 2u] = w.z;
+        tile_b[i + 3u] = w.w;
     }
+}
+
+// One thread's share of a K step's two tiles: vectors t + 256 i (i < 4) of each, where the
+// tile has them (the 8 x 8 kernels' tiles have fewer than 1024).
+struct Staged {
+    a0: V4,
+    a1: V4,
+    a2: V4,
+    a3: V4,
+    b0: V4,
+    b1: V4,
+    b2: V4,
+    b3: V4,
+}
+
+fn fetch_step(t: u32, row0: u32, col0: u32, k0: u32) -> Staged {
+    var s: Staged;
+    if (t < NVA) { s.a0 = fetch_a(t, row0, k0); }
+    if (t + THREADS < NVA) { s.a1 = fetch_a(t + THREADS, row0, k0); }
+    if (t + 2u * THREADS < NVA) { s.a2 = fetch_a(t + 2u * THREADS, row0, k0); }
+    if (t + 3u * THREADS < NVA) { s.a3 = fetch_a(t + 3u * THREADS, row0, k0); }
+    if (t < NVB) { s.b0 = fetch_b(t, k0, col0); }
+    if (t + THREADS < NVB) { s.b1 = fetch_b(t + THREADS, k0, col0); }
+    if (t + 2u * THREADS < NVB) { s.b2 = fetch_b(t + 2u * THREADS, k0, col0); }
+    if (t + 3u * THREADS < NVB) { s.b3 = fetch_b(t + 3u * THREADS, k0, col0); }
+    return s;
+}
+
+fn put_step(t: u32, s: Staged) {
+    if (t < NVA) { put_a(t, s.a0); }
+    if (t + THREADS < NVA) { put_a(t + THREADS, s.a1); }
+    if (t + 2u * THREADS < NVA) { put_a(t + 2u * THREADS, s.a2); }
+    if (t + 3u * THREADS < NVA) { put_a(t + 3u * THREADS, s.a3); }
+    if (t < NVB) { put_b(t, s.b0); }
+    if (t + THREADS < NVB) { put_b(t + THREADS, s.b1); }
+    if (t + 2u * THREADS < NVB) { put_b(t + 2u * THREADS, s.b2); }
+    if (t + 3u * THREADS < NVB) { put_b(t + 3u * THREADS, s.b3); }
 }
 
 // Applies the epilogue to the fragment a subgroup left in scratch[base..], whose element (0, 0)
@@ -251,20 +302,7 @@ fn main(
     let sr = (sg / 4u) * SUB_M * FRAG;
     let sc = (sg % 4u) * SUB_N * FRAG;
 
-    var ra: array<V4, VA>;
-    var rb: array<V4, VB>;
-    for (var i = 0u; i < VA; i++) {
-        let v = t + i * THREADS;
-        if (v < NVA) {
-            ra[i] = fetch_a(v, row0, 0u);
-        }
-    }
-    for (var i = 0u; i < VB; i++) {
-        let v = t + i * THREADS;
-        if (v < NVB) {
-            rb[i] = fetch_b(v, 0u, col0);
-        }
-    }
+    var staged = fetch_step(t, row0, col0, 0u);
     // Zero accumulators, loaded from a zeroed fragment of scratch.
     for (var i = t; i < FRAG * FRAG; i += THREADS) {
         scratch[i] = 0.0;
@@ -284,40 +322,40 @@ fn main(
     for (var s = 0u; s < steps; s++) {
         // Everyone is done reading the previous step's tiles (and the zero fragment).
         workgroupBarrier();
-        for (var i = 0u; i < VA; i++) {
-            let v = t + i * THREADS;
-            if (v < NVA) {
-                put_a(v, ra[i]);
-            }
-        }
-        for (var i = 0u; i < VB; i++) {
-            let v = t + i * THREADS;
-            if (v < NVB) {
-                put_b(v, rb[i]);
-            }
-        }
+        put_step(t, staged);
         workgroupBarrier();
         if (s + 1u < steps) {
-            let k_next = (s + 1u) * BK;
-            for (var i = 0u; i < VA; i++) {
-                let v = t + i * THREADS;
-                if (v < NVA) {
-                    ra[i] = fetch_a(v, row0, k_next);
-                }
-            }
-            for (var i = 0u; i < VB; i++) {
-                let v = t + i * THREADS;
-                if (v < NVB) {
-                    rb[i] = fetch_b(v, k_next, col0);
-                }
-            }
+            staged = fetch_step(t, row0, col0, (s + 1u) * BK);
         }
-        for (var kk = 0u; kk < BK; kk += FRAG) {
-            let oa0 = sr * SA + kk;
+        // The two FRAG-deep halves of the step, unrolled.
+        {
+            let oa0 = sr * SA;
             let oa1 = oa0 + FRAG * SA;
             let oa2 = oa1 + FRAG * SA;
             let oa3 = oa2 + FRAG * SA;
-            let ob0 = kk * SB + sc;
+            let ob0 = sc;
+            let ob1 = ob0 + FRAG;
+            let a0 = coopLoadT<FragA>(&tile_a[oa0], SA);
+            let a1 = coopLoadT<FragA>(&tile_a[oa1], SA);
+            let a2 = coopLoadT<FragA>(&tile_a[oa2], SA);
+            let a3 = coopLoadT<FragA>(&tile_a[oa3], SA);
+            let b0 = coopLoadT<FragB>(&tile_b[ob0], SB);
+            let b1 = coopLoadT<FragB>(&tile_b[ob1], SB);
+            c00 = coopMultiplyAdd(a0, b0, c00);
+            c01 = coopMultiplyAdd(a0, b1, c01);
+            c10 = coopMultiplyAdd(a1, b0, c10);
+            c11 = coopMultiplyAdd(a1, b1, c11);
+            c20 = coopMultiplyAdd(a2, b0, c20);
+            c21 = coopMultiplyAdd(a2, b1, c21);
+            c30 = coopMultiplyAdd(a3, b0, c30);
+            c31 = coopMultiplyAdd(a3, b1, c31);
+        }
+        {
+            let oa0 = sr * SA + FRAG;
+            let oa1 = oa0 + FRAG * SA;
+            let oa2 = oa1 + FRAG * SA;
+            let oa3 = oa2 + FRAG * SA;
+            let ob0 = FRAG * SB + sc;
             let ob1 = ob0 + FRAG;
             let a0 = coopLoadT<FragA>(&tile_a[oa0], SA);
             let a1 = coopLoadT<FragA>(&tile_a[oa1], SA);

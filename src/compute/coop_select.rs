@@ -219,7 +219,11 @@ mod tests {
             choose(&a, MatmulInput::F16, CoopMode::Auto),
             CoopChoice::Coop(CoopKernel::F16x16)
         );
-        assert!(choose(&a, MatmulInput::F32, CoopMode::Auto).kernel().is_none());
+        assert!(
+            choose(&a, MatmulInput::F32, CoopMode::Auto)
+                .kernel()
+                .is_none()
+        );
     }
 
     #[test]
@@ -252,7 +256,10 @@ mod tests {
         lavapipe.features = F::SHADER_F16 | F::SUBGROUP;
         lavapipe.subgroup_sizes = (8, 8);
         let c = choose(&lavapipe, MatmulInput::F16, CoopMode::On);
-        assert_eq!(c, CoopChoice::Plain("the device has no cooperative matrices"));
+        assert_eq!(
+            c,
+            CoopChoice::Plain("the device has no cooperative matrices")
+        );
         let mut no_f16 = h200();
         no_f16.features.remove(F::SHADER_F16);
         assert!(
@@ -295,7 +302,10 @@ mod tests {
             f32: choose(&h200(), MatmulInput::F32, CoopMode::Auto),
         };
         let s = k.to_string();
-        assert!(s.starts_with("f16 matmul: cooperative 16x16x16 f16->f32;"), "{s}");
+        assert!(
+            s.starts_with("f16 matmul: cooperative 16x16x16 f16->f32;"),
+            "{s}"
+        );
         assert!(s.contains("f32 matmul: plain ("), "{s}");
     }
 }

@@ -310,7 +310,11 @@ mod tests {
         assert_eq!(parse_tile(" t128p "), Ok(MatmulTile::T128P));
         for (name, tile) in TILE_NAMES {
             assert_eq!(parse_tile(name), Ok(tile));
-            assert_eq!(format!("{tile:?}"), name, "the names are the variants' names");
+            assert_eq!(
+                format!("{tile:?}"),
+                name,
+                "the names are the variants' names"
+            );
         }
     }
 

@@ -34,13 +34,13 @@ mod softmax;
 mod timing;
 mod validate;
 
+pub use coop_select::{
+    CoopAdapter, CoopChoice, CoopKernel, MatmulInput, MatmulKernels, choose as choose_coop,
+};
 pub use elementwise::{
     Activation, accumulate, activation_backward, activation_backward_in_place, activation_forward,
     activation_in_place, add, add_in_place, axpby, bias_activation, copy, fill, mul, mul_in_place,
     scale, scale_in_place, sub, sub_in_place,
-};
-pub use coop_select::{
-    CoopAdapter, CoopChoice, CoopKernel, MatmulInput, MatmulKernels, choose as choose_coop,
 };
 pub use matmul::{MatmulOptions, MatmulTile, matmul};
 pub use matmul_coop::{MatmulOutput, matmul_coop};
