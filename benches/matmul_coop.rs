@@ -14,7 +14,8 @@
 use half::f16;
 use std::sync::Arc;
 use std::time::Instant;
-use wgmem::compute::{MatmulInput, MatmulOptions, MatmulOutput, matmul_coop};
+use wgmem::DType;
+use wgmem::compute::{MatmulOptions, matmul_coop};
 use wgmem::{Backend, BufferUsage, Gpu, WgpuBackend};
 
 const REPEATS: usize = 7;
@@ -118,29 +119,19 @@ fn main() {
             (true, false) => "Aᵀ·B",
             _ => "A·Bᵀ",
         };
-        let outs: &[MatmulOutput] = if f16_out {
-            &[MatmulOutput::F32, MatmulOutput::F16]
+        let outs: &[DType] = if f16_out {
+            &[DType::F32, DType::F16]
         } else {
-            &[MatmulOutput::F32]
+            &[DType::F32]
         };
         for &out in outs {
             // Sampled check against the CPU (f32 output only).
             let run = |g: &Gpu| {
-                matmul_coop(
-                    g,
-                    MatmulInput::F16,
-                    &ga,
-                    a_shape,
-                    &gb,
-                    b_shape,
-                    &gc,
-                    out,
-                    &opts,
-                )
-                .expect("matmul_coop")
+                matmul_coop(g, DType::F16, &ga, a_shape, &gb, b_shape, &gc, out, &opts)
+                    .expect("matmul_coop")
             };
             let mut err = f64::NAN;
-            if out == MatmulOutput::F32 {
+            if out == DType::F32 {
                 run(&gpu);
                 let mut bytes = vec![0u8; m * n * 4];
                 backend.read(&gc, 0, &mut bytes).expect("read");
@@ -163,11 +154,7 @@ fn main() {
                 let secs = time(g, iters, || run(g));
                 let name = format!(
                     "coop f16 {label} {m}x{n}x{k}{}{checks}",
-                    if out == MatmulOutput::F16 {
-                        " f16 out"
-                    } else {
-                        ""
-                    }
+                    if out == DType::F16 { " f16 out" } else { "" }
                 );
                 let tflops = flops / secs / 1e12;
                 println!(

@@ -9,15 +9,34 @@
 //!   measured hit latency).
 //! - Checkpointing: 32 layers, hidden 2048, batch 512: activation peak (from the manager's
 //!   account) and step time for none, sqrt(n) and budgets.
+//!
+//! `--precision mixed` runs every table in mixed precision, as the trainer's `Precision::Mixed`
+//! step does: f16 inputs, working weights, activations and activation gradients; the loss
+//! gradient scaled (fixed 2^16 here), the GPU overflow check over every gradient with its one
+//! 4-byte read, and the fused unscale + Adam + f16-copy update.
 
 use std::sync::Arc;
 use std::time::Instant;
 use wgmem::checkpoint::{CheckpointPolicy, GradientCheckpointer};
 use wgmem::memory::human_bytes;
-use wgmem::nn::{Linear, Module, Sequential, softmax_cross_entropy};
+use wgmem::nn::{Linear, Module, Sequential, softmax_cross_entropy_scaled};
 use wgmem::optim::{Adam, Optimizer};
 use wgmem::tensor::tags;
-use wgmem::{Backend, Context, MemoryConfig, WgpuBackend};
+use wgmem::{Backend, Context, DType, MemoryConfig, WgpuBackend};
+
+/// The loss scale of the mixed step (the trainer's default initial scale).
+const LOSS_SCALE: f32 = 65536.0;
+
+/// `--precision mixed` on the command line.
+fn mixed() -> bool {
+    static MIXED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *MIXED.get_or_init(|| {
+        let args: Vec<String> = std::env::args().collect();
+        args.windows(2)
+            .any(|w| w[0] == "--precision" && w[1] == "mixed")
+            || args.iter().any(|a| a == "--precision=mixed")
+    })
+}
 
 struct Shape {
     batch: usize,
@@ -35,6 +54,9 @@ fn mlp(ctx: &Arc<Context>, s: &Shape) -> Sequential {
         w = s.hidden;
     }
     m.push(Linear::new(ctx, w, s.classes, 99).unwrap());
+    if mixed() {
+        m.set_precision(DType::F16).unwrap();
+    }
     m
 }
 
@@ -61,15 +83,36 @@ fn step(
     y: &[u32],
     s: &Shape,
 ) -> f32 {
-    let xt = Arc::new(ctx.from_slice(x, &[s.batch, s.inputs], tags::DATA).unwrap());
+    let dtype = if mixed() { DType::F16 } else { DType::F32 };
+    let scale = if mixed() { LOSS_SCALE } else { 1.0 };
+    let xt = Arc::new(
+        ctx.from_slice_of(x, &[s.batch, s.inputs], dtype, tags::DATA)
+            .unwrap(),
+    );
     let labels = ctx.upload_u32(y, tags::DATA).unwrap();
     let out = ck
         .forward_backward(model, xt, |logits| {
-            let out = softmax_cross_entropy(&logits, &labels, s.batch)?;
+            let out = softmax_cross_entropy_scaled(&logits, &labels, s.batch, scale)?;
             Ok((out.grad, out.loss))
         })
         .unwrap();
-    opt.step(model.parameters()).unwrap();
+    if mixed() {
+        let flag = ctx.upload_u32(&[0], tags::SCRATCH).unwrap();
+        for p in model.parameters() {
+            wgmem::compute::check_finite(ctx.gpu(), p.grad.raw(), p.grad.len(), flag.raw())
+                .unwrap();
+        }
+        if ctx.read_u32(&flag, 1).unwrap()[0] == 0 {
+            opt.step_mixed(model.parameters(), 1.0 / scale).unwrap();
+        } else {
+            model
+                .parameters()
+                .iter()
+                .for_each(|p| p.zero_grad().unwrap());
+        }
+    } else {
+        opt.step(model.parameters()).unwrap();
+    }
     out.to_vec().unwrap()[0]
 }
 
@@ -119,12 +162,13 @@ fn mlp_step(backend: &Arc<WgpuBackend>, s: &Shape, warmup: usize, timed: usize) 
     let hit = hit_latency_ns(&ctx);
     let flops = 3.0 * model.forward_flops(s.batch) as f64;
     println!(
-        "| MLP {}-{}x{}-{} batch {} Adam | {:.2} ms | {:.1} TFLOP/s | {} | {:.3} | {:.0} x {:.0} ns = {:.3}% | loss {:.4} |",
+        "| MLP {}-{}x{}-{} batch {} Adam{} | {:.2} ms | {:.1} TFLOP/s | {} | {:.3} | {:.0} x {:.0} ns = {:.3}% | loss {:.4} |",
         s.inputs,
         s.hidden,
         s.layers,
         s.classes,
         s.batch,
+        if mixed() { ", mixed" } else { "" },
         ms,
         flops / ms / 1e9,
         (backend.buffers_created() - created) / timed as u64,
@@ -224,10 +268,11 @@ fn checkpointing(backend: &Arc<WgpuBackend>, s: &Shape, timed: usize) {
         (peak, ms, smallest)
     };
     println!(
-        "\nCheckpointing: {} layers, hidden {}, batch {}, Adam",
+        "\nCheckpointing: {} layers, hidden {}, batch {}, Adam{}",
         s.layers + 1,
         s.hidden,
-        s.batch
+        s.batch,
+        if mixed() { ", mixed precision" } else { "" }
     );
     println!("| policy | plan | activation peak | saved | step | step time vs none |");
     println!("|---|---|---|---|---|---|");

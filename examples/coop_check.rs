@@ -15,7 +15,8 @@
 
 use half::f16;
 use std::sync::Arc;
-use wgmem::compute::{Activation, MatmulInput, MatmulOptions, MatmulOutput, matmul_coop};
+use wgmem::DType;
+use wgmem::compute::{Activation, MatmulOptions, matmul_coop};
 use wgmem::{Backend, BufferUsage, Gpu, WgpuBackend};
 
 struct Rng(u64);
@@ -65,7 +66,7 @@ struct Case {
     bias: bool,
     act: Activation,
     accumulate: bool,
-    out: MatmulOutput,
+    out: DType,
 }
 
 /// Runs one case; returns the largest error as a fraction of its tolerance (pass: <= 1).
@@ -94,7 +95,7 @@ fn run(b: &WgpuBackend, gpu: &Gpu, case: Case, rng: &mut Rng) -> f64 {
     let ga = upload(b, bytemuck::cast_slice(&a));
     let gb = upload(b, bytemuck::cast_slice(&bm));
     let gbias = upload(b, bytemuck::cast_slice(&bias));
-    let half_out = case.out == MatmulOutput::F16;
+    let half_out = case.out == DType::F16;
     let c_init: Vec<u8> = if half_out {
         bytemuck::cast_slice(&c0).to_vec()
     } else {
@@ -112,7 +113,7 @@ fn run(b: &WgpuBackend, gpu: &Gpu, case: Case, rng: &mut Rng) -> f64 {
     };
     matmul_coop(
         gpu,
-        MatmulInput::F16,
+        DType::F16,
         &ga,
         a_shape,
         &gb,
@@ -207,7 +208,7 @@ fn main() {
         bias: false,
         act: Activation::None,
         accumulate: false,
-        out: MatmulOutput::F32,
+        out: DType::F32,
     };
     let mut cases = Vec::new();
     for &(m, k, n) in &shapes {
@@ -239,11 +240,11 @@ fn main() {
             ..base
         });
         cases.push(Case {
-            out: MatmulOutput::F16,
+            out: DType::F16,
             ..base
         });
         cases.push(Case {
-            out: MatmulOutput::F16,
+            out: DType::F16,
             accumulate: true,
             bias: true,
             act: Activation::Gelu,

@@ -6,6 +6,7 @@
 //! ```sh
 //! cargo run --release --example train
 //! cargo run --release --example train -- --memory-limit 2M --checkpoint sqrt --epochs 5
+//! cargo run --release --example train -- --precision mixed
 //! ```
 //!
 //! Built with `--features mpi` and started by `mpirun -n N`, the same command trains data
@@ -81,6 +82,10 @@ struct Args {
     /// Data parallel: megabytes of gradients per all-reduce bucket.
     #[arg(long, default_value_t = 8)]
     bucket_mb: u64,
+    /// f32, or mixed (f16 activations and working weights, f32 master weights and Adam state,
+    /// dynamic loss scaling; needs SHADER_F16).
+    #[arg(long, default_value = "f32")]
+    precision: String,
     /// Instead of the digits, this many random samples of 784 features and 10 classes (for
     /// timing; nothing to learn).
     #[arg(long)]
@@ -207,6 +212,7 @@ fn run(args: Args, collective: &Rc<dyn Collective>) -> wgmem::Result<()> {
         checkpoint,
         zero1: args.zero1,
         bucket_bytes: args.bucket_mb.max(1) << 20,
+        precision: args.precision.parse()?,
         ..TrainerConfig::default()
     };
     let mut trainer = Trainer::new(Arc::clone(&ctx), model, optimizer, config)?;

@@ -106,6 +106,32 @@ pub enum Error {
         reason: String,
     },
 
+    /// An operand has the wrong element type for the operation.
+    #[error("{op}: {what} is {found}, but this operation needs {expected}")]
+    DType {
+        /// The operation.
+        op: &'static str,
+        /// Which operand.
+        what: &'static str,
+        /// The element type that would be accepted.
+        expected: crate::DType,
+        /// The element type given.
+        found: crate::DType,
+    },
+
+    /// The device cannot store or compute on this element type.
+    #[error(
+        "{dtype} tensors need {feature}, which the adapter '{adapter}' does not offer; use f32 (Precision::F32) there"
+    )]
+    UnsupportedDType {
+        /// The element type asked for.
+        dtype: crate::DType,
+        /// The missing device feature.
+        feature: &'static str,
+        /// The adapter.
+        adapter: String,
+    },
+
     /// A WGSL shader failed to parse or validate.
     #[error("shader '{name}' does not compile: {message}")]
     ShaderCompile {

@@ -45,9 +45,11 @@ pub mod checkpoint;
 pub mod compute;
 pub mod data;
 pub mod distributed;
+mod dtype;
 mod error;
 pub mod memory;
 pub mod nn;
+pub mod ops;
 pub mod optim;
 pub mod pressure;
 pub mod profile;
@@ -58,9 +60,10 @@ pub mod testing;
 pub mod train;
 
 pub use backend::{
-    Backend, BufferUsage, Capabilities, HostBackend, WgpuBackend, WgpuBackendOptions,
+    Backend, BufferUsage, Capabilities, CoopMode, HostBackend, WgpuBackend, WgpuBackendOptions,
 };
 pub use compute::Gpu;
+pub use dtype::DType;
 pub use error::{Error, OutOfMemoryReport, Result};
 pub use memory::{ManagedBuffer, MemoryConfig, MemoryManager, MemoryStats};
 pub use pressure::{PressureLevel, PressureMonitor, PressureSource};

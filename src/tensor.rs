@@ -4,7 +4,13 @@
 //! "params", "gradients", "optimizer", "scratch"), so the account sees every byte a model
 //! uses. Pool buffers are reused dirty, so constructors that promise contents (`zeros`,
 //! `from_slice`) write them; `uninit` is for outputs a kernel overwrites entirely.
+//!
+//! A tensor has a [`DType`]: its buffer, its pool size class and its share of the account are
+//! in bytes of that type. The host side always speaks f32: uploads convert to the tensor's
+//! type on the host and [`Tensor::to_vec`] converts back, so an f16 tensor costs half the
+//! device memory and bandwidth but no change to the code that fills or reads it.
 
+use crate::DType;
 use crate::backend::{Backend, BufferUsage, WgpuBackend};
 use crate::compute::{self, Gpu};
 use crate::error::{Error, Result};
@@ -73,8 +79,23 @@ impl Context {
     /// A tensor whose contents are unspecified (a reused buffer): for kernel outputs.
     #[track_caller]
     pub fn uninit(self: &Arc<Self>, shape: &[usize], tag: &'static str) -> Result<Tensor> {
+        self.uninit_of(shape, DType::F32, tag)
+    }
+
+    /// As [`Context::uninit`], with elements of `dtype`. An f16 tensor on a device without
+    /// `SHADER_F16` is [`Error::UnsupportedDType`].
+    #[track_caller]
+    pub fn uninit_of(
+        self: &Arc<Self>,
+        shape: &[usize],
+        dtype: DType,
+        tag: &'static str,
+    ) -> Result<Tensor> {
+        if dtype == DType::F16 {
+            self.gpu.require_f16()?;
+        }
         let len = element_count(shape)?;
-        let bytes = (len.max(1) as u64).checked_mul(4).ok_or_else(|| {
+        let bytes = dtype.buffer_bytes(len).ok_or_else(|| {
             Error::invalid(
                 "tensor shape",
                 format!("{shape:?} has more bytes than fit in 64 bits"),
@@ -83,6 +104,7 @@ impl Context {
         let buffer = self.memory.acquire(bytes, BufferUsage::Storage, tag)?;
         Ok(Tensor {
             shape: shape.to_vec(),
+            dtype,
             buffer,
             ctx: Arc::clone(self),
         })
@@ -91,8 +113,19 @@ impl Context {
     /// A tensor of zeros.
     #[track_caller]
     pub fn zeros(self: &Arc<Self>, shape: &[usize], tag: &'static str) -> Result<Tensor> {
-        let t = self.uninit(shape, tag)?;
-        compute::fill(&self.gpu, t.raw(), t.len(), 0.0)?;
+        self.zeros_of(shape, DType::F32, tag)
+    }
+
+    /// A tensor of zeros of `dtype` (all-zero bits are 0.0 in both types).
+    #[track_caller]
+    pub fn zeros_of(
+        self: &Arc<Self>,
+        shape: &[usize],
+        dtype: DType,
+        tag: &'static str,
+    ) -> Result<Tensor> {
+        let t = self.uninit_of(shape, dtype, tag)?;
+        compute::fill(&self.gpu, t.raw(), t.words(), 0.0)?;
         Ok(t)
     }
 
@@ -104,7 +137,20 @@ impl Context {
         shape: &[usize],
         tag: &'static str,
     ) -> Result<Tensor> {
-        let t = self.uninit(shape, tag)?;
+        self.from_slice_of(data, shape, DType::F32, tag)
+    }
+
+    /// A tensor of `dtype` holding `data` (row-major) with `shape`, converted on the host
+    /// (to the nearest f16, ties to even; beyond 65504 to infinity).
+    #[track_caller]
+    pub fn from_slice_of(
+        self: &Arc<Self>,
+        data: &[f32],
+        shape: &[usize],
+        dtype: DType,
+        tag: &'static str,
+    ) -> Result<Tensor> {
+        let t = self.uninit_of(shape, dtype, tag)?;
         t.write(data)?;
         Ok(t)
     }
@@ -148,9 +194,11 @@ fn element_count(shape: &[usize]) -> Result<usize> {
         })
 }
 
-/// A row-major f32 tensor on the GPU. Dropping it returns its buffer to the pool.
+/// A row-major tensor on the GPU (f32 or f16, see [`DType`]). Dropping it returns its buffer
+/// to the pool.
 pub struct Tensor {
     shape: Vec<usize>,
+    dtype: DType,
     buffer: ManagedBuffer<WgpuBackend>,
     ctx: Arc<Context>,
 }
@@ -159,6 +207,7 @@ impl std::fmt::Debug for Tensor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Tensor")
             .field("shape", &self.shape)
+            .field("dtype", &self.dtype)
             .field("tag", &self.buffer.tag())
             .finish()
     }
@@ -173,6 +222,34 @@ impl Tensor {
     /// Number of elements.
     pub fn len(&self) -> usize {
         self.shape.iter().product()
+    }
+
+    /// The element type.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// Bytes of the elements (`len * dtype.size()`, before rounding to words or size classes).
+    pub fn bytes(&self) -> u64 {
+        (self.len() * self.dtype.size()) as u64
+    }
+
+    /// [`Error::DType`] unless the tensor is of `dtype`.
+    pub fn expect_dtype(&self, op: &'static str, what: &'static str, dtype: DType) -> Result<()> {
+        if self.dtype == dtype {
+            return Ok(());
+        }
+        Err(Error::DType {
+            op,
+            what,
+            expected: dtype,
+            found: self.dtype,
+        })
+    }
+
+    /// 4-byte words the elements occupy (what word-wise kernels such as `fill` cover).
+    fn words(&self) -> usize {
+        (self.len() * self.dtype.size()).div_ceil(4)
     }
 
     /// True when the tensor has no elements.
@@ -208,7 +285,8 @@ impl Tensor {
         &self.ctx
     }
 
-    /// Overwrites the contents with `data` (exactly `len()` values).
+    /// Overwrites the contents with `data` (exactly `len()` values), converted to the tensor's
+    /// type on the host.
     pub fn write(&self, data: &[f32]) -> Result<()> {
         if data.len() != self.len() {
             return Err(Error::Shape {
@@ -221,16 +299,43 @@ impl Tensor {
         if data.is_empty() {
             return Ok(());
         }
-        self.buffer.write(0, bytemuck::cast_slice(data))
+        match self.dtype {
+            DType::F32 => self.buffer.write(0, bytemuck::cast_slice(data)),
+            DType::F16 => {
+                // Whole words: an odd count gets one f16 zero of padding.
+                let mut bits: Vec<u16> = data
+                    .iter()
+                    .map(|&v| half::f16::from_f32(v).to_bits())
+                    .collect();
+                if bits.len() % 2 == 1 {
+                    bits.push(0);
+                }
+                self.buffer.write(0, bytemuck::cast_slice(&bits))
+            }
+        }
     }
 
-    /// Copies the contents to the host (waits for the GPU).
+    /// Copies the contents to the host as f32 (waits for the GPU; f16 converts exactly).
     pub fn to_vec(&self) -> Result<Vec<f32>> {
-        let mut out = vec![0f32; self.len()];
-        self.ctx
-            .backend()
-            .read(self.raw(), 0, bytemuck::cast_slice_mut(&mut out))?;
-        Ok(out)
+        match self.dtype {
+            DType::F32 => {
+                let mut out = vec![0f32; self.len()];
+                self.ctx
+                    .backend()
+                    .read(self.raw(), 0, bytemuck::cast_slice_mut(&mut out))?;
+                Ok(out)
+            }
+            DType::F16 => {
+                let mut bits = vec![0u16; self.len()];
+                self.ctx
+                    .backend()
+                    .read(self.raw(), 0, bytemuck::cast_slice_mut(&mut bits))?;
+                Ok(bits
+                    .into_iter()
+                    .map(|b| half::f16::from_bits(b).to_f32())
+                    .collect())
+            }
+        }
     }
 
     /// The same data viewed with another shape of the same element count.
@@ -249,11 +354,20 @@ impl Tensor {
         })
     }
 
-    /// A new tensor (tag `tag`) with a copy of this one's contents.
+    /// A new tensor (tag `tag`, same type) with a copy of this one's contents.
     #[track_caller]
     pub fn duplicate(&self, tag: &'static str) -> Result<Tensor> {
-        let t = self.ctx.uninit(&self.shape, tag)?;
-        compute::copy(self.ctx.gpu(), self.raw(), t.raw(), self.len())?;
+        let t = self.ctx.uninit_of(&self.shape, self.dtype, tag)?;
+        match self.dtype {
+            DType::F32 => compute::copy(self.ctx.gpu(), self.raw(), t.raw(), self.len())?,
+            // A buffer copy, not an f32 kernel: two f16s in a word can look like an f32 NaN,
+            // whose bits a shader need not preserve.
+            DType::F16 => {
+                self.ctx
+                    .backend()
+                    .copy(self.raw(), 0, t.raw(), 0, (self.words() * 4) as u64)?
+            }
+        }
         Ok(t)
     }
 }

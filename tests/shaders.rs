@@ -66,7 +66,17 @@ fn every_shader_translates_to_msl_spirv_and_hlsl() {
             continue;
         }
         let mut hlsl = String::new();
-        let hlsl_options = naga::back::hlsl::Options::default();
+        // f16 arithmetic in HLSL needs shader model 6.2 (DXC's `-enable-16bit-types`); naga
+        // refuses `enable f16;` shaders below it. wgpu's DX12 backend asks for 6.2+ when the
+        // device has SHADER_F16.
+        let hlsl_options = naga::back::hlsl::Options {
+            shader_model: if shader.source.contains("enable f16;") {
+                naga::back::hlsl::ShaderModel::V6_2
+            } else {
+                naga::back::hlsl::Options::default().shader_model
+            },
+            ..Default::default()
+        };
         let pipeline_options = naga::back::hlsl::PipelineOptions::default();
         naga::back::hlsl::Writer::new(&mut hlsl, &hlsl_options, &pipeline_options)
             .write(&module, &info, None)

@@ -5,6 +5,7 @@
 //! on the CPU with fabricated property lists; [`super::Gpu`] makes it once per device and shows
 //! it through [`MatmulKernels`]'s `Display`.
 
+use crate::DType;
 use crate::backend::CoopMode;
 use wgpu::{CooperativeMatrixProperties, CooperativeScalarType as S};
 
@@ -19,15 +20,6 @@ pub struct CoopAdapter {
     pub subgroup_sizes: (u32, u32),
     /// The features the device was created with.
     pub features: wgpu::Features,
-}
-
-/// Element type of a matmul's inputs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MatmulInput {
-    /// f16 inputs (f32 accumulation).
-    F16,
-    /// f32 inputs.
-    F32,
 }
 
 /// A cooperative-matrix kernel (`shaders/coop/`). Every one accumulates in f32.
@@ -56,10 +48,10 @@ impl CoopKernel {
     }
 
     /// The input type.
-    pub fn input(self) -> MatmulInput {
+    pub fn input(self) -> DType {
         match self {
-            CoopKernel::F16x16 | CoopKernel::F16x8 => MatmulInput::F16,
-            CoopKernel::F32x8 => MatmulInput::F32,
+            CoopKernel::F16x16 | CoopKernel::F16x8 => DType::F16,
+            CoopKernel::F32x8 => DType::F32,
         }
     }
 }
@@ -130,7 +122,7 @@ fn offers(props: &[CooperativeMatrixProperties], n: u32, ab: S, cr: S) -> bool {
 /// (NVIDIA, Apple; AMD adapters that may run 64-wide subgroups keep the plain kernels). On
 /// Metal, `Auto` keeps the plain kernels until a Mac has run the simdgroup kernels against the
 /// CPU; `On` opts in.
-pub fn choose(adapter: &CoopAdapter, input: MatmulInput, mode: CoopMode) -> CoopChoice {
+pub fn choose(adapter: &CoopAdapter, input: DType, mode: CoopMode) -> CoopChoice {
     use wgpu::Features as F;
     if mode == CoopMode::Off {
         return CoopChoice::Plain("cooperative matrices turned off");
@@ -141,7 +133,7 @@ pub fn choose(adapter: &CoopAdapter, input: MatmulInput, mode: CoopMode) -> Coop
     {
         return CoopChoice::Plain("the device has no cooperative matrices");
     }
-    if input == MatmulInput::F16 && !adapter.features.contains(F::SHADER_F16) {
+    if input == DType::F16 && !adapter.features.contains(F::SHADER_F16) {
         return CoopChoice::Plain("the device has no f16");
     }
     if adapter.subgroup_sizes != (32, 32) {
@@ -149,9 +141,9 @@ pub fn choose(adapter: &CoopAdapter, input: MatmulInput, mode: CoopMode) -> Coop
     }
     let props = &adapter.properties;
     let kernel = match input {
-        MatmulInput::F16 if offers(props, 16, S::F16, S::F32) => CoopKernel::F16x16,
-        MatmulInput::F16 if offers(props, 8, S::F16, S::F32) => CoopKernel::F16x8,
-        MatmulInput::F32 if offers(props, 8, S::F32, S::F32) => CoopKernel::F32x8,
+        DType::F16 if offers(props, 16, S::F16, S::F32) => CoopKernel::F16x16,
+        DType::F16 if offers(props, 8, S::F16, S::F32) => CoopKernel::F16x8,
+        DType::F32 if offers(props, 8, S::F32, S::F32) => CoopKernel::F32x8,
         _ => return CoopChoice::Plain("no configuration we have a kernel for"),
     };
     if adapter.backend == wgpu::Backend::Metal && mode == CoopMode::Auto {
@@ -216,30 +208,26 @@ mod tests {
     fn nvidia_vulkan_gets_the_16x16_f16_kernel_and_plain_f32() {
         let a = h200();
         assert_eq!(
-            choose(&a, MatmulInput::F16, CoopMode::Auto),
+            choose(&a, DType::F16, CoopMode::Auto),
             CoopChoice::Coop(CoopKernel::F16x16)
         );
-        assert!(
-            choose(&a, MatmulInput::F32, CoopMode::Auto)
-                .kernel()
-                .is_none()
-        );
+        assert!(choose(&a, DType::F32, CoopMode::Auto).kernel().is_none());
     }
 
     #[test]
     fn metal_is_opt_in_for_both_input_types() {
         let a = apple();
-        for input in [MatmulInput::F16, MatmulInput::F32] {
+        for input in [DType::F16, DType::F32] {
             let auto = choose(&a, input, CoopMode::Auto);
             assert!(auto.kernel().is_none(), "{auto}");
             assert!(auto.to_string().contains("WGMEM_COOP=on"), "{auto}");
         }
         assert_eq!(
-            choose(&a, MatmulInput::F16, CoopMode::On),
+            choose(&a, DType::F16, CoopMode::On),
             CoopChoice::Coop(CoopKernel::F16x8)
         );
         assert_eq!(
-            choose(&a, MatmulInput::F32, CoopMode::On),
+            choose(&a, DType::F32, CoopMode::On),
             CoopChoice::Coop(CoopKernel::F32x8)
         );
     }
@@ -247,7 +235,7 @@ mod tests {
     #[test]
     fn off_or_missing_features_give_the_plain_kernels() {
         assert!(
-            choose(&h200(), MatmulInput::F16, CoopMode::Off)
+            choose(&h200(), DType::F16, CoopMode::Off)
                 .kernel()
                 .is_none()
         );
@@ -255,25 +243,21 @@ mod tests {
         lavapipe.properties.clear();
         lavapipe.features = F::SHADER_F16 | F::SUBGROUP;
         lavapipe.subgroup_sizes = (8, 8);
-        let c = choose(&lavapipe, MatmulInput::F16, CoopMode::On);
+        let c = choose(&lavapipe, DType::F16, CoopMode::On);
         assert_eq!(
             c,
             CoopChoice::Plain("the device has no cooperative matrices")
         );
         let mut no_f16 = h200();
         no_f16.features.remove(F::SHADER_F16);
-        assert!(
-            choose(&no_f16, MatmulInput::F16, CoopMode::On)
-                .kernel()
-                .is_none()
-        );
+        assert!(choose(&no_f16, DType::F16, CoopMode::On).kernel().is_none());
     }
 
     #[test]
     fn a_variable_subgroup_size_keeps_the_plain_kernels() {
         let mut amd = h200();
         amd.subgroup_sizes = (32, 64);
-        let c = choose(&amd, MatmulInput::F16, CoopMode::On);
+        let c = choose(&amd, DType::F16, CoopMode::On);
         assert_eq!(c, CoopChoice::Plain("the subgroup size is not fixed at 32"));
     }
 
@@ -282,7 +266,7 @@ mod tests {
         let mut only_f16_acc = h200();
         only_f16_acc.properties.retain(|p| p.cr_type == S::F16);
         assert!(
-            choose(&only_f16_acc, MatmulInput::F16, CoopMode::On)
+            choose(&only_f16_acc, DType::F16, CoopMode::On)
                 .kernel()
                 .is_none()
         );
@@ -290,7 +274,7 @@ mod tests {
         let mut both = h200();
         both.properties.push(prop(8, 8, S::F16, S::F32));
         assert_eq!(
-            choose(&both, MatmulInput::F16, CoopMode::Auto),
+            choose(&both, DType::F16, CoopMode::Auto),
             CoopChoice::Coop(CoopKernel::F16x16)
         );
     }
@@ -298,8 +282,8 @@ mod tests {
     #[test]
     fn the_choice_displays_what_runs() {
         let k = MatmulKernels {
-            f16: choose(&h200(), MatmulInput::F16, CoopMode::Auto),
-            f32: choose(&h200(), MatmulInput::F32, CoopMode::Auto),
+            f16: choose(&h200(), DType::F16, CoopMode::Auto),
+            f32: choose(&h200(), DType::F32, CoopMode::Auto),
         };
         let s = k.to_string();
         assert!(

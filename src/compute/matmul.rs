@@ -5,9 +5,7 @@
 //! and an accumulate option for gradient accumulation. The tile is picked from the device's
 //! limits and the problem's size (see [`MatmulTile`]).
 
-use super::coop_select::MatmulInput;
 use super::elementwise::Activation;
-use super::matmul_coop::MatmulOutput;
 use super::validate::{distinct, elements, product};
 use super::{Binding, Gpu, Kernel};
 use crate::error::{Error, Result};
@@ -256,13 +254,13 @@ pub fn matmul(
         // Metal's simdgroup f32 kernel, where opted in (`WGMEM_COOP=on`).
         return super::matmul_coop(
             gpu,
-            MatmulInput::F32,
+            crate::DType::F32,
             a,
             a_shape,
             b,
             b_shape,
             c,
-            MatmulOutput::F32,
+            crate::DType::F32,
             opts,
         );
     }

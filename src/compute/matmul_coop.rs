@@ -1,24 +1,16 @@
 //! Matmul on cooperative matrices (`shaders/coop/`): `C = act(op(A) · op(B) + bias) (+ C)`
-//! with f16 (or, on Metal, f32) inputs, f32 accumulation and an f32 or f16 output.
+//! with f16 (or, on Metal, f32) inputs, f32 accumulation and an f32 or f16 output (an f16
+//! output is rounded from the f32 accumulator after the epilogue).
 //!
 //! The same options as [`super::matmul`]; the kernel is the one [`super::Gpu::matmul_kernels`]
 //! chose for the input type. Buffers are raw: f16 values are two bytes each (`half::f16`).
 
-use super::coop_select::{CoopKernel, MatmulInput};
+use super::coop_select::CoopKernel;
 use super::matmul::MatmulOptions;
-use super::validate::{distinct, elements, product};
+use super::validate::{distinct, elements, elements_of, product};
 use super::{Binding, Gpu, Kernel};
+use crate::DType;
 use crate::error::{Error, Result};
-
-/// Element type of a matmul's output.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum MatmulOutput {
-    /// f32 values.
-    #[default]
-    F32,
-    /// f16 values, rounded from the f32 accumulators after the epilogue.
-    F16,
-}
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -31,14 +23,14 @@ struct Params {
     _pad: [u32; 3],
 }
 
-fn shader(kernel: CoopKernel, out: MatmulOutput) -> Result<&'static str> {
+fn shader(kernel: CoopKernel, out: DType) -> Result<&'static str> {
     Ok(match (kernel, out) {
-        (CoopKernel::F16x16, MatmulOutput::F32) => "matmul_coop16_f16_f32",
-        (CoopKernel::F16x16, MatmulOutput::F16) => "matmul_coop16_f16_f16",
-        (CoopKernel::F16x8, MatmulOutput::F32) => "matmul_coop8_f16_f32",
-        (CoopKernel::F16x8, MatmulOutput::F16) => "matmul_coop8_f16_f16",
-        (CoopKernel::F32x8, MatmulOutput::F32) => "matmul_coop8_f32_f32",
-        (CoopKernel::F32x8, MatmulOutput::F16) => {
+        (CoopKernel::F16x16, DType::F32) => "matmul_coop16_f16_f32",
+        (CoopKernel::F16x16, DType::F16) => "matmul_coop16_f16_f16",
+        (CoopKernel::F16x8, DType::F32) => "matmul_coop8_f16_f32",
+        (CoopKernel::F16x8, DType::F16) => "matmul_coop8_f16_f16",
+        (CoopKernel::F32x8, DType::F32) => "matmul_coop8_f32_f32",
+        (CoopKernel::F32x8, DType::F16) => {
             return Err(Error::invalid(
                 "matmul output",
                 "f32 inputs give an f32 output; f16 output needs f16 inputs",
@@ -47,11 +39,10 @@ fn shader(kernel: CoopKernel, out: MatmulOutput) -> Result<&'static str> {
     })
 }
 
-/// Bytes of `len` elements of `input`, checked against the buffer and the binding limit.
-fn check(gpu: &Gpu, op: &'static str, buf: &wgpu::Buffer, len: usize, two: bool) -> Result<u64> {
-    // `elements` counts 4-byte values: an f16 array of `len` needs ceil(len / 2) of them.
-    elements(gpu, op, buf, if two { len.div_ceil(2) } else { len })?;
-    Ok(len as u64 * if two { 2 } else { 4 })
+/// Bytes of `len` elements of `dtype`, checked against the buffer and the binding limit.
+fn check(gpu: &Gpu, op: &'static str, buf: &wgpu::Buffer, len: usize, dtype: DType) -> Result<u64> {
+    elements_of(gpu, op, buf, len, dtype)?;
+    Ok(len as u64 * dtype.size() as u64)
 }
 
 /// `C = act(op(A) · op(B) + bias)` (or `C += ...`) with the cooperative-matrix kernel the device
@@ -64,18 +55,18 @@ fn check(gpu: &Gpu, op: &'static str, buf: &wgpu::Buffer, len: usize, two: bool)
 #[allow(clippy::too_many_arguments)]
 pub fn matmul_coop(
     gpu: &Gpu,
-    input: MatmulInput,
+    input: DType,
     a: &wgpu::Buffer,
     a_shape: [usize; 2],
     b: &wgpu::Buffer,
     b_shape: [usize; 2],
     c: &wgpu::Buffer,
-    output: MatmulOutput,
+    output: DType,
     opts: &MatmulOptions<'_>,
 ) -> Result<()> {
     let choice = match input {
-        MatmulInput::F16 => gpu.matmul_kernels().f16,
-        MatmulInput::F32 => gpu.matmul_kernels().f32,
+        DType::F16 => gpu.matmul_kernels().f16,
+        DType::F32 => gpu.matmul_kernels().f32,
     };
     let kernel = choice.kernel().ok_or_else(|| {
         Error::invalid(
@@ -105,14 +96,14 @@ pub fn matmul_coop(
         });
     }
     let k = ka;
-    let half_in = kernel.input() == MatmulInput::F16;
+    let half_in = kernel.input() == DType::F16;
     let name = shader(kernel, output)?;
     let len_a = product("matmul A", m, k)?;
     let len_b = product("matmul B", k, n)?;
     let len_c = product("matmul C", m, n)?;
-    let bytes_a = check(gpu, "matmul A", a, len_a, half_in)?;
-    let bytes_b = check(gpu, "matmul B", b, len_b, half_in)?;
-    let bytes_c = check(gpu, "matmul C", c, len_c, output == MatmulOutput::F16)?;
+    let bytes_a = check(gpu, "matmul A", a, len_a, kernel.input())?;
+    let bytes_b = check(gpu, "matmul B", b, len_b, kernel.input())?;
+    let bytes_c = check(gpu, "matmul C", c, len_c, output)?;
     // The kernels index with u32 and read vectors of 4 from buffers of at least one vector.
     let dim = |what: &'static str, v: usize| {
         u32::try_from(v).map_err(|_| Error::invalid(what, format!("{v} exceeds u32::MAX")))

@@ -19,36 +19,52 @@
 //! - [`softmax_cross_entropy`]: forward and backward in one pass, loss and accuracy on the GPU;
 //! - optimizers: [`sgd`], [`adam`] (AdamW with `decoupled`).
 //!
+//! - f16 storage with f32 arithmetic (mixed precision): [`matmul_f16`], [`convert`], the
+//!   `*_f16` elementwise kernels, [`column_sums_f16`], [`softmax_cross_entropy_f16`], and the
+//!   fused unscale + update + f16-copy optimizer steps [`adam_mixed`], [`sgd_mixed`] with the
+//!   overflow check [`check_finite`]. They need `SHADER_F16` ([`Gpu::supports_f16`]).
+//!
 //! naga adds runtime checks to every shader (index clamps, loop counters);
 //! [`Gpu::new_unchecked`] compiles without them. BENCHMARKS.md has the measured effect.
 
 mod coop_select;
 mod elementwise;
+mod elementwise_f16;
 mod matmul;
 mod matmul_coop;
+mod matmul_f16;
 mod optim;
+mod optim_mixed;
 mod pipelines;
 mod reduce;
+mod reduce_f16;
 mod shaders;
 mod softmax;
+mod softmax_f16;
 mod timing;
 mod validate;
 
-pub use coop_select::{
-    CoopAdapter, CoopChoice, CoopKernel, MatmulInput, MatmulKernels, choose as choose_coop,
-};
+pub use coop_select::{CoopAdapter, CoopChoice, CoopKernel, MatmulKernels, choose as choose_coop};
 pub use elementwise::{
     Activation, accumulate, activation_backward, activation_backward_in_place, activation_forward,
     activation_in_place, add, add_in_place, axpby, bias_activation, copy, fill, mul, mul_in_place,
     scale, scale_in_place, sub, sub_in_place,
 };
+pub use elementwise_f16::{
+    accumulate_f16, activation_backward_f16, activation_backward_in_place_f16,
+    activation_forward_f16, add_f16, bias_activation_f16, convert, scale_in_place_f16,
+};
 pub use matmul::{MatmulOptions, MatmulTile, matmul};
-pub use matmul_coop::{MatmulOutput, matmul_coop};
+pub use matmul_coop::matmul_coop;
+pub use matmul_f16::matmul_f16;
 pub use optim::{AdamParams, SgdParams, adam, sgd};
+pub use optim_mixed::{adam_mixed, check_finite, sgd_mixed};
 pub use pipelines::Kernel;
 pub use reduce::{column_sums, max, mean, sum};
+pub use reduce_f16::column_sums_f16;
 pub use shaders::{SHADERS, ShaderSource, capabilities, shader, validate_wgsl};
 pub use softmax::{CrossEntropyOutputs, softmax_cross_entropy};
+pub use softmax_f16::softmax_cross_entropy_f16;
 
 use crate::backend::{Backend, BufferUsage, WgpuBackend};
 use crate::error::{Error, Result};
@@ -86,6 +102,15 @@ impl<'a> Binding<'a> {
             size: (len.max(1) * 4) as u64,
         }
     }
+
+    /// Binds the first `len` values of `dtype` in `buffer`, rounded up to whole 4-byte words.
+    pub fn of(buffer: &'a wgpu::Buffer, len: usize, dtype: crate::DType) -> Self {
+        Self {
+            buffer,
+            offset: 0,
+            size: (len.max(1) * dtype.size()).next_multiple_of(4) as u64,
+        }
+    }
 }
 
 struct ParamRing {
@@ -107,6 +132,7 @@ pub struct Gpu {
     vec4_per_thread: AtomicU32,
     timer: Mutex<Option<KernelTimer>>,
     matmul_kernels: MatmulKernels,
+    f16: bool,
 }
 
 impl std::fmt::Debug for Gpu {
@@ -147,6 +173,10 @@ impl Gpu {
             workgroup_size,
             max_groups_per_dim: limits.max_compute_workgroups_per_dimension,
             timer: Mutex::new(None),
+            f16: backend
+                .device()
+                .features()
+                .contains(wgpu::Features::SHADER_F16),
             backend,
         })
     }
@@ -176,6 +206,24 @@ impl Gpu {
     /// The backend this dispatches on.
     pub fn backend(&self) -> &Arc<WgpuBackend> {
         &self.backend
+    }
+
+    /// Whether the device was created with `wgpu::Features::SHADER_F16`: f16 tensors and the f16
+    /// kernels need it.
+    pub fn supports_f16(&self) -> bool {
+        self.f16
+    }
+
+    /// [`Error::UnsupportedDType`] unless the device can run f16 kernels.
+    pub(crate) fn require_f16(&self) -> Result<()> {
+        if self.f16 {
+            return Ok(());
+        }
+        Err(Error::UnsupportedDType {
+            dtype: crate::DType::F16,
+            feature: "wgpu::Features::SHADER_F16",
+            adapter: self.backend.adapter().to_string(),
+        })
     }
 
     /// The workgroup size chosen for 1-D kernels.
@@ -365,8 +413,8 @@ fn choose_matmul_kernels(backend: &WgpuBackend) -> MatmulKernels {
     };
     let mode = backend.coop_mode();
     MatmulKernels {
-        f16: coop_select::choose(&coop, MatmulInput::F16, mode),
-        f32: coop_select::choose(&coop, MatmulInput::F32, mode),
+        f16: coop_select::choose(&coop, crate::DType::F16, mode),
+        f32: coop_select::choose(&coop, crate::DType::F32, mode),
     }
 }
 

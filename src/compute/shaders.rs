@@ -33,10 +33,15 @@ shaders![
     files: [
         "elementwise",
         "elementwise_vec4",
+        "elementwise_f16",
         "matmul",
+        "matmul_f16",
         "reduce",
+        "reduce_f16",
         "softmax",
-        "optim"
+        "softmax_f16",
+        "optim",
+        "optim_mixed",
     ],
     joined: [
         "matmul_coop16_f16_f32" = ["head_f16_16", "out_f32", "body"],
@@ -76,6 +81,8 @@ pub fn validate_wgsl(name: &str, source: &str) -> Result<(naga::Module, naga::va
         name: name.to_string(),
         message: e.emit_to_string_with_path(source, &format!("{name}.wgsl")),
     })?;
+    // f16 shaders (`enable f16;`) need SHADER_FLOAT16; the device's own check (SHADER_F16) runs
+    // when wgpu compiles them, and the f16 entry points refuse devices without it first.
     let info = naga::valid::Validator::new(
         naga::valid::ValidationFlags::all(),
         naga::valid::Capabilities::default() | capabilities(source),

@@ -40,6 +40,44 @@ pub(crate) fn elements(
         .map_err(|_| Error::invalid("element count", format!("{op}: {n} exceeds u32::MAX")))
 }
 
+/// As [`elements`], for `n` values of `dtype` (f16 buffers hold two values per word).
+pub(crate) fn elements_of(
+    gpu: &Gpu,
+    op: &'static str,
+    buffer: &wgpu::Buffer,
+    n: usize,
+    dtype: crate::DType,
+) -> Result<u32> {
+    if dtype == crate::DType::F32 {
+        return elements(gpu, op, buffer, n);
+    }
+    let needed = dtype.buffer_bytes(n).ok_or_else(|| {
+        Error::invalid(
+            "element count",
+            format!("{op}: {n} elements overflow a byte count"),
+        )
+    })?;
+    if needed > buffer.size() {
+        return Err(Error::OutOfBounds {
+            op,
+            offset: 0,
+            len: needed,
+            size: buffer.size(),
+        });
+    }
+    let max = gpu.max_binding_bytes();
+    if needed > max {
+        return Err(Error::invalid(
+            "element count",
+            format!(
+                "{op}: {n} {dtype} elements ({needed} bytes) exceed the device's largest storage binding of {max} bytes"
+            ),
+        ));
+    }
+    u32::try_from(n)
+        .map_err(|_| Error::invalid("element count", format!("{op}: {n} exceeds u32::MAX")))
+}
+
 /// `rows * cols`, or an error naming the operation when it overflows.
 pub(crate) fn product(op: &'static str, rows: usize, cols: usize) -> Result<usize> {
     rows.checked_mul(cols)

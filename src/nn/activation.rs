@@ -1,7 +1,8 @@
-//! Standalone activation layers (a ReLU can also be fused into [`super::Linear`]).
+//! Standalone activation layers (a ReLU can also be fused into [`super::Linear`]). They run in
+//! their input's type (f32, or f16 in mixed precision).
 
 use super::{Module, Recompute, missing_saved};
-use crate::compute::{self, Activation};
+use crate::compute::Activation;
 use crate::error::Result;
 use crate::tensor::{Tensor, tags};
 use std::sync::Arc;
@@ -15,14 +16,8 @@ struct Elementwise {
 impl Elementwise {
     fn forward(&mut self, input: Arc<Tensor>, save: bool) -> Result<Arc<Tensor>> {
         let ctx = Arc::clone(input.context());
-        let out = ctx.uninit(input.shape(), tags::ACTIVATIONS)?;
-        compute::activation_forward(
-            ctx.gpu(),
-            self.activation,
-            input.raw(),
-            out.raw(),
-            input.len(),
-        )?;
+        let out = ctx.uninit_of(input.shape(), input.dtype(), tags::ACTIVATIONS)?;
+        crate::ops::activation_forward(self.activation, &input, &out)?;
         if save {
             self.input = Some(input);
         }
@@ -31,13 +26,7 @@ impl Elementwise {
 
     fn backward(&mut self, grad: Tensor, name: &str) -> Result<Option<Tensor>> {
         let input = self.input.take().ok_or_else(|| missing_saved(name))?;
-        compute::activation_backward_in_place(
-            input.context().gpu(),
-            self.activation,
-            grad.raw(),
-            input.raw(),
-            grad.len(),
-        )?;
+        crate::ops::activation_backward_in_place(self.activation, &grad, &input)?;
         Ok(Some(grad))
     }
 }

@@ -1,8 +1,15 @@
 //! `Linear`: `y = act(x · W + b)` with the bias and a ReLU fused into the matmul epilogue.
+//!
+//! In mixed precision ([`Module::set_precision`] with f16) the layer keeps an f16 working copy
+//! of its weight beside the f32 master: forward reads f16 inputs and the f16 weight and writes
+//! f16 outputs; backward writes the f16 input gradient, and accumulates the weight and bias
+//! gradients in f32 straight from the f16 operands. The bias is read in f32 in both passes.
 
 use super::{Module, Parameter, missing_saved};
-use crate::compute::{self, Activation, MatmulOptions};
+use crate::DType;
+use crate::compute::{Activation, MatmulOptions};
 use crate::error::{Error, Result};
+use crate::ops;
 use crate::tensor::{Context, Tensor, tags};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -41,6 +48,7 @@ impl Linear {
                 name: name.to_string(),
                 value: ctx.from_slice(data, shape, tags::PARAMS)?,
                 grad: ctx.zeros(shape, tags::GRADIENTS)?,
+                working: None,
             })
         };
         Ok(Self {
@@ -78,6 +86,20 @@ impl Linear {
     pub fn bias(&self) -> &Parameter {
         &self.bias
     }
+
+    /// The compute type: f16 when the layer has an f16 working weight.
+    pub fn dtype(&self) -> DType {
+        if self.weight.working.is_some() {
+            DType::F16
+        } else {
+            DType::F32
+        }
+    }
+
+    /// The weight the kernels read: the f16 working copy in mixed precision, else the master.
+    fn compute_weight(&self) -> &Tensor {
+        self.weight.working.as_ref().unwrap_or(&self.weight.value)
+    }
 }
 
 impl Module for Linear {
@@ -98,23 +120,16 @@ impl Module for Linear {
                 reason: format!("the input needs {} columns", self.inputs()),
             });
         }
+        input.expect_dtype("Linear::forward", "the input", self.dtype())?;
         let out = self
             .ctx
-            .uninit(&[batch, self.outputs()], tags::ACTIVATIONS)?;
+            .uninit_of(&[batch, self.outputs()], self.dtype(), tags::ACTIVATIONS)?;
         let opts = MatmulOptions {
             bias: Some(self.bias.value.raw()),
             activation: self.activation,
             ..Default::default()
         };
-        compute::matmul(
-            self.ctx.gpu(),
-            input.raw(),
-            [batch, features],
-            self.weight.value.raw(),
-            [self.inputs(), self.outputs()],
-            out.raw(),
-            &opts,
-        )?;
+        ops::matmul(&input, self.compute_weight(), &out, &opts)?;
         let out = Arc::new(out);
         if save {
             self.input = Some(input);
@@ -128,7 +143,6 @@ impl Module for Linear {
     fn backward(&mut self, grad: Tensor, input_grad: bool) -> Result<Option<Tensor>> {
         let input = self.input.take().ok_or_else(|| missing_saved("Linear"))?;
         let output = self.output.take();
-        let gpu = self.ctx.gpu();
         let [batch, outputs] = grad.dims2("Linear::backward")?;
         if outputs != self.outputs() || batch != input.shape()[0] {
             return Err(Error::Shape {
@@ -138,57 +152,50 @@ impl Module for Linear {
                 reason: "the output gradient must match the forward output".into(),
             });
         }
+        grad.expect_dtype("Linear::backward", "the output gradient", self.dtype())?;
         if let Some(output) = &output {
             // ReLU: the output is positive exactly where the pre-activation was.
-            compute::activation_backward_in_place(
-                gpu,
-                self.activation,
-                grad.raw(),
-                output.raw(),
-                grad.len(),
-            )?;
+            ops::activation_backward_in_place(self.activation, &grad, output)?;
         }
         drop(output);
-        let (inputs, outputs) = (self.inputs(), self.outputs());
-        // dW += xᵀ · dy
+        let inputs = self.inputs();
+        // dW += xᵀ · dy (f32, also from f16 operands)
         let accumulate = MatmulOptions {
             trans_a: true,
             accumulate: true,
             ..Default::default()
         };
-        compute::matmul(
-            gpu,
-            input.raw(),
-            [batch, inputs],
-            grad.raw(),
-            [batch, outputs],
-            self.weight.grad.raw(),
-            &accumulate,
-        )?;
+        ops::matmul(&input, &grad, &self.weight.grad, &accumulate)?;
         drop(input);
         // db += column sums of dy
-        let db = self.ctx.uninit(&[outputs], tags::SCRATCH)?;
-        compute::column_sums(gpu, grad.raw(), batch, outputs, db.raw())?;
-        compute::accumulate(gpu, db.raw(), self.bias.grad.raw(), outputs)?;
+        ops::column_sums(&grad, &self.bias.grad, true)?;
         if !input_grad {
             return Ok(None);
         }
         // dx = dy · Wᵀ
-        let dx = self.ctx.uninit(&[batch, inputs], tags::ACTIVATIONS)?;
+        let dx = self
+            .ctx
+            .uninit_of(&[batch, inputs], self.dtype(), tags::ACTIVATIONS)?;
         let trans_b = MatmulOptions {
             trans_b: true,
             ..Default::default()
         };
-        compute::matmul(
-            gpu,
-            grad.raw(),
-            [batch, outputs],
-            self.weight.value.raw(),
-            [inputs, outputs],
-            dx.raw(),
-            &trans_b,
-        )?;
+        ops::matmul(&grad, self.compute_weight(), &dx, &trans_b)?;
         Ok(Some(dx))
+    }
+
+    fn set_precision(&mut self, dtype: DType) -> Result<()> {
+        self.weight.working = match dtype {
+            DType::F32 => None,
+            DType::F16 => {
+                let w = self
+                    .ctx
+                    .uninit_of(self.weight.value.shape(), DType::F16, tags::PARAMS)?;
+                ops::convert(&self.weight.value, &w)?;
+                Some(w)
+            }
+        };
+        Ok(())
     }
 
     fn parameters(&mut self) -> Vec<&mut Parameter> {

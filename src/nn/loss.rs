@@ -1,5 +1,6 @@
 //! Softmax cross-entropy, forward and backward in one kernel.
 
+use crate::DType;
 use crate::backend::WgpuBackend;
 use crate::compute;
 use crate::error::{Error, Result};
@@ -31,6 +32,19 @@ pub fn softmax_cross_entropy(
     labels: &ManagedBuffer<WgpuBackend>,
     batch_labels: usize,
 ) -> Result<LossOutput> {
+    softmax_cross_entropy_scaled(logits, labels, batch_labels, 1.0)
+}
+
+/// As [`softmax_cross_entropy`], with the gradient multiplied by `grad_scale` (a micro-batch's
+/// share of the batch, times the loss scale in mixed precision). The gradient has the logits'
+/// type; for f16 logits the scale is applied before the gradient is rounded to f16, which is
+/// what keeps small gradients from flushing to zero.
+pub fn softmax_cross_entropy_scaled(
+    logits: &Tensor,
+    labels: &ManagedBuffer<WgpuBackend>,
+    batch_labels: usize,
+    grad_scale: f32,
+) -> Result<LossOutput> {
     let ctx = logits.context();
     let [batch, classes] = logits.dims2("softmax_cross_entropy")?;
     if batch_labels != batch {
@@ -41,23 +55,34 @@ pub fn softmax_cross_entropy(
             reason: "one label per row of logits".into(),
         });
     }
-    let grad = ctx.uninit(&[batch, classes], tags::ACTIVATIONS)?;
+    let grad = ctx.uninit_of(&[batch, classes], logits.dtype(), tags::ACTIVATIONS)?;
     let loss = ctx.uninit(&[1], tags::SCRATCH)?;
     let correct = ctx
         .memory()
         .acquire(4, crate::backend::BufferUsage::Storage, tags::SCRATCH)?;
-    compute::softmax_cross_entropy(
-        ctx.gpu(),
-        logits.raw(),
-        labels.raw(),
-        batch,
-        classes,
-        &compute::CrossEntropyOutputs {
-            grad_logits: grad.raw(),
-            loss: loss.raw(),
-            correct: correct.raw(),
-        },
-    )?;
+    let out = compute::CrossEntropyOutputs {
+        grad_logits: grad.raw(),
+        loss: loss.raw(),
+        correct: correct.raw(),
+    };
+    let gpu = ctx.gpu();
+    match logits.dtype() {
+        DType::F32 => {
+            compute::softmax_cross_entropy(gpu, logits.raw(), labels.raw(), batch, classes, &out)?;
+            if grad_scale != 1.0 {
+                compute::scale_in_place(gpu, grad_scale, grad.raw(), grad.len())?;
+            }
+        }
+        DType::F16 => compute::softmax_cross_entropy_f16(
+            gpu,
+            logits.raw(),
+            labels.raw(),
+            batch,
+            classes,
+            grad_scale,
+            &out,
+        )?,
+    }
     Ok(LossOutput {
         grad,
         loss,

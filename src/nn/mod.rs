@@ -14,9 +14,10 @@ mod sequential;
 
 pub use activation::{Gelu, Relu};
 pub use linear::Linear;
-pub use loss::{LossOutput, softmax_cross_entropy};
+pub use loss::{LossOutput, softmax_cross_entropy, softmax_cross_entropy_scaled};
 pub use sequential::Sequential;
 
+use crate::DType;
 use crate::error::Result;
 use crate::tensor::Tensor;
 use std::sync::Arc;
@@ -28,11 +29,25 @@ pub struct Parameter {
     pub name: String,
     /// The values.
     pub value: Tensor,
-    /// The accumulated gradient; zeroed by the optimizer after each step.
+    /// The accumulated gradient; zeroed by the optimizer after each step. Always f32: in
+    /// mixed precision the f16 products accumulate into it in f32.
     pub grad: Tensor,
+    /// Mixed precision: the f16 copy of `value` that forward and backward read. The optimizer
+    /// writes it in the same pass that updates `value` (the f32 master); `None` in f32 models
+    /// and for parameters the kernels read in f32 (biases).
+    pub working: Option<Tensor>,
 }
 
 impl Parameter {
+    /// Rewrites the f16 working copy from the f32 master value (after the master was changed
+    /// outside the optimizer, e.g. by loading saved state); nothing without a working copy.
+    pub fn refresh_working(&self) -> Result<()> {
+        match &self.working {
+            Some(w) => crate::ops::convert(&self.value, w),
+            None => Ok(()),
+        }
+    }
+
     /// Sets the accumulated gradient to zero (recorded on the GPU like any kernel).
     pub fn zero_grad(&self) -> Result<()> {
         crate::compute::fill(
@@ -77,6 +92,15 @@ pub trait Module: Send {
 
     /// Drops anything saved by `forward` (after an aborted step).
     fn clear_saved(&mut self);
+
+    /// Switches the layer's compute type: [`DType::F16`] for mixed precision (f16 working
+    /// copies of the weights, f16 activations and activation gradients; the f32 master weights
+    /// and gradients stay), [`DType::F32`] back. Inputs must then be of that type. Layers
+    /// without weights follow their input's type and need do nothing.
+    fn set_precision(&mut self, dtype: DType) -> Result<()> {
+        let _ = dtype;
+        Ok(())
+    }
 
     /// The hint for checkpoint planners.
     fn recompute(&self) -> Recompute {

@@ -122,6 +122,12 @@ impl Module for Sequential {
         self.layers.iter_mut().for_each(|l| l.clear_saved());
     }
 
+    fn set_precision(&mut self, dtype: crate::DType) -> Result<()> {
+        self.layers
+            .iter_mut()
+            .try_for_each(|l| l.set_precision(dtype))
+    }
+
     fn forward_flops(&self, batch: usize) -> u64 {
         self.layers.iter().map(|l| l.forward_flops(batch)).sum()
     }

@@ -75,6 +75,26 @@ impl Optimizer for Adam {
         Ok(())
     }
 
+    fn step_mixed(&mut self, mut params: Vec<&mut Parameter>, inv_scale: f32) -> Result<()> {
+        self.prepare(params.iter_mut().map(|p| &mut **p).collect())?;
+        self.step += 1;
+        for (p, (m, v)) in params.into_iter().zip(&self.moments) {
+            compute::adam_mixed(
+                p.value.context().gpu(),
+                p.value.raw(),
+                p.grad.raw(),
+                m.raw(),
+                v.raw(),
+                p.working.as_ref().map(|w| w.raw()),
+                p.value.len(),
+                self.step,
+                &self.hp,
+                inv_scale,
+            )?;
+        }
+        Ok(())
+    }
+
     fn state_bytes(&self) -> u64 {
         self.moments
             .iter()

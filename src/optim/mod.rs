@@ -17,6 +17,18 @@ pub trait Optimizer: Send {
     /// in the same order every step (state is kept by position).
     fn step(&mut self, params: Vec<&mut Parameter>) -> Result<()>;
 
+    /// The update of mixed-precision training: as [`Optimizer::step`] on the gradients times
+    /// `inv_scale` (1 / the loss scale), which also writes each parameter's f16
+    /// [`Parameter::working`] copy and zeroes the gradients, in one pass per parameter. The
+    /// default refuses: an optimizer must implement it to be used with `Precision::Mixed`.
+    fn step_mixed(&mut self, params: Vec<&mut Parameter>, inv_scale: f32) -> Result<()> {
+        let _ = (params, inv_scale);
+        Err(crate::error::Error::invalid(
+            "optimizer",
+            "this optimizer has no mixed-precision step; use Adam or Sgd, or Precision::F32",
+        ))
+    }
+
     /// Creates the optimizer's state for `params` if it has none yet (it is otherwise created
     /// at the first step). Data-parallel training calls it before the step's agreement, so
     /// that running out of memory for it is agreed on by every rank.

@@ -63,6 +63,24 @@ impl Optimizer for Sgd {
         Ok(())
     }
 
+    fn step_mixed(&mut self, mut params: Vec<&mut Parameter>, inv_scale: f32) -> Result<()> {
+        self.prepare(params.iter_mut().map(|p| &mut **p).collect())?;
+        for (i, p) in params.into_iter().enumerate() {
+            let v = self.velocity.get(i).map(|t| t.raw());
+            compute::sgd_mixed(
+                p.value.context().gpu(),
+                p.value.raw(),
+                p.grad.raw(),
+                v,
+                p.working.as_ref().map(|w| w.raw()),
+                p.value.len(),
+                &self.hp,
+                inv_scale,
+            )?;
+        }
+        Ok(())
+    }
+
     fn state_bytes(&self) -> u64 {
         self.velocity.iter().map(|t| t.buffer().size()).sum()
     }

@@ -33,12 +33,14 @@
 //! why the memory adaptations above stay local to a rank.
 
 mod adapt;
+mod loss_scale;
 mod parallel;
 mod report;
 mod run;
 mod state;
 mod step;
 
+pub use loss_scale::LossScaleConfig;
 pub use report::{Adaptation, AdaptationReason, EpochReport, RankReport, TrainingReport};
 pub use state::{NamedArray, TrainerState};
 
@@ -58,6 +60,35 @@ pub enum NonFinitePolicy {
     Stop,
     /// Skip the update (gradients discarded) and go on; counted in the report.
     Skip,
+}
+
+/// The number types a [`Trainer`] computes in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precision {
+    /// Everything f32.
+    #[default]
+    F32,
+    /// Mixed precision: f32 master weights, gradients and optimizer state; f16 working weights,
+    /// inputs, activations and activation gradients with f32 accumulation; dynamic loss scaling
+    /// ([`TrainerConfig::loss_scale`]). Needs `SHADER_F16` and an optimizer with a mixed step
+    /// (Adam, Sgd); not combined with data parallelism yet.
+    Mixed,
+}
+
+impl std::str::FromStr for Precision {
+    type Err = Error;
+
+    /// `f32` or `mixed` (as `--precision` on the examples takes them).
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim() {
+            "f32" | "F32" => Ok(Precision::F32),
+            "mixed" | "Mixed" => Ok(Precision::Mixed),
+            other => Err(Error::invalid(
+                "precision",
+                format!("'{other}'; use f32 or mixed"),
+            )),
+        }
+    }
 }
 
 /// Settings of a [`Trainer`].
@@ -80,6 +111,10 @@ pub struct TrainerConfig {
     /// Data parallel: ZeRO-1, Adam moments sharded over the ranks (needs Adam). Without
     /// [`Trainer::with_collective`] it runs over a one-rank [`crate::distributed::Local`] world.
     pub zero1: bool,
+    /// f32 or mixed precision.
+    pub precision: Precision,
+    /// The loss scaler's policy (used with [`Precision::Mixed`]).
+    pub loss_scale: LossScaleConfig,
 }
 
 impl Default for TrainerConfig {
@@ -93,6 +128,8 @@ impl Default for TrainerConfig {
             recover_after: 20,
             bucket_bytes: crate::distributed::DEFAULT_BUCKET_BYTES,
             zero1: false,
+            precision: Precision::F32,
+            loss_scale: LossScaleConfig::default(),
         }
     }
 }
@@ -147,6 +184,8 @@ pub struct Trainer {
     dp: Option<crate::distributed::DataParallel>,
     /// ZeRO-1's sharded Adam, replacing `optimizer` when `config.zero1`.
     sharded: Option<crate::distributed::ShardedAdam>,
+    /// The loss scaler of mixed precision.
+    scaler: Option<loss_scale::LossScaler>,
 }
 
 impl Trainer {
@@ -180,7 +219,24 @@ impl Trainer {
             _ => {}
         }
         let zero1 = config.zero1;
+        let mut model = model;
+        let scaler = match config.precision {
+            Precision::F32 => None,
+            Precision::Mixed => {
+                if zero1 {
+                    return Err(Error::invalid(
+                        "precision",
+                        "mixed precision is not combined with ZeRO-1 yet; use Precision::F32",
+                    ));
+                }
+                ctx.gpu().require_f16()?;
+                model.set_precision(crate::DType::F16)?;
+                Some(loss_scale::LossScaler::new(&ctx, config.loss_scale)?)
+            }
+        };
+        let loss_scale = scaler.as_ref().map(|s| s.scale());
         let trainer = Self {
+            scaler,
             dp: None,
             sharded: None,
             checkpointer: GradientCheckpointer::new(config.checkpoint),
@@ -190,6 +246,7 @@ impl Trainer {
             oom_ceiling: None,
             report: TrainingReport {
                 world_size: 1,
+                loss_scale,
                 ..TrainingReport::default()
             },
             epoch: 0,
@@ -234,6 +291,19 @@ impl Trainer {
     /// The optimizer.
     pub fn optimizer(&self) -> &dyn Optimizer {
         self.optimizer.as_ref()
+    }
+
+    /// The element type of inputs and activations: f16 in mixed precision.
+    pub(crate) fn compute_dtype(&self) -> crate::DType {
+        match self.scaler {
+            Some(_) => crate::DType::F16,
+            None => crate::DType::F32,
+        }
+    }
+
+    /// The loss scale in use (mixed precision), `None` in f32.
+    pub fn loss_scale(&self) -> Option<f32> {
+        self.scaler.as_ref().map(|s| s.scale())
     }
 
     /// The report so far.

@@ -44,6 +44,12 @@ impl Trainer {
     ///
     /// All ranks must call this, with models of the same shapes.
     pub fn with_collective(mut self, collective: Box<dyn Collective>) -> Result<Self> {
+        if self.scaler.is_some() {
+            return Err(Error::invalid(
+                "precision",
+                "mixed precision is not combined with data parallelism yet; use Precision::F32",
+            ));
+        }
         let mut dp = DataParallel::new(collective, self.config.bucket_bytes);
         if self.config.zero1 {
             let hp = self.optimizer.adam_params().ok_or_else(|| {
@@ -169,6 +175,15 @@ impl Trainer {
 
     /// Reduces the gradients over the ranks (unless ZeRO-1 does it) and applies the update.
     pub(super) fn update(&mut self) -> Result<()> {
+        if let Some(scaler) = self.scaler.as_mut() {
+            // Mixed precision (one process): unscale, update, zero and write the f16 weights in
+            // one pass per parameter; then the scale may grow.
+            self.optimizer
+                .step_mixed(self.model.parameters(), 1.0 / scaler.scale())?;
+            scaler.update(false);
+            self.report.loss_scale = Some(scaler.scale());
+            return Ok(());
+        }
         match (&mut self.dp, &mut self.sharded) {
             (Some(dp), Some(zero)) => zero.step(dp, &self.ctx, self.model.parameters()),
             (Some(dp), None) if dp.world_size() > 1 => {

@@ -100,6 +100,11 @@ pub struct TrainingReport {
     pub samples_seen: usize,
     /// Steps skipped because the loss was not finite (with `NonFinitePolicy::Skip`).
     pub skipped_steps: u64,
+    /// Mixed precision: steps skipped because a gradient overflowed f16 (no update; the loss
+    /// scale was lowered). Not counted in `steps` nor in `skipped_steps`.
+    pub overflow_skipped_steps: u64,
+    /// Mixed precision: the loss scale after the last step; `None` in f32.
+    pub loss_scale: Option<f32>,
     /// The memory account at the end.
     pub memory: MemoryStats,
     /// Optimizer state bytes (this rank's).
@@ -151,6 +156,13 @@ impl fmt::Display for TrainingReport {
             "steps {}, samples {}, skipped steps {}",
             self.steps, self.samples_seen, self.skipped_steps
         )?;
+        if let Some(scale) = self.loss_scale {
+            writeln!(
+                f,
+                "mixed precision: {} steps skipped on overflow, final loss scale {scale}",
+                self.overflow_skipped_steps
+            )?;
+        }
         if self.adaptations.is_empty() {
             writeln!(f, "adaptations: none")?;
         } else {

@@ -382,6 +382,7 @@ impl Trainer {
             .load_state(tensors, &state.optimizer_counters)?;
         for (saved, p) in params.iter().zip(&mut model_params) {
             p.value.write(&saved.data)?;
+            p.refresh_working()?;
             p.zero_grad()?;
         }
         drop(model_params);

@@ -3,11 +3,10 @@
 
 use super::{AdaptationReason, NonFinitePolicy, Trainer};
 use crate::backend::WgpuBackend;
-use crate::compute;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::memory::ManagedBuffer;
-use crate::nn::{Module, softmax_cross_entropy};
+use crate::nn::{Module, softmax_cross_entropy, softmax_cross_entropy_scaled};
 use crate::tensor::{Tensor, tags};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -29,9 +28,10 @@ impl Trainer {
         rows: std::ops::Range<usize>,
     ) -> Result<(Arc<Tensor>, ManagedBuffer<WgpuBackend>)> {
         let d = data.n_features();
-        let x = self.ctx.from_slice(
+        let x = self.ctx.from_slice_of(
             &data.features()[rows.start * d..rows.end * d],
             &[rows.len(), d],
+            self.compute_dtype(),
             tags::DATA,
         )?;
         let labels = self.ctx.upload_u32(&data.labels()[rows], tags::DATA)?;
@@ -50,21 +50,15 @@ impl Trainer {
             let n = end - start;
             let (x, labels) = self.upload_rows(batch, start..end)?;
             let share = scale * n as f32 / rows as f32;
+            // Mixed precision: the loss scale enters where the gradient is made.
+            let grad_scale = share * self.loss_scale().unwrap_or(1.0);
             let labels_host = &batch.labels()[start..end];
             let out = self
                 .checkpointer
                 .forward_backward(&mut self.model, x, |logits| {
                     check_labels(labels_host, &logits)?;
-                    let out = softmax_cross_entropy(&logits, &labels, n)?;
+                    let out = softmax_cross_entropy_scaled(&logits, &labels, n, grad_scale)?;
                     drop(logits);
-                    if share != 1.0 {
-                        compute::scale_in_place(
-                            out.grad.context().gpu(),
-                            share,
-                            out.grad.raw(),
-                            out.grad.len(),
-                        )?;
-                    }
                     let crate::nn::LossOutput {
                         grad,
                         loss,
@@ -146,6 +140,9 @@ impl Trainer {
                 }
             }
         }
+        if self.mixed_step_skipped()? {
+            return Ok((loss, accuracy));
+        }
         let started = Instant::now();
         self.update()?;
         self.report.compute_seconds += started.elapsed().as_secs_f64();
@@ -157,6 +154,29 @@ impl Trainer {
             self.grow_back();
         }
         Ok((loss, accuracy))
+    }
+
+    /// Mixed precision: checks the step's gradients for overflow and moves the loss scale.
+    /// Returns true when the step is to be skipped (gradients zeroed, counted in the report).
+    fn mixed_step_skipped(&mut self) -> Result<bool> {
+        let Some(scaler) = self.scaler.as_mut() else {
+            return Ok(false);
+        };
+        let overflow = scaler.overflowed(&self.ctx, &self.model.parameters())?;
+        if overflow {
+            // A good step moves the scale after its update (which needs this step's scale).
+            let scale = scaler.scale();
+            scaler.update(true);
+            self.report.loss_scale = Some(scaler.scale());
+            log::info!(
+                "step {}: gradients overflowed f16 at loss scale {scale}; skipped, scale now {}",
+                self.report.steps,
+                scaler.scale()
+            );
+            self.report.overflow_skipped_steps += 1;
+            self.zero_grads()?;
+        }
+        Ok(overflow)
     }
 
     /// Loss and accuracy on `data`, in batches of the current micro-batch, without saving.

@@ -104,8 +104,9 @@ impl WgpuBackend {
         let (required_features, coop) = coop::features(adapter.features(), coop_mode);
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("wgmem"),
-            // Timestamp queries let the profiler time kernels; f16, subgroups and cooperative
-            // matrices serve the f16 and cooperative-matrix kernels.
+            // Timestamp queries let the profiler time kernels; SHADER_F16 lets tensors be f16
+            // (DType::F16); subgroups and cooperative matrices serve the cooperative-matrix
+            // matmul. All only where the adapter offers them.
             required_features,
             required_limits: adapter.limits(),
             experimental_features: coop::experimental(coop),

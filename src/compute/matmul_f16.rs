@@ -1,0 +1,158 @@
+//! Entry points of `shaders/matmul_f16.wgsl`: `C = act(op(A) · op(B) + bias) (+ C)` with A and B
+//! in f16 storage and every product and sum in f32.
+//!
+//! The plain (non-cooperative) f16 kernel: it runs on every adapter with `SHADER_F16`, and is
+//! what mixed-precision training uses where no cooperative-matrix kernel applies. The output is
+//! f16 (activations, input gradients) or f32 (weight gradients, accumulated in f32); the bias is
+//! always the f32 master copy. The same products and options as [`super::matmul`].
+
+use super::matmul::MatmulOptions;
+use super::validate::{distinct, elements, elements_of, product};
+use super::{Binding, Gpu, Kernel, MatmulTile};
+use crate::DType;
+use crate::error::{Error, Result};
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    m: u32,
+    n: u32,
+    k: u32,
+    flags: u32,
+    act: u32,
+    _pad: [u32; 3],
+}
+
+fn kernel(c: DType, trans_a: bool, trans_b: bool) -> Kernel {
+    let entry = match (c, trans_a, trans_b) {
+        (DType::F16, false, false) => "mm64h_nn",
+        (DType::F16, true, false) => "mm64h_tn",
+        (DType::F16, false, true) => "mm64h_nt",
+        (DType::F16, true, true) => "mm64h_tt",
+        (DType::F32, false, false) => "mm64hf_nn",
+        (DType::F32, true, false) => "mm64hf_tn",
+        (DType::F32, false, true) => "mm64hf_nt",
+        (DType::F32, true, true) => "mm64hf_tt",
+    };
+    Kernel {
+        shader: "matmul_f16",
+        entry,
+    }
+}
+
+/// `C = act(op(A) · op(B) + bias)`, or `C += ...` with `accumulate`; A and B row-major f16,
+/// `bias` (if any) `n` f32 values, `c` of `c_dtype` (f16 or f32).
+///
+/// Shapes and options as in [`super::matmul`]; `opts.tile` must be [`MatmulTile::Auto`] or
+/// [`MatmulTile::T64`] (the one f16 tiling). Needs `SHADER_F16`
+/// ([`Error::UnsupportedDType`] otherwise); inner dimensions that differ give
+/// [`Error::Shape`]; a buffer shorter than its shape in its type gives [`Error::OutOfBounds`].
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_f16(
+    gpu: &Gpu,
+    a: &wgpu::Buffer,
+    a_shape: [usize; 2],
+    b: &wgpu::Buffer,
+    b_shape: [usize; 2],
+    c: &wgpu::Buffer,
+    c_dtype: DType,
+    opts: &MatmulOptions<'_>,
+) -> Result<()> {
+    gpu.require_f16()?;
+    if !matches!(opts.tile, MatmulTile::Auto | MatmulTile::T64) {
+        return Err(Error::invalid(
+            "matmul tile",
+            format!(
+                "{:?}: the f16 matmul has one tiling, T64 (or Auto)",
+                opts.tile
+            ),
+        ));
+    }
+    let (m, ka) = if opts.trans_a {
+        (a_shape[1], a_shape[0])
+    } else {
+        (a_shape[0], a_shape[1])
+    };
+    let (kb, n) = if opts.trans_b {
+        (b_shape[1], b_shape[0])
+    } else {
+        (b_shape[0], b_shape[1])
+    };
+    if ka != kb {
+        return Err(Error::Shape {
+            op: "matmul_f16",
+            left: a_shape.to_vec(),
+            right: b_shape.to_vec(),
+            reason: format!(
+                "op(A) is [{m}, {ka}] and op(B) is [{kb}, {n}] (trans_a {}, trans_b {}); their inner dimensions must be equal",
+                opts.trans_a, opts.trans_b
+            ),
+        });
+    }
+    let k = ka;
+    let len_a = product("matmul_f16 A", m, k)?;
+    let len_b = product("matmul_f16 B", k, n)?;
+    let len_c = product("matmul_f16 C", m, n)?;
+    elements_of(gpu, "matmul_f16 A", a, len_a, DType::F16)?;
+    elements_of(gpu, "matmul_f16 B", b, len_b, DType::F16)?;
+    elements_of(gpu, "matmul_f16 C", c, len_c, c_dtype)?;
+    let (m32, n32, k32) = (u32_dim("m", m)?, u32_dim("n", n)?, u32_dim("k", k)?);
+    let mut reads = vec![a, b];
+    if let Some(bias) = opts.bias {
+        elements(gpu, "matmul_f16 bias", bias, n)?;
+        reads.push(bias);
+    }
+    distinct(c, &reads)?;
+    if len_c == 0 {
+        return Ok(());
+    }
+    // Cooperative matrices where the device has a kernel for them (`Gpu::matmul_kernels`); the
+    // kernel binds A and B as vectors of 4, which a buffer of fewer than 8 bytes cannot hold.
+    if opts.tile == MatmulTile::Auto
+        && gpu.matmul_kernels().f16.kernel().is_some()
+        && a.size() >= 8
+        && b.size() >= 8
+    {
+        return super::matmul_coop(gpu, DType::F16, a, a_shape, b, b_shape, c, c_dtype, opts);
+    }
+    let groups = [n32.div_ceil(64), m32.div_ceil(64), 1];
+    let max = gpu.max_groups_per_dim();
+    if groups[0] > max || groups[1] > max {
+        return Err(Error::invalid(
+            "matmul shape",
+            format!(
+                "[{m}, {n}] needs {groups:?} workgroups; the device allows {max} per dimension"
+            ),
+        ));
+    }
+    let params = Params {
+        m: m32,
+        n: n32,
+        k: k32,
+        flags: u32::from(opts.bias.is_some()) | (u32::from(opts.accumulate) << 1),
+        act: opts.activation.code(),
+        _pad: [0; 3],
+    };
+    let bias = opts.bias.unwrap_or(a);
+    gpu.dispatch(
+        kernel(c_dtype, opts.trans_a, opts.trans_b),
+        &params,
+        &[
+            Binding::of(c, len_c, c_dtype),
+            Binding::of(a, len_a, DType::F16),
+            Binding::of(b, len_b, DType::F16),
+            // With no bias (or k = 0) one word of A stands in; the kernel reads none of it.
+            Binding::f32s(bias, if opts.bias.is_some() { n } else { 1 }),
+        ],
+        groups,
+    )
+}
+
+fn u32_dim(what: &'static str, v: usize) -> Result<u32> {
+    u32::try_from(v).map_err(|_| {
+        Error::invalid(
+            "matmul_f16 dimension",
+            format!("{what} = {v} exceeds u32::MAX"),
+        )
+    })
+}
