@@ -20,6 +20,9 @@ use wgmem::{Backend, BufferUsage, Gpu, WgpuBackend};
 
 const REPEATS: usize = 7;
 
+/// `(m, n, k, (trans_a, trans_b), f16 output timed too)`.
+type Shape = (usize, usize, usize, (bool, bool), bool);
+
 fn halves(seed: u64, n: usize) -> Vec<f16> {
     let mut s = seed;
     (0..n)
@@ -79,8 +82,7 @@ fn main() {
     const NN: (bool, bool) = (false, false);
     const TN: (bool, bool) = (true, false);
     const NT: (bool, bool) = (false, true);
-    // (m, n, k, transposes, f16 output too)
-    let shapes: [(usize, usize, usize, (bool, bool), bool); 9] = [
+    let shapes: [Shape; 9] = [
         (4096, 4096, 4096, NN, true),
         (1024, 4096, 784, NN, false),
         (1024, 4096, 4096, NN, true),
