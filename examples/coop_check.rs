@@ -67,6 +67,8 @@ struct Case {
     act: Activation,
     accumulate: bool,
     out: DType,
+    /// F32 runs Metal's simdgroup f32 kernel (inputs: the same f16-exact values, as f32).
+    input: DType,
 }
 
 /// Runs one case; returns the largest error as a fraction of its tolerance (pass: <= 1).
@@ -92,8 +94,16 @@ fn run(b: &WgpuBackend, gpu: &Gpu, case: Case, rng: &mut Rng) -> f64 {
     };
     let a_shape = if case.trans_a { [k, m] } else { [m, k] };
     let b_shape = if case.trans_b { [n, k] } else { [k, n] };
-    let ga = upload(b, bytemuck::cast_slice(&a));
-    let gb = upload(b, bytemuck::cast_slice(&bm));
+    let as_input = |v: &[f16]| -> Vec<u8> {
+        if case.input == DType::F32 {
+            let f: Vec<f32> = v.iter().map(|x| x.to_f32()).collect();
+            bytemuck::cast_slice(&f).to_vec()
+        } else {
+            bytemuck::cast_slice(v).to_vec()
+        }
+    };
+    let ga = upload(b, &as_input(&a));
+    let gb = upload(b, &as_input(&bm));
     let gbias = upload(b, bytemuck::cast_slice(&bias));
     let half_out = case.out == DType::F16;
     let c_init: Vec<u8> = if half_out {
@@ -112,15 +122,7 @@ fn run(b: &WgpuBackend, gpu: &Gpu, case: Case, rng: &mut Rng) -> f64 {
         ..Default::default()
     };
     matmul_coop(
-        gpu,
-        DType::F16,
-        &ga,
-        a_shape,
-        &gb,
-        b_shape,
-        &gc,
-        case.out,
-        &opts,
+        gpu, case.input, &ga, a_shape, &gb, b_shape, &gc, case.out, &opts,
     )
     .expect("matmul_coop");
     let bytes = download(b, &gc, m * n * if half_out { 2 } else { 4 });
@@ -209,6 +211,7 @@ fn main() {
         act: Activation::None,
         accumulate: false,
         out: DType::F32,
+        input: DType::F16,
     };
     let mut cases = Vec::new();
     for &(m, k, n) in &shapes {
@@ -253,6 +256,18 @@ fn main() {
             ..base
         });
     }
+    if kernels.f32.kernel().is_some() {
+        // Metal with WGMEM_COOP=on: the f32 simdgroup kernel on every f32-output case.
+        let f32_cases: Vec<Case> = cases
+            .iter()
+            .filter(|c| c.out == DType::F32)
+            .map(|&c| Case {
+                input: DType::F32,
+                ..c
+            })
+            .collect();
+        cases.extend(f32_cases);
+    }
     let mut rng = Rng(11);
     let (mut passed, mut failed) = (0, 0);
     for (label, g) in [("checked", &gpu), ("unchecked", &ugpu)] {
@@ -266,8 +281,9 @@ fn main() {
             }
             if !ok || case.m == 200 {
                 println!(
-                    "{} {label} {}x{}x{} ta {} tb {} bias {} {:?} acc {} out {:?}: error/tolerance {worst:.3}",
+                    "{} {label} {:?} in {}x{}x{} ta {} tb {} bias {} {:?} acc {} out {:?}: error/tolerance {worst:.3}",
                     if ok { "ok  " } else { "FAIL" },
+                    case.input,
                     case.m,
                     case.k,
                     case.n,
@@ -281,10 +297,7 @@ fn main() {
             }
         }
     }
-    println!(
-        "coop_check: {passed} passed, {failed} failed ({})",
-        kernels.f16
-    );
+    println!("coop_check: {passed} passed, {failed} failed ({kernels})");
     if failed > 0 {
         std::process::exit(1);
     }

@@ -119,7 +119,8 @@ fn offers(props: &[CooperativeMatrixProperties], n: u32, ab: S, cr: S) -> bool {
 /// The kernel for `input` on `adapter` under `mode`.
 ///
 /// Our kernels run 256 threads as 8 subgroups of 32, so the subgroup size must be fixed at 32
-/// (NVIDIA, Apple; AMD adapters that may run 64-wide subgroups keep the plain kernels). On
+/// (NVIDIA; Apple GPUs, whose simdgroups are 32 wide although wgpu reports 4..64 on Metal; AMD
+/// adapters that may run 64-wide subgroups keep the plain kernels). On
 /// Metal, `Auto` keeps the plain kernels until a Mac has run the simdgroup kernels against the
 /// CPU; `On` opts in.
 pub fn choose(adapter: &CoopAdapter, input: DType, mode: CoopMode) -> CoopChoice {
@@ -136,7 +137,9 @@ pub fn choose(adapter: &CoopAdapter, input: DType, mode: CoopMode) -> CoopChoice
     if input == DType::F16 && !adapter.features.contains(F::SHADER_F16) {
         return CoopChoice::Plain("the device has no f16");
     }
-    if adapter.subgroup_sizes != (32, 32) {
+    // wgpu's Metal backend reports 4..64 for every GPU, but every Apple GPU with simdgroup
+    // matrices (Apple7+) runs 32-wide simdgroups.
+    if adapter.subgroup_sizes != (32, 32) && adapter.backend != wgpu::Backend::Metal {
         return CoopChoice::Plain("the subgroup size is not fixed at 32");
     }
     let props = &adapter.properties;
@@ -190,7 +193,7 @@ mod tests {
         }
     }
 
-    /// Metal on Apple7+: 8x8x8 in f32/f32, f16/f16 and f16/f32.
+    /// Metal on Apple7+: 8x8x8 in f32/f32, f16/f16 and f16/f32; wgpu reports subgroups of 4..64.
     fn apple() -> CoopAdapter {
         CoopAdapter {
             backend: wgpu::Backend::Metal,
@@ -199,7 +202,7 @@ mod tests {
                 prop(8, 8, S::F16, S::F16),
                 prop(8, 8, S::F16, S::F32),
             ],
-            subgroup_sizes: (32, 32),
+            subgroup_sizes: (4, 64),
             features: all(),
         }
     }

@@ -250,8 +250,13 @@ pub fn matmul(
     if len_c == 0 {
         return Ok(());
     }
-    if opts.tile == MatmulTile::Auto && gpu.matmul_kernels().f32.kernel().is_some() {
-        // Metal's simdgroup f32 kernel, where opted in (`WGMEM_COOP=on`).
+    if opts.tile == MatmulTile::Auto
+        && gpu.matmul_kernels().f32.kernel().is_some()
+        && a.size() >= 16
+        && b.size() >= 16
+    {
+        // Metal's simdgroup f32 kernel, where opted in (`WGMEM_COOP=on`); it binds A and B as
+        // vec4s, which a buffer of fewer than 16 bytes cannot hold.
         return super::matmul_coop(
             gpu,
             crate::DType::F32,
