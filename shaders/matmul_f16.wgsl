@@ -8,7 +8,7 @@
 // sum is f32, and only the final store rounds to f16 (to nearest even; overflow to infinity,
 // which the loss scaler detects: see narrow()).
 //
-// Layout and tiling follow mm64_* in matmul.wgsl: 64 x 64 output tile, K step 8, 256 threads
+// Layout and tiling follow mm64_* in shaders/matmul/tile64.wgsl: 64 x 64 output tile, K step 8, 256 threads
 // as 16 x 16, each a 4 x 4 block, double-buffered f32 tiles stored K-major with rows padded to
 // 68 floats; global loads are scalar and bounds-checked, so no size or alignment is required.
 //

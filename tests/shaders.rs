@@ -22,11 +22,21 @@ fn shader_files() -> BTreeSet<String> {
         .collect()
 }
 
+/// The modules joined from pieces in subfolders of `shaders/` (`compute::shaders`).
+const JOINED: [&str; 6] = [
+    "matmul",
+    "matmul_coop16_f16_f32",
+    "matmul_coop16_f16_f16",
+    "matmul_coop8_f16_f32",
+    "matmul_coop8_f16_f16",
+    "matmul_coop8_f32_f32",
+];
+
 #[test]
 fn every_shader_file_is_embedded() {
     let embedded: BTreeSet<String> = SHADERS
         .iter()
-        .filter(|s| !is_coop(s))
+        .filter(|s| !JOINED.contains(&s.name))
         .map(|s| s.name.to_string())
         .collect();
     assert!(!embedded.is_empty());
@@ -35,6 +45,9 @@ fn every_shader_file_is_embedded() {
         embedded,
         "shaders/ and compute::SHADERS must list the same files"
     );
+    for name in JOINED {
+        assert!(SHADERS.iter().any(|s| s.name == name), "{name} is embedded");
+    }
 }
 
 #[test]
@@ -124,13 +137,17 @@ fn cooperative_matrix_shaders_exist_and_hlsl_refuses_them_with_a_clear_error() {
 }
 
 #[test]
-fn the_coop_pieces_are_all_used() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/coop");
-    for entry in std::fs::read_dir(dir).expect("shaders/coop exists") {
-        let text = std::fs::read_to_string(entry.expect("entry").path()).expect("readable");
-        assert!(
-            SHADERS.iter().any(|s| s.source.contains(text.as_str())),
-            "every piece in shaders/coop is part of an embedded shader"
-        );
+fn every_piece_in_a_subfolder_is_part_of_an_embedded_shader() {
+    for sub in ["coop", "matmul"] {
+        let dir = format!("{}/shaders/{sub}", env!("CARGO_MANIFEST_DIR"));
+        for entry in std::fs::read_dir(&dir).expect("the folder exists") {
+            let path = entry.expect("entry").path();
+            let text = std::fs::read_to_string(&path).expect("readable");
+            assert!(
+                SHADERS.iter().any(|s| s.source.contains(text.as_str())),
+                "{} is part of an embedded shader",
+                path.display()
+            );
+        }
     }
 }

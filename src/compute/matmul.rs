@@ -1,4 +1,4 @@
-//! Entry point of `shaders/matmul.wgsl`: `C = act(op(A) · op(B) + bias) (+ C)`.
+//! Entry point of the fp32 matmul (`shaders/matmul/`): `C = act(op(A) · op(B) + bias) (+ C)`.
 //!
 //! One function covers the products training needs: `A·B` (forward), `Aᵀ·B` (weight gradient)
 //! and `A·Bᵀ` (input gradient), with the bias and activation of a layer fused into the epilogue

@@ -16,14 +16,16 @@ pub struct ShaderSource {
 
 macro_rules! shaders {
     (files: [$($name:literal),* $(,)?], joined: [$($joined:literal = [$($piece:literal),*]),* $(,)?]) => {
-        /// All shaders: one entry per file in `shaders/`, then the cooperative-matrix matmuls,
-        /// each joined from pieces in `shaders/coop/` (WGSL has no generics; the pieces name the
-        /// fragment size and the input and output types the shared body uses).
+        /// All shaders: one entry per file in `shaders/`, then the modules joined from pieces in
+        /// its subfolders: the fp32 matmul (`shaders/matmul/`: shared parameters and epilogue,
+        /// one file per tiling) and the cooperative-matrix matmuls (`shaders/coop/`: WGSL has
+        /// no generics, so the pieces name the fragment size and the input and output types the
+        /// shared body uses).
         pub const SHADERS: &[ShaderSource] = &[
             $(ShaderSource { name: $name, source: include_str!(concat!("../../shaders/", $name, ".wgsl")) },)*
             $(ShaderSource {
                 name: $joined,
-                source: concat!($(include_str!(concat!("../../shaders/coop/", $piece, ".wgsl"))),*),
+                source: concat!($(include_str!(concat!("../../shaders/", $piece, ".wgsl"))),*),
             },)*
         ];
     };
@@ -34,7 +36,6 @@ shaders![
         "elementwise",
         "elementwise_vec4",
         "elementwise_f16",
-        "matmul",
         "matmul_f16",
         "reduce",
         "reduce_f16",
@@ -44,11 +45,12 @@ shaders![
         "optim_mixed",
     ],
     joined: [
-        "matmul_coop16_f16_f32" = ["head_f16_16", "out_f32", "body"],
-        "matmul_coop16_f16_f16" = ["head_f16_16", "out_f16", "body"],
-        "matmul_coop8_f16_f32" = ["head_f16_8", "out_f32", "body"],
-        "matmul_coop8_f16_f16" = ["head_f16_8", "out_f16", "body"],
-        "matmul_coop8_f32_f32" = ["head_f32_8", "out_f32", "body"],
+        "matmul" = ["matmul/common", "matmul/tile64", "matmul/tile128k16", "matmul/tile128v4"],
+        "matmul_coop16_f16_f32" = ["coop/head_f16_16", "coop/out_f32", "coop/body"],
+        "matmul_coop16_f16_f16" = ["coop/head_f16_16", "coop/out_f16", "coop/body"],
+        "matmul_coop8_f16_f32" = ["coop/head_f16_8", "coop/out_f32", "coop/body"],
+        "matmul_coop8_f16_f16" = ["coop/head_f16_8", "coop/out_f16", "coop/body"],
+        "matmul_coop8_f32_f32" = ["coop/head_f32_8", "coop/out_f32", "coop/body"],
     ]
 ];
 
