@@ -13,9 +13,11 @@ cd "$(dirname "$0")/.."
 
 if [[ "${1:-}" == "--build" ]]; then
     mkdir -p .dev
-    cargo bench --no-run --bench pool --bench kernels --bench train_step 2>&1 |
+    cargo bench --no-run --bench pool --bench kernels --bench train_step --bench matmul_coop 2>&1 |
         sed -n 's/.*Executable benches\/\([a-z_]*\)\.rs (\(.*\))/\1 \2/p' |
         while read -r name path; do cp "$path" ".dev/$name"; strip ".dev/$name"; done
+    cargo build --release --example coop_check
+    cp target/release/examples/coop_check .dev/ && strip .dev/coop_check
     cp benches/reference/*.py .dev/
     ls -la .dev
     exit 0
@@ -38,6 +40,14 @@ echo "== pool: acquire/release vs raw allocation"
 echo "== kernels: matmul and bandwidth vs torch"
 WGMEM_BENCH_TSV="$log/kernels.tsv" ./.dev/kernels 2>&1 | grep -v XDG > "$log/kernels.txt"
 python3 .dev/torch_kernels.py "$log/kernels.tsv" 2>&1 | tee "$log/torch_kernels.txt" | sed -n '/wgmem \/ torch/,$p'
+echo "== cooperative-matrix f16 matmul: CPU check, then vs cuBLAS f16"
+coop=0
+./.dev/coop_check 2>&1 | grep -v XDG > "$log/coop_check.txt" || coop=$?
+tail -2 "$log/coop_check.txt"
+if [[ $coop == 0 ]]; then
+    WGMEM_BENCH_TSV="$log/coop.tsv" ./.dev/matmul_coop 2>&1 | grep -v XDG > "$log/coop_bench.txt"
+    python3 .dev/torch_coop.py "$log/coop.tsv" 2>&1 | tee "$log/torch_coop.txt" | sed -n '/wgmem \/ cuBLAS/,$p'
+fi
 echo "== training step and checkpointing vs torch"
 ./.dev/train_step 2>&1 | grep -v XDG | tee "$log/train_step.txt"
 python3 .dev/torch_mlp.py 2>&1 | tee "$log/torch_mlp.txt"

@@ -13,6 +13,9 @@
 //! `&wgpu::Buffer`s and explicit dimensions (row-major f32) that checks every length against its
 //! buffer and returns a typed error instead of dispatching out of bounds:
 //! - [`matmul`]: `C = act(op(A)·op(B) + bias) (+ C)` for every transpose, tiled from the limits;
+//! - [`matmul_coop`]: the same on cooperative matrices (tensor cores, Metal simdgroup matrices),
+//!   f16 inputs and f32 accumulation, chosen per device from what the adapter offers
+//!   ([`Gpu::matmul_kernels`], [`choose_coop`]);
 //! - elementwise: [`copy`], [`axpby`], [`accumulate`], [`add`], [`sub`], [`mul`], [`scale`] and
 //!   in-place forms, activations forward and backward, [`bias_activation`];
 //! - reductions: [`column_sums`] (bias gradients), [`sum`], [`mean`], [`max`];
