@@ -17,7 +17,9 @@ mod common;
 
 use common::Rng;
 use std::sync::Arc;
-use wgmem::compute::{self, Activation, AdamParams, CrossEntropyOutputs, MatmulOptions};
+use wgmem::compute::{
+    self, Activation, AdamParams, CrossEntropyOutputs, MatmulOptions, MatmulTile,
+};
 use wgmem::tensor::tags;
 use wgmem::{Context, DType, Error, MemoryConfig, ops};
 
@@ -65,6 +67,7 @@ fn check_matmul(
     bias: bool,
     activation: Activation,
     accumulate: bool,
+    tile: MatmulTile,
 ) {
     let a = rng.vec(m * k);
     let b = rng.vec(k * n);
@@ -86,7 +89,7 @@ fn check_matmul(
         bias: bias.then(|| biast.raw()),
         activation,
         accumulate,
-        ..Default::default()
+        tile,
     };
     ops::matmul(&at, &bt, &ct, &opts).unwrap();
     let got = ct.to_vec().unwrap();
@@ -122,72 +125,99 @@ fn check_matmul(
             let g = f64::from(got[i * n + j]);
             assert!(
                 (g - want).abs() <= tol,
-                "m={m} n={n} k={k} ta={trans_a} tb={trans_b} out={out} bias={bias} act={activation:?} acc={accumulate}: C[{i},{j}] = {g}, want {want} (tol {tol})"
+                "m={m} n={n} k={k} ta={trans_a} tb={trans_b} out={out} bias={bias} act={activation:?} acc={accumulate} tile={tile:?}: C[{i},{j}] = {g}, want {want} (tol {tol})"
             );
         }
     }
 }
 
 #[test]
-fn matmul_f16_matches_f64_for_every_transpose_and_output_type() {
+fn matmul_f16_matches_f64_for_every_transpose_output_type_and_tile() {
     let ctx = ctx();
     let mut rng = Rng::new(7);
-    let shapes = [(1, 1, 1), (7, 65, 33), (67, 9, 70), (65, 130, 7)];
-    for &shape in &shapes {
-        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
-            for out in [DType::F16, DType::F32] {
-                check_matmul(
-                    &ctx,
-                    &mut rng,
-                    shape,
-                    ta,
-                    tb,
-                    out,
-                    false,
-                    Activation::None,
-                    false,
-                );
+    // The 128 tile needs 16.5 KiB of workgroup memory: lavapipe has 32 KiB.
+    let tiles = [MatmulTile::T64, MatmulTile::T128P];
+    let shapes = [
+        (1, 1, 1),
+        (7, 65, 33),
+        (67, 9, 70),
+        (65, 130, 7),
+        (131, 129, 17),
+    ];
+    let none = Activation::None;
+    for tile in tiles {
+        // The 128 tile on the shapes that cross its edges (lavapipe is slow: keep CI short).
+        let shapes = if tile == MatmulTile::T64 {
+            &shapes[..]
+        } else {
+            &shapes[3..]
+        };
+        for &shape in shapes {
+            for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                for out in [DType::F16, DType::F32] {
+                    check_matmul(&ctx, &mut rng, shape, ta, tb, out, false, none, false, tile);
+                }
             }
         }
-    }
-    // Epilogues: bias with each activation, and accumulation, into each output type.
-    for out in [DType::F16, DType::F32] {
-        for a in [Activation::None, Activation::Relu, Activation::Gelu] {
+        // Epilogues: bias with each activation, and accumulation, into each output type.
+        for out in [DType::F16, DType::F32] {
+            for a in [Activation::None, Activation::Relu, Activation::Gelu] {
+                let shape = (33, 130, 19);
+                check_matmul(
+                    &ctx, &mut rng, shape, false, false, out, true, a, false, tile,
+                );
+            }
+            let (tn, nt) = ((130, 33, 66), (19, 131, 33));
+            check_matmul(
+                &ctx, &mut rng, tn, true, false, out, false, none, true, tile,
+            );
             check_matmul(
                 &ctx,
                 &mut rng,
-                (33, 70, 19),
+                nt,
                 false,
-                false,
+                true,
                 out,
                 true,
-                a,
-                false,
+                Activation::Relu,
+                true,
+                tile,
             );
         }
-        check_matmul(
-            &ctx,
-            &mut rng,
-            (70, 33, 66),
-            true,
-            false,
-            out,
-            false,
-            Activation::None,
-            true,
-        );
-        check_matmul(
-            &ctx,
-            &mut rng,
-            (19, 66, 33),
-            false,
-            true,
-            out,
-            true,
-            Activation::Relu,
-            true,
-        );
     }
+    // Auto on a large output picks the 128 tile; it must agree with the reference too.
+    let big = (129 * 10, 129, 9);
+    check_matmul(
+        &ctx,
+        &mut rng,
+        big,
+        false,
+        false,
+        DType::F16,
+        true,
+        none,
+        false,
+        MatmulTile::Auto,
+    );
+    // A tiling the f16 kernel does not have is a typed error.
+    let a = ctx.zeros_of(&[2, 2], DType::F16, tags::DATA).unwrap();
+    let b = ctx.zeros_of(&[2, 2], DType::F16, tags::DATA).unwrap();
+    let c = ctx.zeros_of(&[2, 2], DType::F16, tags::DATA).unwrap();
+    let opts = MatmulOptions {
+        tile: MatmulTile::T128S,
+        ..Default::default()
+    };
+    let err = ops::matmul(&a, &b, &c, &opts).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::InvalidArgument {
+                what: "matmul tile",
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -426,7 +456,7 @@ fn adam_mixed_unscales_updates_zeroes_and_writes_the_f16_copy() {
 fn check_finite_flags_inf_and_nan_only() {
     let ctx = ctx();
     let gpu = ctx.gpu();
-    let mut data = Common::finite(2053);
+    let mut data = finite_values(2053);
     let flag = ctx.upload_u32(&[0], tags::DATA).unwrap();
     let g = ctx
         .from_slice(&data, &[data.len()], tags::GRADIENTS)
@@ -448,15 +478,13 @@ fn check_finite_flags_inf_and_nan_only() {
     }
 }
 
-struct Common;
-impl Common {
-    fn finite(n: usize) -> Vec<f32> {
-        let mut v = Rng::new(19).vec(n);
-        v[0] = f32::MAX;
-        v[1] = -f32::MAX;
-        v[2] = f32::MIN_POSITIVE / 4.0;
-        v
-    }
+/// Finite values including the extremes (f32::MAX, a subnormal) that the check must pass.
+fn finite_values(n: usize) -> Vec<f32> {
+    let mut v = Rng::new(19).vec(n);
+    v[0] = f32::MAX;
+    v[1] = -f32::MAX;
+    v[2] = f32::MIN_POSITIVE / 4.0;
+    v
 }
 
 #[test]

@@ -218,6 +218,21 @@ fn bad_mixed_configurations_are_typed_errors() {
         ),
         "{err}"
     );
+    // A mixed run's state does not load into an f32 trainer, and changes nothing there.
+    let state = trainer(&ctx, config(1, Precision::Mixed)).state().unwrap();
+    let mut f32_trainer = trainer(&ctx, config(1, Precision::F32));
+    let err = f32_trainer.restore(state).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::InvalidArgument {
+                what: "trainer state",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(f32_trainer.report().steps, 0);
     // A mixed layer given an f32 input says which type it needs.
     let mut layer = Linear::new(&ctx, 4, 3, 0).unwrap();
     layer.set_precision(DType::F16).unwrap();
@@ -233,5 +248,117 @@ fn bad_mixed_configurations_are_typed_errors() {
             }
         ),
         "{err}"
+    );
+}
+
+fn param_bits(t: &mut Trainer) -> Vec<Vec<u32>> {
+    t.model()
+        .parameters()
+        .iter()
+        .map(|p| {
+            p.value
+                .to_vec()
+                .unwrap()
+                .iter()
+                .map(|v| v.to_bits())
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn a_resumed_mixed_run_is_bit_identical_loss_scale_included() {
+    let (train, _) = common::digits_split();
+    let batches: Vec<_> = (0..8)
+        .map(|b| train.subset(&(b * 64..(b + 1) * 64).collect::<Vec<_>>()))
+        .collect();
+    // A scale that overflows at first, so the saved state holds a backed-off scale and a
+    // count of good steps toward the next growth.
+    let cfg = || TrainerConfig {
+        loss_scale: LossScaleConfig {
+            initial: 16_777_216.0,
+            growth_interval: 4,
+            ..LossScaleConfig::default()
+        },
+        ..config(1, Precision::Mixed)
+    };
+    let ctx = ctx();
+    let mut a = trainer(&ctx, cfg());
+    for b in &batches[..5] {
+        a.train_step(b).unwrap();
+    }
+    let state = a.state().unwrap();
+    assert!(a.report().overflow_skipped_steps >= 2);
+    assert_eq!(
+        state.loss_scale,
+        Some((a.loss_scale().unwrap(), state.loss_scale.unwrap().1))
+    );
+    let mut b = trainer(&ctx, cfg());
+    b.restore(state).unwrap();
+    assert_eq!(b.loss_scale(), a.loss_scale());
+    for batch in &batches[5..] {
+        a.train_step(batch).unwrap();
+        b.train_step(batch).unwrap();
+    }
+    assert_eq!(a.loss_scale(), b.loss_scale());
+    assert_eq!(param_bits(&mut a), param_bits(&mut b));
+}
+
+#[test]
+fn a_mixed_linear_layer_matches_its_f32_twin_within_f16_rounding() {
+    let ctx = ctx();
+    let (batch, inputs, outputs) = (37, 70, 33);
+    let mut rng = common::Rng::new(41);
+    let x = rng.vec(batch * inputs);
+    let dy = rng.vec(batch * outputs);
+    let tags = wgmem::tensor::tags::DATA;
+    let mut f32_layer = Linear::new(&ctx, inputs, outputs, 9).unwrap().with_relu();
+    let mut mixed = Linear::new(&ctx, inputs, outputs, 9).unwrap().with_relu();
+    mixed.set_precision(DType::F16).unwrap();
+    let run = |layer: &mut Linear, dtype: DType| {
+        let xt = Arc::new(
+            ctx.from_slice_of(&x, &[batch, inputs], dtype, tags)
+                .unwrap(),
+        );
+        let y = layer.forward(xt, true).unwrap().to_vec().unwrap();
+        let g = ctx
+            .from_slice_of(&dy, &[batch, outputs], dtype, tags)
+            .unwrap();
+        let dx = layer.backward(g, true).unwrap().unwrap();
+        assert_eq!(dx.dtype(), dtype);
+        let dw = layer.weight().grad.to_vec().unwrap();
+        let db = layer.bias().grad.to_vec().unwrap();
+        (y, dx.to_vec().unwrap(), dw, db)
+    };
+    let (y32, dx32, dw32, db32) = run(&mut f32_layer, DType::F32);
+    let (y16, dx16, dw16, db16) = run(&mut mixed, DType::F16);
+    // Each operand is rounded to f16 once (relative u = 2^-11) and an f16 result once more, so
+    // a sum of k products of operands bounded by ma and mb differs from the f32 one by at most
+    // (2u + k 2^-24) k ma mb + u |result|. Inputs and dy are in [-1, 1), weights and biases in
+    // ±1/sqrt(70). Where the pre-activation is within that bound of 0 the two ReLUs may differ,
+    // which changes the gradients of that row: at most 2% of entries may fall outside.
+    let u = DType::F16.unit_roundoff();
+    let w = 1.0 / (inputs as f64).sqrt();
+    let close = |a: &[f32], b: &[f32], k: usize, scale: f64, what: &str| {
+        let bound = (2.0 * u + k as f64 / 16_777_216.0) * k as f64 * scale;
+        let mut far = 0;
+        for (i, (&p, &q)) in a.iter().zip(b).enumerate() {
+            if (f64::from(p) - f64::from(q)).abs() > bound + u * f64::from(q.abs()) {
+                far += 1;
+                assert!(
+                    far <= a.len() / 50,
+                    "{what}[{i}]: f32 {p} vs mixed {q} (bound {bound})"
+                );
+            }
+        }
+    };
+    close(&y32, &y16, inputs + 1, w, "y");
+    close(&dx32, &dx16, outputs, w, "dx");
+    close(&dw32, &dw16, batch, 1.0, "dW");
+    close(&db32, &db16, batch, 1.0, "db");
+    assert_eq!(
+        mixed.weight().grad.dtype(),
+        DType::F32,
+        "master gradients stay f32"
     );
 }

@@ -63,7 +63,7 @@ struct Params {
     _pad: [u32; 3],
 }
 
-const T128_WORKGROUP_BYTES: u32 = 2 * 528 * 16;
+pub(super) const T128_WORKGROUP_BYTES: u32 = 2 * 528 * 16;
 const T128K16_WORKGROUP_BYTES: u32 = 2 * 1056 * 16;
 const T128S_WORKGROUP_BYTES: u32 = 2 * 1024 * 16;
 /// Output tiles below which [`MatmulTile::Auto`] takes the 64 tile: fewer 128 x 128 tiles leave
@@ -71,7 +71,7 @@ const T128S_WORKGROUP_BYTES: u32 = 2 * 1024 * 16;
 /// everywhere as a default, because wgpu reports no core count to derive it from. On a small GPU
 /// (an M1's 8 cores) 96 tiles still fill it, so the default errs towards the 64 tile only on
 /// products too small to matter.
-const T128_MIN_TILES_H200_TUNED: u64 = 96;
+pub(super) const T128_MIN_TILES_H200_TUNED: u64 = 96;
 
 /// The tilings `WGMEM_MATMUL_TILE` names, in the spelling it accepts.
 const TILE_NAMES: [(&str, MatmulTile); 4] = [

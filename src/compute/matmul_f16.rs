@@ -4,7 +4,8 @@
 //! The plain (non-cooperative) f16 kernel: it runs on every adapter with `SHADER_F16`, and is
 //! what mixed-precision training uses where no cooperative-matrix kernel applies. The output is
 //! f16 (activations, input gradients) or f32 (weight gradients, accumulated in f32); the bias is
-//! always the f32 master copy. The same products and options as [`super::matmul`].
+//! always the f32 master copy. The same products and options as [`super::matmul`], in a 64 or a
+//! 128 tile.
 
 use super::matmul::MatmulOptions;
 use super::validate::{distinct, elements, elements_of, product};
@@ -23,16 +24,28 @@ struct Params {
     _pad: [u32; 3],
 }
 
-fn kernel(c: DType, trans_a: bool, trans_b: bool) -> Kernel {
-    let entry = match (c, trans_a, trans_b) {
-        (DType::F16, false, false) => "mm64h_nn",
-        (DType::F16, true, false) => "mm64h_tn",
-        (DType::F16, false, true) => "mm64h_nt",
-        (DType::F16, true, true) => "mm64h_tt",
-        (DType::F32, false, false) => "mm64hf_nn",
-        (DType::F32, true, false) => "mm64hf_tn",
-        (DType::F32, false, true) => "mm64hf_nt",
-        (DType::F32, true, true) => "mm64hf_tt",
+// The 128 tile's workgroup memory (two double-buffered 8 x 132 f32 tiles, as the f32 kernel's)
+// and the output tiles below which `Auto` takes the 64 tile: the f32 matmul's H200-tuned default.
+use super::matmul::{T128_MIN_TILES_H200_TUNED as T128_MIN_TILES, T128_WORKGROUP_BYTES};
+
+fn kernel(wide: bool, c: DType, trans_a: bool, trans_b: bool) -> Kernel {
+    let entry = match (wide, c, trans_a, trans_b) {
+        (true, DType::F16, false, false) => "mm128h_nn",
+        (true, DType::F16, true, false) => "mm128h_tn",
+        (true, DType::F16, false, true) => "mm128h_nt",
+        (true, DType::F16, true, true) => "mm128h_tt",
+        (true, DType::F32, false, false) => "mm128hf_nn",
+        (true, DType::F32, true, false) => "mm128hf_tn",
+        (true, DType::F32, false, true) => "mm128hf_nt",
+        (true, DType::F32, true, true) => "mm128hf_tt",
+        (false, DType::F16, false, false) => "mm64h_nn",
+        (false, DType::F16, true, false) => "mm64h_tn",
+        (false, DType::F16, false, true) => "mm64h_nt",
+        (false, DType::F16, true, true) => "mm64h_tt",
+        (false, DType::F32, false, false) => "mm64hf_nn",
+        (false, DType::F32, true, false) => "mm64hf_tn",
+        (false, DType::F32, false, true) => "mm64hf_nt",
+        (false, DType::F32, true, true) => "mm64hf_tt",
     };
     Kernel {
         shader: "matmul_f16",
@@ -43,8 +56,11 @@ fn kernel(c: DType, trans_a: bool, trans_b: bool) -> Kernel {
 /// `C = act(op(A) · op(B) + bias)`, or `C += ...` with `accumulate`; A and B row-major f16,
 /// `bias` (if any) `n` f32 values, `c` of `c_dtype` (f16 or f32).
 ///
-/// Shapes and options as in [`super::matmul`]; `opts.tile` must be [`MatmulTile::Auto`] or
-/// [`MatmulTile::T64`] (the one f16 tiling). Needs `SHADER_F16`
+/// Shapes and options as in [`super::matmul`]. Two tilings: [`MatmulTile::T64`] and
+/// [`MatmulTile::T128P`] (the 128 tile of `mm128p_*` over f16 loads); [`MatmulTile::Auto`] takes
+/// the 128 tile when it fits the device's workgroup memory and the output has at least 96 such
+/// tiles, as for f32 with naga's checks on. Other tilings are [`Error::InvalidArgument`].
+/// Needs `SHADER_F16`
 /// ([`Error::UnsupportedDType`] otherwise); inner dimensions that differ give
 /// [`Error::Shape`]; a buffer shorter than its shape in its type gives [`Error::OutOfBounds`].
 #[allow(clippy::too_many_arguments)]
@@ -59,11 +75,14 @@ pub fn matmul_f16(
     opts: &MatmulOptions<'_>,
 ) -> Result<()> {
     gpu.require_f16()?;
-    if !matches!(opts.tile, MatmulTile::Auto | MatmulTile::T64) {
+    if !matches!(
+        opts.tile,
+        MatmulTile::Auto | MatmulTile::T64 | MatmulTile::T128P
+    ) {
         return Err(Error::invalid(
             "matmul tile",
             format!(
-                "{:?}: the f16 matmul has one tiling, T64 (or Auto)",
+                "{:?}: the f16 matmul has the tilings T64 and T128P (or Auto)",
                 opts.tile
             ),
         ));
@@ -115,7 +134,25 @@ pub fn matmul_f16(
     {
         return super::matmul_coop(gpu, DType::F16, a, a_shape, b, b_shape, c, c_dtype, opts);
     }
-    let groups = [n32.div_ceil(64), m32.div_ceil(64), 1];
+    let storage = gpu.limits().max_compute_workgroup_storage_size;
+    let fits = storage >= T128_WORKGROUP_BYTES;
+    let wide = match opts.tile {
+        MatmulTile::T128P if !fits => {
+            return Err(Error::invalid(
+                "matmul tile",
+                format!(
+                    "T128P needs {T128_WORKGROUP_BYTES} bytes of workgroup memory; this device has {storage}"
+                ),
+            ));
+        }
+        MatmulTile::T128P => true,
+        MatmulTile::Auto => {
+            fits && (m as u64).div_ceil(128) * (n as u64).div_ceil(128) >= T128_MIN_TILES
+        }
+        _ => false,
+    };
+    let edge = if wide { 128 } else { 64 };
+    let groups = [n32.div_ceil(edge), m32.div_ceil(edge), 1];
     let max = gpu.max_groups_per_dim();
     if groups[0] > max || groups[1] > max {
         return Err(Error::invalid(
@@ -135,7 +172,7 @@ pub fn matmul_f16(
     };
     let bias = opts.bias.unwrap_or(a);
     gpu.dispatch(
-        kernel(c_dtype, opts.trans_a, opts.trans_b),
+        kernel(wide, c_dtype, opts.trans_a, opts.trans_b),
         &params,
         &[
             Binding::of(c, len_c, c_dtype),

@@ -131,6 +131,17 @@ impl LossScaler {
         Ok(ctx.read_u32(&self.flag, 1)?[0] != 0)
     }
 
+    /// The scale and the good steps counted toward its next growth (saved with a run's state).
+    pub(crate) fn state(&self) -> (f32, u64) {
+        (self.scale, self.good_steps)
+    }
+
+    /// Continues from a saved [`Self::state`].
+    pub(crate) fn restore(&mut self, (scale, good_steps): (f32, u64)) {
+        self.scale = scale;
+        self.good_steps = good_steps;
+    }
+
     /// Moves the scale after a step: down on overflow, up after enough good steps.
     pub(crate) fn update(&mut self, overflow: bool) {
         if overflow {

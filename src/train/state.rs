@@ -64,13 +64,16 @@ pub struct TrainerState {
     pub skipped_steps: u64,
     /// The optimizer's counters ([`crate::optim::Optimizer::state_counters`]).
     pub optimizer_counters: Vec<u64>,
+    /// Mixed precision: the loss scale and the good steps counted toward its next growth;
+    /// `None` for an f32 run. (Stored as two more run counters, so f32 files are unchanged.)
+    pub loss_scale: Option<(f32, u64)>,
     /// Parameters (`param.*`), then optimizer tensors (`optim.*`).
     pub arrays: Vec<NamedArray>,
 }
 
 impl TrainerState {
-    fn run_counters(&self) -> [u64; 9] {
-        [
+    fn run_counters(&self) -> Vec<u64> {
+        let mut counters = vec![
             self.steps,
             self.epoch,
             self.batch_in_epoch,
@@ -80,7 +83,11 @@ impl TrainerState {
             self.oom_ceiling,
             self.samples_seen,
             self.skipped_steps,
-        ]
+        ];
+        if let Some((scale, good)) = self.loss_scale {
+            counters.extend([u64::from(scale.to_bits()), good]);
+        }
+        counters
     }
 
     /// The encoded file contents.
@@ -204,6 +211,7 @@ fn decode(bytes: &[u8]) -> std::result::Result<TrainerState, String> {
         return Err("checksum mismatch: the file is corrupt or truncated".into());
     }
     let counters = r.u64s("run counters")?;
+    let (base, mixed) = counters.split_at(counters.len().min(9));
     let [
         steps,
         epoch,
@@ -214,12 +222,29 @@ fn decode(bytes: &[u8]) -> std::result::Result<TrainerState, String> {
         oom_ceiling,
         samples_seen,
         skipped_steps,
-    ] = counters[..]
+    ] = base[..]
     else {
         return Err(format!(
-            "{} run counters at byte 12; version 1 has 9",
+            "{} run counters at byte 12; version 1 has 9 (11 for a mixed-precision run)",
             counters.len()
         ));
+    };
+    let loss_scale = match *mixed {
+        [] => None,
+        [bits, good] => {
+            let scale = u32::try_from(bits)
+                .map(f32::from_bits)
+                .ok()
+                .filter(|s| s.is_finite() && *s > 0.0)
+                .ok_or_else(|| format!("loss scale counter {bits:#x} is not a positive f32"))?;
+            Some((scale, good))
+        }
+        _ => {
+            return Err(format!(
+                "{} run counters at byte 12; version 1 has 9 (11 for a mixed-precision run)",
+                counters.len()
+            ));
+        }
     };
     let optimizer_counters = r.u64s("optimizer counters")?;
     let count = r.u32("array count")?;
@@ -268,6 +293,7 @@ fn decode(bytes: &[u8]) -> std::result::Result<TrainerState, String> {
         samples_seen,
         skipped_steps,
         optimizer_counters,
+        loss_scale,
         arrays,
     })
 }
@@ -302,6 +328,7 @@ impl Trainer {
             samples_seen: self.report.samples_seen as u64,
             skipped_steps: self.report.skipped_steps,
             optimizer_counters: self.optimizer.state_counters(),
+            loss_scale: self.scaler.as_ref().map(|s| s.state()),
             arrays,
         })
     }
@@ -322,6 +349,24 @@ impl Trainer {
     /// Restores a state (see [`Self::load_state`]). Nothing is changed when it does not fit.
     pub fn restore(&mut self, state: TrainerState) -> Result<()> {
         self.check_state_supported()?;
+        if state.loss_scale.is_some() != self.scaler.is_some() {
+            return Err(Error::invalid(
+                "trainer state",
+                format!(
+                    "the state is from a {} run and this trainer runs {}; use the same Precision",
+                    if state.loss_scale.is_some() {
+                        "mixed-precision"
+                    } else {
+                        "f32"
+                    },
+                    if self.scaler.is_some() {
+                        "mixed precision"
+                    } else {
+                        "f32"
+                    },
+                ),
+            ));
+        }
         let (params, optim): (Vec<_>, Vec<_>) = state
             .arrays
             .into_iter()
@@ -404,6 +449,10 @@ impl Trainer {
         self.report.steps = state.steps;
         self.report.samples_seen = state.samples_seen as usize;
         self.report.skipped_steps = state.skipped_steps;
+        if let (Some(scaler), Some(saved)) = (self.scaler.as_mut(), state.loss_scale) {
+            scaler.restore(saved);
+            self.report.loss_scale = Some(saved.0);
+        }
         Ok(())
     }
 }
