@@ -292,13 +292,16 @@ fn emit(base: u32, r0: u32, c0: u32, lane: u32, lanes: u32) {
 fn main(
     @builtin(workgroup_id) g: vec3<u32>,
     @builtin(local_invocation_index) t: u32,
-    @builtin(subgroup_id) sg: u32,
+    @builtin(subgroup_id) subgroup: u32,
     @builtin(subgroup_invocation_id) lane: u32,
     @builtin(subgroup_size) lanes: u32,
 ) {
     let row0 = g.y * BM;
     let col0 = g.x * BN;
     // This subgroup's block inside the tile.
+    // Subgroups of 32 make 8 (the host checks the size); the clamp keeps every fragment and
+    // scratch slice inside its array even on a device that broke that promise.
+    let sg = min(subgroup, 7u);
     let sr = (sg / 4u) * SUB_M * FRAG;
     let sc = (sg % 4u) * SUB_N * FRAG;
 

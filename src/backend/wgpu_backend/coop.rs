@@ -72,7 +72,8 @@ pub(super) fn experimental(coop: bool) -> wgpu::ExperimentalFeatures {
     // any other shader: they load, multiply and store fragments of the types and sizes the
     // adapter listed in `cooperative_matrix_properties()` (the host picks the shader from that
     // list), from workgroup arrays whose every fragment lies inside the array (offsets and
-    // strides are constants of the kernel), and to a workgroup array of the same kind. Storage
+    // strides are constants of the kernel and the subgroup index is clamped to the 8 subgroups
+    // the tile has), and to a workgroup array of the same kind. Storage
     // buffers are only touched by ordinary bounds-checked loads and stores. The kernels were
     // run against a CPU f64 reference on the H200 (benches/coop_check.sh) before `Auto` used
     // them; on Metal `Auto` does not, until that check has run on a Mac.
