@@ -14,9 +14,11 @@ cd "$(dirname "$0")/.."
 
 if [[ "${1:-}" == "--build" ]]; then
     mkdir -p .dev
-    cargo bench --no-run --bench pool --bench pool_cost --bench kernels --bench train_step 2>&1 |
+    cargo bench --no-run --bench pool --bench pool_cost --bench kernels --bench train_step --bench matmul_coop 2>&1 |
         sed -n 's/.*Executable benches\/\([a-z_]*\)\.rs (\(.*\))/\1 \2/p' |
         while read -r name path; do cp "$path" ".dev/$name"; strip ".dev/$name"; done
+    cargo build --release --example coop_check
+    cp target/release/examples/coop_check .dev/ && strip .dev/coop_check
     cp benches/reference/*.py .dev/
     ls -la .dev
     exit 0
@@ -41,6 +43,14 @@ echo "== pool cost: new buffer (allocate + first use + free) vs pool hit; steps 
 echo "== kernels: matmul and bandwidth vs torch"
 WGMEM_BENCH_TSV="$log/kernels.tsv" ./.dev/kernels 2>&1 | grep -v XDG > "$log/kernels.txt"
 python3 .dev/torch_kernels.py "$log/kernels.tsv" 2>&1 | tee "$log/torch_kernels.txt" | sed -n '/wgmem \/ torch/,$p'
+echo "== cooperative-matrix f16 matmul: CPU check, then vs cuBLAS f16"
+coop=0
+./.dev/coop_check 2>&1 | grep -v XDG > "$log/coop_check.txt" || coop=$?
+tail -2 "$log/coop_check.txt"
+if [[ $coop == 0 ]]; then
+    WGMEM_BENCH_TSV="$log/coop.tsv" ./.dev/matmul_coop 2>&1 | grep -v XDG > "$log/coop_bench.txt"
+    python3 .dev/torch_coop.py "$log/coop.tsv" 2>&1 | tee "$log/torch_coop.txt" | sed -n '/wgmem \/ cuBLAS/,$p'
+fi
 echo "== training step and checkpointing vs torch"
 ./.dev/train_step 2>&1 | grep -v XDG | tee "$log/train_step.txt"
 python3 .dev/torch_mlp.py 2>&1 | tee "$log/torch_mlp.txt"
@@ -57,7 +67,7 @@ for size in ("1.00 MiB", "16.00 MiB"):
         ref, hit, p99 = map(float, m.groups())
         rows.append((f"pool hit vs create_buffer {size} (p99 hit {p99} us)", f"{hit} us", f"{ref} us", ref / hit, "50x faster"))
 for line in open(f"{log}/torch_kernels.txt"):
-    m = re.match(r"(matmul A·B 4096x4096x4096 T128|matmul A·B 1024x4096x4096 T128|copy 256 MiB 4/thread|axpby 256 MiB 4/thread)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)$", line.strip())
+    m = re.match(r"(matmul A·B 4096x4096x4096 T128P|matmul A·B 1024x4096x4096 T128P|copy 256 MiB 4/thread|axpby 256 MiB 4/thread)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)$", line.strip())
     if m:
         rows.append((m.group(1), m.group(2), m.group(3), float(m.group(4)), "0.60" if "matmul" in line else "0.90"))
 step = re.search(r"\| MLP .*? \| ([\d.]+) ms", open(f"{log}/train_step.txt").read())

@@ -8,7 +8,7 @@
 // sum is f32, and only the final store rounds to f16 (to nearest even; overflow to infinity,
 // which the loss scaler detects: see narrow()).
 //
-// Two tilings, as in matmul.wgsl: mm128p_*'s 128 x 128 tile (8 x 8 per thread) and mm64_*'s
+// Two tilings, as in shaders/matmul/: mm128p_*'s 128 x 128 tile (8 x 8 per thread) and mm64_*'s
 // 64 x 64 tile (4 x 4 per thread), 256 threads as 16 x 16, double-buffered f32 tiles stored
 // K-major with padded rows; global loads are scalar and bounds-checked, so no size or alignment
 // is required.

@@ -63,8 +63,8 @@ pub mod train;
 mod units;
 
 pub use backend::{
-    Backend, BufferUsage, Capabilities, DeviceSignals, HostBackend, UsageFlags, WgpuBackend,
-    WgpuBackendOptions,
+    Backend, BufferUsage, Capabilities, CoopMode, DeviceSignals, HostBackend, UsageFlags,
+    WgpuBackend, WgpuBackendOptions,
 };
 pub use compute::Gpu;
 pub use dtype::DType;

@@ -39,8 +39,8 @@ fn unchecked_kernels_match_checked_kernels() {
         for (tile, ta, tb) in [
             (MatmulTile::T64, false, false),
             (MatmulTile::T64, true, false),
-            (MatmulTile::T128, false, true),
-            (MatmulTile::T128, false, false),
+            (MatmulTile::T128P, false, true),
+            (MatmulTile::T128P, false, false),
         ] {
             let opts = MatmulOptions {
                 trans_a: ta,

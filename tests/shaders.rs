@@ -1,9 +1,15 @@
 //! Every shader in `shaders/` is embedded, validates with naga, and translates to MSL (Metal),
 //! SPIR-V (Vulkan) and HLSL (DX12). A shader that would not compile for Metal fails here,
-//! on machines that have no Metal.
+//! on machines that have no Metal. The cooperative-matrix shaders translate to MSL and SPIR-V;
+//! HLSL cannot express cooperative matrices, and naga refuses them with a validation error that
+//! names the missing capability (DX12 adapters never select them).
 
 use std::collections::BTreeSet;
-use wgmem::compute::{SHADERS, validate_wgsl};
+use wgmem::compute::{SHADERS, ShaderSource, capabilities, validate_wgsl};
+
+fn is_coop(shader: &ShaderSource) -> bool {
+    capabilities(shader.source).contains(naga::valid::Capabilities::COOPERATIVE_MATRIX)
+}
 
 fn shader_files() -> BTreeSet<String> {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/shaders");
@@ -16,15 +22,32 @@ fn shader_files() -> BTreeSet<String> {
         .collect()
 }
 
+/// The modules joined from pieces in subfolders of `shaders/` (`compute::shaders`).
+const JOINED: [&str; 6] = [
+    "matmul",
+    "matmul_coop16_f16_f32",
+    "matmul_coop16_f16_f16",
+    "matmul_coop8_f16_f32",
+    "matmul_coop8_f16_f16",
+    "matmul_coop8_f32_f32",
+];
+
 #[test]
 fn every_shader_file_is_embedded() {
-    let embedded: BTreeSet<String> = SHADERS.iter().map(|s| s.name.to_string()).collect();
+    let embedded: BTreeSet<String> = SHADERS
+        .iter()
+        .filter(|s| !JOINED.contains(&s.name))
+        .map(|s| s.name.to_string())
+        .collect();
     assert!(!embedded.is_empty());
     assert_eq!(
         shader_files(),
         embedded,
         "shaders/ and compute::SHADERS must list the same files"
     );
+    for name in JOINED {
+        assert!(SHADERS.iter().any(|s| s.name == name), "{name} is embedded");
+    }
 }
 
 #[test]
@@ -52,6 +75,9 @@ fn every_shader_translates_to_msl_spirv_and_hlsl() {
             .unwrap_or_else(|e| panic!("{}: MSL: {e:?}", shader.name));
         naga::back::spv::write_vec(&module, &info, &Default::default(), None)
             .unwrap_or_else(|e| panic!("{}: SPIR-V: {e:?}", shader.name));
+        if is_coop(shader) {
+            continue;
+        }
         let mut hlsl = String::new();
         // f16 arithmetic in HLSL needs shader model 6.2 (DXC's `-enable-16bit-types`); naga
         // refuses `enable f16;` shaders below it. wgpu's DX12 backend asks for 6.2+ when the
@@ -83,4 +109,45 @@ fn invalid_wgsl_is_a_typed_error_with_the_location() {
     let msg = err.to_string();
     assert!(matches!(err, wgmem::Error::ShaderCompile { .. }));
     assert!(msg.contains("broken.wgsl"), "{msg}");
+}
+
+#[test]
+fn cooperative_matrix_shaders_exist_and_hlsl_refuses_them_with_a_clear_error() {
+    let coop: Vec<&ShaderSource> = SHADERS.iter().filter(|s| is_coop(s)).collect();
+    assert!(
+        coop.len() >= 5,
+        "16x16 f16 -> f32/f16, 8x8 f16 -> f32/f16, 8x8 f32"
+    );
+    for shader in coop {
+        let module = naga::front::wgsl::parse_str(shader.source).expect("parses");
+        let err = naga::valid::Validator::new(
+            naga::valid::ValidationFlags::all(),
+            naga::back::hlsl::supported_capabilities(),
+        )
+        .validate(&module)
+        .map(|_| ())
+        .expect_err("HLSL's capabilities lack cooperative matrices");
+        let msg = format!("{:?}", err.as_inner());
+        assert!(
+            msg.contains("COOPERATIVE_MATRIX"),
+            "{}: the refusal names the capability: {msg}",
+            shader.name
+        );
+    }
+}
+
+#[test]
+fn every_piece_in_a_subfolder_is_part_of_an_embedded_shader() {
+    for sub in ["coop", "matmul"] {
+        let dir = format!("{}/shaders/{sub}", env!("CARGO_MANIFEST_DIR"));
+        for entry in std::fs::read_dir(&dir).expect("the folder exists") {
+            let path = entry.expect("entry").path();
+            let text = std::fs::read_to_string(&path).expect("readable");
+            assert!(
+                SHADERS.iter().any(|s| s.source.contains(text.as_str())),
+                "{} is part of an embedded shader",
+                path.display()
+            );
+        }
+    }
 }

@@ -42,6 +42,11 @@ fn digits_reach_over_90_percent_test_accuracy() {
     let report = trainer.fit(&train, Some(&test), |_| steps += 1).unwrap();
     let acc = report.final_test_accuracy().unwrap();
     eprintln!("{report}");
+    let shown = report.to_string();
+    assert!(
+        shown.contains("f16 matmul: ") && shown.contains("; f32 matmul: "),
+        "the report names the matmul kernels: {shown}"
+    );
     // A 64-wide MLP with Adam reaches 95-97% here; 90% leaves room for other drivers' rounding.
     assert!(acc > 0.90, "test accuracy {acc}");
     assert!(report.epochs[0].train_loss > report.epochs[7].train_loss);

@@ -30,7 +30,9 @@ pub use host::{HostBackend, HostBuffer};
 pub use transfer::{TransferCounts, TransferPath};
 pub use usage::UsageFlags;
 pub(crate) use wgpu_backend::MapRequest;
-pub use wgpu_backend::{DEFAULT_FLUSH_EVERY, DeviceSignals, WgpuBackend, WgpuBackendOptions};
+pub use wgpu_backend::{
+    CoopMode, DEFAULT_FLUSH_EVERY, DeviceSignals, WgpuBackend, WgpuBackendOptions,
+};
 
 use crate::error::{Error, Result};
 

@@ -1,4 +1,4 @@
-//! Entry point of `shaders/matmul.wgsl`: `C = act(op(A) · op(B) + bias) (+ C)`.
+//! Entry point of the fp32 matmul (`shaders/matmul/`): `C = act(op(A) · op(B) + bias) (+ C)`.
 //!
 //! One function covers the products training needs: `A·B` (forward), `Aᵀ·B` (weight gradient)
 //! and `A·Bᵀ` (input gradient), with the bias and activation of a layer fused into the epilogue
@@ -24,8 +24,6 @@ pub enum MatmulTile {
     Auto,
     /// 64 x 64 output tile, 4 x 4 per thread (8.5 KiB of workgroup memory; always available).
     T64,
-    /// 128 x 128 output tile, 8 x 8 per thread, K step 8 (16.5 KiB of workgroup memory).
-    T128,
     /// 128 x 128 output tile, 8 x 8 per thread, K step 16 (33 KiB of workgroup memory: more
     /// than Metal's 32 KiB).
     T128K16,
@@ -65,18 +63,43 @@ struct Params {
     _pad: [u32; 3],
 }
 
-const T128_WORKGROUP_BYTES: u32 = 2 * 528 * 16;
+pub(super) const T128_WORKGROUP_BYTES: u32 = 2 * 528 * 16;
 const T128K16_WORKGROUP_BYTES: u32 = 2 * 1056 * 16;
 const T128S_WORKGROUP_BYTES: u32 = 2 * 1024 * 16;
-/// Output tiles below which the 128 x 128 tile leaves too much of a large GPU idle.
-const T128_MIN_TILES: u64 = 96;
+/// Output tiles below which [`MatmulTile::Auto`] takes the 64 tile: fewer 128 x 128 tiles leave
+/// too much of a large GPU idle. Tuned on the H200 (132 SMs; BENCHMARKS.md, round 2) and applied
+/// everywhere as a default, because wgpu reports no core count to derive it from. On a small GPU
+/// (an M1's 8 cores) 96 tiles still fill it, so the default errs towards the 64 tile only on
+/// products too small to matter.
+pub(super) const T128_MIN_TILES_H200_TUNED: u64 = 96;
+
+/// The tilings `WGMEM_MATMUL_TILE` names, in the spelling it accepts.
+const TILE_NAMES: [(&str, MatmulTile); 4] = [
+    ("T64", MatmulTile::T64),
+    ("T128K16", MatmulTile::T128K16),
+    ("T128P", MatmulTile::T128P),
+    ("T128S", MatmulTile::T128S),
+];
+
+/// The tiling `name` spells (as in [`TILE_NAMES`], case-insensitive), or `Err` with a message
+/// that lists the valid names.
+fn parse_tile(name: &str) -> std::result::Result<MatmulTile, String> {
+    let name = name.trim();
+    TILE_NAMES
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|&(_, t)| t)
+        .ok_or_else(|| {
+            let valid: Vec<&str> = TILE_NAMES.iter().map(|(n, _)| *n).collect();
+            format!(
+                "WGMEM_MATMUL_TILE={name:?} names no tiling; valid: {}; using Auto",
+                valid.join(", ")
+            )
+        })
+}
 
 fn kernel(tile: MatmulTile, trans_a: bool, trans_b: bool) -> Kernel {
     let entry = match (tile, trans_a, trans_b) {
-        (MatmulTile::T128, false, false) => "mm128_nn",
-        (MatmulTile::T128, true, false) => "mm128_tn",
-        (MatmulTile::T128, false, true) => "mm128_nt",
-        (MatmulTile::T128, true, true) => "mm128_tt",
         (MatmulTile::T128K16, false, false) => "mm128k16_nn",
         (MatmulTile::T128K16, true, false) => "mm128k16_tn",
         (MatmulTile::T128K16, false, true) => "mm128k16_nt",
@@ -100,23 +123,15 @@ fn kernel(tile: MatmulTile, trans_a: bool, trans_b: bool) -> Kernel {
     }
 }
 
-/// `WGMEM_MATMUL_TILE` (`T64`, `T128`, `T128K16`, `T128P`, `T128S`), read once:
-/// the tiling [`MatmulTile::Auto`] resolves to, so that a whole training step can be timed with
-/// each tiling (benches/train_step.rs). A tiling the device cannot run is an error, as when asked
-/// for directly.
+/// `WGMEM_MATMUL_TILE` (`T64`, `T128K16`, `T128P`, `T128S`), read once: the tiling
+/// [`MatmulTile::Auto`] resolves to, so that a whole training step can be timed with each tiling
+/// (benches/train_step.rs). An unknown name logs a warning that lists the valid ones, and `Auto`
+/// chooses as usual. A tiling the device cannot run is an error, as when asked for directly.
 fn auto_override() -> Option<MatmulTile> {
     static TILE: std::sync::OnceLock<Option<MatmulTile>> = std::sync::OnceLock::new();
     *TILE.get_or_init(|| {
         let name = std::env::var("WGMEM_MATMUL_TILE").ok()?;
-        [
-            MatmulTile::T64,
-            MatmulTile::T128,
-            MatmulTile::T128K16,
-            MatmulTile::T128P,
-            MatmulTile::T128S,
-        ]
-        .into_iter()
-        .find(|t| format!("{t:?}") == name.trim())
+        parse_tile(&name).map_err(|msg| log::warn!("{msg}")).ok()
     })
 }
 
@@ -140,7 +155,7 @@ fn choose_tile(
         ))
     };
     match asked {
-        MatmulTile::T128 | MatmulTile::T128P if !t128_fits => too_small(T128_WORKGROUP_BYTES),
+        MatmulTile::T128P if !t128_fits => too_small(T128_WORKGROUP_BYTES),
         MatmulTile::T128S if storage < T128S_WORKGROUP_BYTES => too_small(T128S_WORKGROUP_BYTES),
         MatmulTile::T128K16 if storage < T128K16_WORKGROUP_BYTES => {
             too_small(T128K16_WORKGROUP_BYTES)
@@ -149,7 +164,7 @@ fn choose_tile(
             let tiles = (m as u64).div_ceil(128) * (n as u64).div_ceil(128);
             let k16_fits = storage >= T128K16_WORKGROUP_BYTES;
             let swizzled_fits = storage >= T128S_WORKGROUP_BYTES;
-            Ok(if !(t128_fits && tiles >= T128_MIN_TILES) {
+            Ok(if !(t128_fits && tiles >= T128_MIN_TILES_H200_TUNED) {
                 MatmulTile::T64
             } else if !gpu.unchecked() {
                 MatmulTile::T128P
@@ -235,6 +250,25 @@ pub fn matmul(
     if len_c == 0 {
         return Ok(());
     }
+    if opts.tile == MatmulTile::Auto
+        && gpu.matmul_kernels().f32.kernel().is_some()
+        && a.size() >= 16
+        && b.size() >= 16
+    {
+        // Metal's simdgroup f32 kernel, where opted in (`WGMEM_COOP=on`); it binds A and B as
+        // vec4s, which a buffer of fewer than 16 bytes cannot hold.
+        return super::matmul_coop(
+            gpu,
+            crate::DType::F32,
+            a,
+            a_shape,
+            b,
+            b_shape,
+            c,
+            crate::DType::F32,
+            opts,
+        );
+    }
     let tile = choose_tile(gpu, opts.tile, m, n, opts.trans_a || opts.trans_b)?;
     let edge = if tile == MatmulTile::T64 { 64 } else { 128 };
     let groups = [n32.div_ceil(edge), m32.div_ceil(edge), 1];
@@ -268,4 +302,29 @@ pub fn matmul(
         ],
         groups,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tile_names_parse_case_insensitively() {
+        assert_eq!(parse_tile(" t128p "), Ok(MatmulTile::T128P));
+        for (name, tile) in TILE_NAMES {
+            assert_eq!(parse_tile(name), Ok(tile));
+            assert_eq!(
+                format!("{tile:?}"),
+                name,
+                "the names are the variants' names"
+            );
+        }
+    }
+
+    #[test]
+    fn an_unknown_tile_name_is_refused_with_the_valid_names() {
+        let msg = parse_tile("T128").expect_err("T128 was removed");
+        assert!(msg.contains("\"T128\""), "{msg}");
+        assert!(msg.contains("T64, T128K16, T128P, T128S"), "{msg}");
+    }
 }

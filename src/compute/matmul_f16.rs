@@ -24,10 +24,9 @@ struct Params {
     _pad: [u32; 3],
 }
 
-/// Workgroup memory of the 128 tile (two double-buffered 8 x 132 f32 tiles).
-const T128_WORKGROUP_BYTES: u32 = 2 * 528 * 16;
-/// Output tiles below which the 128 x 128 tile leaves too much of a large GPU idle (as for f32).
-const T128_MIN_TILES: u64 = 96;
+// The 128 tile's workgroup memory (two double-buffered 8 x 132 f32 tiles, as the f32 kernel's)
+// and the output tiles below which `Auto` takes the 64 tile: the f32 matmul's H200-tuned default.
+use super::matmul::{T128_MIN_TILES_H200_TUNED as T128_MIN_TILES, T128_WORKGROUP_BYTES};
 
 fn kernel(wide: bool, c: DType, trans_a: bool, trans_b: bool) -> Kernel {
     let entry = match (wide, c, trans_a, trans_b) {
@@ -125,6 +124,15 @@ pub fn matmul_f16(
     distinct(c, &reads)?;
     if len_c == 0 {
         return Ok(());
+    }
+    // Cooperative matrices where the device has a kernel for them (`Gpu::matmul_kernels`); the
+    // kernel binds A and B as vectors of 4, which a buffer of fewer than 8 bytes cannot hold.
+    if opts.tile == MatmulTile::Auto
+        && gpu.matmul_kernels().f16.kernel().is_some()
+        && a.size() >= 8
+        && b.size() >= 8
+    {
+        return super::matmul_coop(gpu, DType::F16, a, a_shape, b, b_shape, c, c_dtype, opts);
     }
     let storage = gpu.limits().max_compute_workgroup_storage_size;
     let fits = storage >= T128_WORKGROUP_BYTES;

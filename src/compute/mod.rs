@@ -13,6 +13,9 @@
 //! `&wgpu::Buffer`s and explicit dimensions (row-major f32) that checks every length against its
 //! buffer and returns a typed error instead of dispatching out of bounds:
 //! - [`matmul`]: `C = act(op(A)·op(B) + bias) (+ C)` for every transpose, tiled from the limits;
+//! - [`matmul_coop`]: the same on cooperative matrices (tensor cores, Metal simdgroup matrices),
+//!   f16 inputs and f32 accumulation, chosen per device from what the adapter offers
+//!   ([`Gpu::matmul_kernels`], [`choose_coop`]);
 //! - elementwise: [`copy`], [`axpby`], [`accumulate`], [`add`], [`sub`], [`mul`], [`scale`] and
 //!   in-place forms, activations forward and backward, [`bias_activation`];
 //! - reductions: [`column_sums`] (bias gradients), [`sum`], [`mean`], [`max`];
@@ -38,11 +41,13 @@
 //! checks.
 
 mod attention;
+mod coop_select;
 mod elementwise;
 mod elementwise_f16;
 mod embedding;
 mod layernorm;
 mod matmul;
+mod matmul_coop;
 mod matmul_f16;
 mod optim;
 mod optim_mixed;
@@ -61,6 +66,7 @@ pub use attention::{
     AttentionDims, AttentionSaved, MAX_HEAD_DIM, attention_backward, attention_forward,
     attention_naive_backward, attention_naive_forward,
 };
+pub use coop_select::{CoopAdapter, CoopChoice, CoopKernel, MatmulKernels, choose as choose_coop};
 pub use elementwise::{
     Activation, accumulate, activation_backward, activation_backward_in_place, activation_forward,
     activation_in_place, add, add_in_place, axpby, bias_activation, copy, fill, mul, mul_in_place,
@@ -76,13 +82,14 @@ pub use embedding::{
 };
 pub use layernorm::{LayerNormBuffers, LayerNormGrads, layer_norm_backward, layer_norm_forward};
 pub use matmul::{MatmulOptions, MatmulTile, matmul};
+pub use matmul_coop::matmul_coop;
 pub use matmul_f16::matmul_f16;
 pub use optim::{AdamParams, SgdParams, adam, sgd};
 pub use optim_mixed::{adam_mixed, check_finite, sgd_mixed};
 pub(crate) use pipelines::Kernel;
 pub use reduce::{add_sum_of_squares, column_sums, max, mean, sum};
 pub use reduce_f16::column_sums_f16;
-pub use shaders::{SHADERS, ShaderSource, shader, validate_wgsl};
+pub use shaders::{SHADERS, ShaderSource, capabilities, shader, validate_wgsl};
 pub use softmax::{CrossEntropyOutputs, softmax_cross_entropy};
 pub use softmax_f16::softmax_cross_entropy_f16;
 pub use user_kernel::UserKernel;
@@ -153,6 +160,7 @@ pub struct Gpu {
     scratch_user: Mutex<()>,
     vec4_per_thread: AtomicU32,
     timer: Mutex<Option<KernelTimer>>,
+    matmul_kernels: MatmulKernels,
     f16: bool,
 }
 
@@ -161,6 +169,7 @@ impl std::fmt::Debug for Gpu {
         f.debug_struct("Gpu")
             .field("adapter", self.backend.adapter())
             .field("workgroup_size", &self.workgroup_size)
+            .field("matmul_kernels", &self.matmul_kernels)
             .finish_non_exhaustive()
     }
 }
@@ -176,7 +185,10 @@ impl Gpu {
         let slot = u64::from(limits.min_uniform_buffer_offset_alignment).max(256);
         let buffer = backend.allocate(PARAM_RING_BYTES, BufferUsage::Uniform)?;
         let scratch = backend.allocate(u64::from(SCRATCH_PARTIALS) * 8, BufferUsage::Storage)?;
+        let matmul_kernels = choose_matmul_kernels(&backend);
+        log::info!("wgmem: {matmul_kernels}");
         Ok(Self {
+            matmul_kernels,
             limits: limits.clone(),
             scratch,
             scratch_user: Mutex::new(()),
@@ -215,6 +227,12 @@ impl Gpu {
         let mut gpu = Self::new(backend)?;
         gpu.pipelines.unchecked = true;
         Ok(gpu)
+    }
+
+    /// The matmul kernels this device runs for f16 and f32 inputs, and why; `Display` prints
+    /// them for reports and benchmarks.
+    pub fn matmul_kernels(&self) -> MatmulKernels {
+        self.matmul_kernels
     }
 
     /// The backend this dispatches on.
@@ -436,6 +454,31 @@ impl Gpu {
     /// Submits everything recorded so far.
     pub fn flush(&self) -> Result<()> {
         self.backend.flush().map(|_| ())
+    }
+}
+
+/// The choice of [`coop_select::choose`] for what `backend`'s adapter and device report.
+fn choose_matmul_kernels(backend: &WgpuBackend) -> MatmulKernels {
+    let info = backend.adapter_info();
+    let features = backend.device().features();
+    // wgpu reports the configurations on the adapter only: on a device the application handed
+    // over (no adapter) the plain kernels run.
+    let properties = match backend.wgpu_adapter() {
+        Some(adapter) if features.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX) => {
+            adapter.cooperative_matrix_properties()
+        }
+        _ => Vec::new(),
+    };
+    let coop = CoopAdapter {
+        backend: info.backend,
+        properties,
+        subgroup_sizes: (info.subgroup_min_size, info.subgroup_max_size),
+        features,
+    };
+    let mode = backend.coop_mode();
+    MatmulKernels {
+        f16: coop_select::choose(&coop, crate::DType::F16, mode),
+        f32: coop_select::choose(&coop, crate::DType::F32, mode),
     }
 }
 

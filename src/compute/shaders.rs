@@ -15,32 +15,67 @@ pub struct ShaderSource {
 }
 
 macro_rules! shaders {
-    ($($name:literal),* $(,)?) => {
-        /// All shaders in `shaders/`, one entry per file.
+    (files: [$($name:literal),* $(,)?], joined: [$($joined:literal = [$($piece:literal),*]),* $(,)?]) => {
+        /// All shaders: one entry per file in `shaders/`, then the modules joined from pieces in
+        /// its subfolders: the fp32 matmul (`shaders/matmul/`: shared parameters and epilogue,
+        /// one file per tiling) and the cooperative-matrix matmuls (`shaders/coop/`: WGSL has
+        /// no generics, so the pieces name the fragment size and the input and output types the
+        /// shared body uses).
         pub const SHADERS: &[ShaderSource] = &[
             $(ShaderSource { name: $name, source: include_str!(concat!("../../shaders/", $name, ".wgsl")) },)*
+            $(ShaderSource {
+                name: $joined,
+                source: concat!($(include_str!(concat!("../../shaders/", $piece, ".wgsl"))),*),
+            },)*
         ];
     };
 }
 
 shaders![
-    "elementwise",
-    "elementwise_vec4",
-    "elementwise_f16",
-    "matmul",
-    "matmul_f16",
-    "reduce",
-    "reduce_f16",
-    "softmax",
-    "softmax_f16",
-    "optim",
-    "optim_mixed",
-    "embedding",
-    "layernorm",
-    "attention",
-    "attention_naive",
-    "dropout",
+    files: [
+        "elementwise",
+        "elementwise_vec4",
+        "elementwise_f16",
+        "matmul_f16",
+        "reduce",
+        "reduce_f16",
+        "softmax",
+        "softmax_f16",
+        "optim",
+        "optim_mixed",
+        "embedding",
+        "layernorm",
+        "attention",
+        "attention_naive",
+        "dropout",
+    ],
+    joined: [
+        "matmul" = ["matmul/common", "matmul/tile64", "matmul/tile128k16", "matmul/tile128v4"],
+        "matmul_coop16_f16_f32" = ["coop/head_f16_16", "coop/out_f32", "coop/body"],
+        "matmul_coop16_f16_f16" = ["coop/head_f16_16", "coop/out_f16", "coop/body"],
+        "matmul_coop8_f16_f32" = ["coop/head_f16_8", "coop/out_f32", "coop/body"],
+        "matmul_coop8_f16_f16" = ["coop/head_f16_8", "coop/out_f16", "coop/body"],
+        "matmul_coop8_f32_f32" = ["coop/head_f32_8", "coop/out_f32", "coop/body"],
+    ]
 ];
+
+/// The naga capabilities a shader needs beyond the defaults, read from its `enable` directives
+/// and builtins: f16 (`enable f16`), cooperative matrices (`enable wgpu_cooperative_matrix`)
+/// and subgroups (the `subgroup_*` builtins).
+pub fn capabilities(source: &str) -> naga::valid::Capabilities {
+    use naga::valid::Capabilities as C;
+    let mut caps = C::empty();
+    if source.contains("enable f16;") {
+        caps |= C::SHADER_FLOAT16;
+    }
+    if source.contains("enable wgpu_cooperative_matrix;") {
+        caps |= C::COOPERATIVE_MATRIX;
+    }
+    if source.contains("@builtin(subgroup_") {
+        caps |= C::SUBGROUP;
+    }
+    caps
+}
 
 /// Looks up an embedded shader by file stem.
 pub fn shader(name: &str) -> Option<&'static ShaderSource> {
@@ -58,7 +93,7 @@ pub fn validate_wgsl(name: &str, source: &str) -> Result<(naga::Module, naga::va
     // when wgpu compiles them, and the f16 entry points refuse devices without it first.
     let info = naga::valid::Validator::new(
         naga::valid::ValidationFlags::all(),
-        naga::valid::Capabilities::default() | naga::valid::Capabilities::SHADER_FLOAT16,
+        naga::valid::Capabilities::default() | capabilities(source),
     )
     .validate(&module)
     .map_err(|e| Error::ShaderCompile {

@@ -262,6 +262,7 @@ impl Trainer {
             report: TrainingReport {
                 world_size: 1,
                 loss_scale,
+                matmul_kernels: Some(ctx.gpu().matmul_kernels()),
                 ..TrainingReport::default()
             },
             epoch: 0,

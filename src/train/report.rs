@@ -106,6 +106,8 @@ pub struct TrainingReport {
     pub overflow_skipped_steps: u64,
     /// Mixed precision: the loss scale after the last step; `None` in f32.
     pub loss_scale: Option<f32>,
+    /// The matmul kernels the device runs (cooperative matrices or plain, and why).
+    pub matmul_kernels: Option<crate::compute::MatmulKernels>,
     /// The memory account at the end.
     pub memory: MemoryStats,
     /// Optimizer state bytes (this rank's).
@@ -157,6 +159,9 @@ impl fmt::Display for TrainingReport {
             "steps {}, samples {}, skipped steps {}",
             self.steps, self.samples_seen, self.skipped_steps
         )?;
+        if let Some(kernels) = self.matmul_kernels {
+            writeln!(f, "{kernels}")?;
+        }
         if let Some(scale) = self.loss_scale {
             writeln!(
                 f,

@@ -11,6 +11,7 @@
 //! work the application records itself).
 
 mod budget;
+mod coop;
 mod device;
 mod faults;
 mod mapping;
@@ -18,6 +19,7 @@ mod select;
 mod usage_map;
 mod zero_copy;
 
+pub use coop::CoopMode;
 pub use device::DeviceSignals;
 pub(crate) use mapping::MapRequest;
 
@@ -52,6 +54,9 @@ pub struct WgpuBackendOptions {
     /// [`WgpuBackend::zero_copy`]); `None` reads `WGMEM_ZERO_COPY` (`0` turns it off), else on
     /// where the adapter allows it.
     pub zero_copy: Option<bool>,
+    /// Cooperative-matrix matmul kernels; `None` reads `WGMEM_COOP` (`auto`, `on`, `off`),
+    /// else [`CoopMode::Auto`].
+    pub cooperative_matrix: Option<CoopMode>,
 }
 
 /// Default number of recorded commands per automatic submit.
@@ -61,6 +66,7 @@ pub const DEFAULT_FLUSH_EVERY: u64 = 24;
 pub struct WgpuBackend {
     /// The adapter wgmem chose; `None` on a device the application handed over.
     adapter: Option<wgpu::Adapter>,
+    coop_mode: CoopMode,
     device: wgpu::Device,
     queue: wgpu::Queue,
     description: AdapterDescription,
@@ -110,16 +116,19 @@ impl WgpuBackend {
             .or_else(select::adapter_name_from_env);
         let adapter = select::select_adapter(backends, name.as_deref())?;
         let info = adapter.get_info();
+        let coop_mode = options
+            .cooperative_matrix
+            .unwrap_or_else(CoopMode::from_env);
+        let (required_features, coop) = coop::features(adapter.features(), coop_mode);
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("wgmem"),
             // Timestamp queries let the profiler time kernels; SHADER_F16 lets tensors be f16
-            // (DType::F16); both only where the adapter offers them. Zero-copy on unified
-            // memory adds what it needs (`zero_copy.rs`).
-            required_features: adapter.features()
-                & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SHADER_F16)
-                | zero_copy::wanted_features(&adapter),
+            // (DType::F16); subgroups and cooperative matrices serve the cooperative-matrix
+            // matmul. All only where the adapter offers them. Zero-copy on unified memory adds
+            // what it needs (`zero_copy.rs`).
+            required_features: required_features | zero_copy::wanted_features(&adapter),
             required_limits: adapter.limits(),
-            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            experimental_features: coop::experimental(coop),
             memory_hints: wgpu::MemoryHints::Performance,
             trace: wgpu::Trace::Off,
         }))
@@ -176,11 +185,17 @@ impl WgpuBackend {
              zero-copy {}",
             zero_copy.on
         );
+        // On the application's device the mode still applies, but the kernels run only where
+        // that device was created with cooperative matrices (and wgmem knows the adapter).
+        let coop_mode = options
+            .cooperative_matrix
+            .unwrap_or_else(CoopMode::from_env);
         Ok(Self {
             adapter,
             device,
             queue,
             description,
+            coop_mode,
             caps,
             pending: Mutex::new(None),
             has_pending: AtomicBool::new(false),
@@ -221,6 +236,11 @@ impl WgpuBackend {
     /// [`Self::adapter_info`] is known either way).
     pub fn wgpu_adapter(&self) -> Option<&wgpu::Adapter> {
         self.adapter.as_ref()
+    }
+
+    /// Whether cooperative-matrix kernels may be used ([`WgpuBackendOptions::cooperative_matrix`]).
+    pub fn coop_mode(&self) -> CoopMode {
+        self.coop_mode
     }
 
     /// How many `create_buffer` calls this backend has made (allocations plus staging).

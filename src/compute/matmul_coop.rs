@@ -1,0 +1,196 @@
+//! Matmul on cooperative matrices (`shaders/coop/`): `C = act(op(A) · op(B) + bias) (+ C)`
+//! with f16 (or, on Metal, f32) inputs, f32 accumulation and an f32 or f16 output (an f16
+//! output is rounded from the f32 accumulator after the epilogue).
+//!
+//! The same options as [`super::matmul`]; the kernel is the one [`super::Gpu::matmul_kernels`]
+//! chose for the input type. Buffers are raw: f16 values are two bytes each (`half::f16`).
+
+use super::coop_select::CoopKernel;
+use super::matmul::MatmulOptions;
+use super::validate::{distinct, elements, elements_of, product};
+use super::{Binding, Gpu, Kernel};
+use crate::DType;
+use crate::error::{Error, Result};
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    m: u32,
+    n: u32,
+    k: u32,
+    flags: u32,
+    act: u32,
+    _pad: [u32; 3],
+}
+
+fn shader(kernel: CoopKernel, out: DType) -> Result<&'static str> {
+    Ok(match (kernel, out) {
+        (CoopKernel::F16x16, DType::F32) => "matmul_coop16_f16_f32",
+        (CoopKernel::F16x16, DType::F16) => "matmul_coop16_f16_f16",
+        (CoopKernel::F16x8, DType::F32) => "matmul_coop8_f16_f32",
+        (CoopKernel::F16x8, DType::F16) => "matmul_coop8_f16_f16",
+        (CoopKernel::F32x8, DType::F32) => "matmul_coop8_f32_f32",
+        (CoopKernel::F32x8, DType::F16) => {
+            return Err(Error::invalid(
+                "matmul output",
+                "f32 inputs give an f32 output; f16 output needs f16 inputs",
+            ));
+        }
+    })
+}
+
+/// Bytes of `len` elements of `dtype`, checked against the buffer and the binding limit.
+fn check(gpu: &Gpu, op: &'static str, buf: &wgpu::Buffer, len: usize, dtype: DType) -> Result<u64> {
+    elements_of(gpu, op, buf, len, dtype)?;
+    Ok(len as u64 * dtype.size() as u64)
+}
+
+/// `C = act(op(A) · op(B) + bias)` (or `C += ...`) with the cooperative-matrix kernel the device
+/// chose for `input`; `bias` holds `n` f32 values. Shapes as in [`super::matmul`].
+///
+/// Fails with [`Error::InvalidArgument`] when the device has no cooperative kernel for `input`
+/// (see [`super::Gpu::matmul_kernels`] for why), with [`Error::Shape`] when the inner dimensions
+/// differ, [`Error::OutOfBounds`] when a buffer is shorter than its shape, and
+/// [`Error::SameBuffer`] when `c` is an input.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_coop(
+    gpu: &Gpu,
+    input: DType,
+    a: &wgpu::Buffer,
+    a_shape: [usize; 2],
+    b: &wgpu::Buffer,
+    b_shape: [usize; 2],
+    c: &wgpu::Buffer,
+    output: DType,
+    opts: &MatmulOptions<'_>,
+) -> Result<()> {
+    let choice = match input {
+        DType::F16 => gpu.matmul_kernels().f16,
+        DType::F32 => gpu.matmul_kernels().f32,
+    };
+    let kernel = choice.kernel().ok_or_else(|| {
+        Error::invalid(
+            "cooperative matmul",
+            format!("{input:?} inputs on this device run the {choice}"),
+        )
+    })?;
+    let (m, ka) = if opts.trans_a {
+        (a_shape[1], a_shape[0])
+    } else {
+        (a_shape[0], a_shape[1])
+    };
+    let (kb, n) = if opts.trans_b {
+        (b_shape[1], b_shape[0])
+    } else {
+        (b_shape[0], b_shape[1])
+    };
+    if ka != kb {
+        return Err(Error::Shape {
+            op: "matmul",
+            left: a_shape.to_vec(),
+            right: b_shape.to_vec(),
+            reason: format!(
+                "op(A) is [{m}, {ka}] and op(B) is [{kb}, {n}] (trans_a {}, trans_b {}); their inner dimensions must be equal",
+                opts.trans_a, opts.trans_b
+            ),
+        });
+    }
+    let k = ka;
+    let half_in = kernel.input() == DType::F16;
+    let name = shader(kernel, output)?;
+    let len_a = product("matmul A", m, k)?;
+    let len_b = product("matmul B", k, n)?;
+    let len_c = product("matmul C", m, n)?;
+    let bytes_a = check(gpu, "matmul A", a, len_a, kernel.input())?;
+    let bytes_b = check(gpu, "matmul B", b, len_b, kernel.input())?;
+    let bytes_c = check(gpu, "matmul C", c, len_c, output)?;
+    // The kernels index with u32 and read vectors of 4 from buffers of at least one vector.
+    let dim = |what: &'static str, v: usize| {
+        u32::try_from(v).map_err(|_| Error::invalid(what, format!("{v} exceeds u32::MAX")))
+    };
+    let (m32, n32, k32) = (
+        dim("matmul m", m)?,
+        dim("matmul n", n)?,
+        dim("matmul k", k)?,
+    );
+    dim("matmul C elements", len_c)?;
+    let mut reads = vec![a, b];
+    if let Some(bias) = opts.bias {
+        elements(gpu, "matmul bias", bias, n)?;
+        reads.push(bias);
+    }
+    distinct(c, &reads)?;
+    if len_c == 0 {
+        return Ok(());
+    }
+    let vec_bytes: u64 = if half_in { 8 } else { 16 };
+    for (what, buf) in [("matmul A", a), ("matmul B", b)] {
+        if buf.size() < vec_bytes {
+            return Err(Error::invalid(
+                what,
+                format!(
+                    "the buffer has {} bytes; cooperative kernels bind at least {vec_bytes}",
+                    buf.size()
+                ),
+            ));
+        }
+    }
+    let edge = kernel.tile();
+    let groups = [n32.div_ceil(edge), m32.div_ceil(edge), 1];
+    let max = gpu.max_groups_per_dim();
+    if groups[0] > max || groups[1] > max {
+        return Err(Error::invalid(
+            "matmul shape",
+            format!(
+                "[{m}, {n}] needs {groups:?} workgroups; the device allows {max} per dimension"
+            ),
+        ));
+    }
+    // Vector loads need the contiguous dimension of each stored operand to be a multiple of 4.
+    let a_contig = if opts.trans_a { m } else { k };
+    let b_contig = if opts.trans_b { k } else { n };
+    let flags = u32::from(opts.bias.is_some())
+        | (u32::from(opts.accumulate) << 1)
+        | (u32::from(opts.trans_a) << 2)
+        | (u32::from(opts.trans_b) << 3)
+        | (u32::from(a_contig % 4 == 0) << 4)
+        | (u32::from(b_contig % 4 == 0) << 5);
+    let params = Params {
+        m: m32,
+        n: n32,
+        k: k32,
+        flags,
+        act: opts.activation.code(),
+        _pad: [0; 3],
+    };
+    let at_least_4 = |bytes: u64| bytes.next_multiple_of(4).max(4);
+    // The vector views cover the whole vectors inside the matrix: the kernel reads a vector only
+    // when all its elements are.
+    let vector_view = |bytes: u64| (bytes / vec_bytes * vec_bytes).max(vec_bytes);
+    let bind = |buffer, size| Binding {
+        buffer,
+        offset: 0,
+        size,
+    };
+    // Without a bias, A stands in at its binding (the kernel does not read it).
+    let (bias, bias_bytes) = match opts.bias {
+        Some(bias) => (bias, n as u64 * 4),
+        None => (a, 4),
+    };
+    gpu.dispatch(
+        Kernel {
+            shader: name,
+            entry: "main",
+        },
+        &params,
+        &[
+            bind(c, at_least_4(bytes_c)),
+            bind(a, at_least_4(bytes_a)),
+            bind(b, at_least_4(bytes_b)),
+            bind(bias, at_least_4(bias_bytes)),
+            bind(a, vector_view(bytes_a)),
+            bind(b, vector_view(bytes_b)),
+        ],
+        groups,
+    )
+}
