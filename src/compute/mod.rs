@@ -22,6 +22,7 @@
 //! naga adds runtime checks to every shader (index clamps, loop counters);
 //! [`Gpu::new_unchecked`] compiles without them. BENCHMARKS.md has the measured effect.
 
+mod compress;
 mod elementwise;
 mod matmul;
 mod optim;
@@ -32,6 +33,7 @@ mod softmax;
 mod timing;
 mod validate;
 
+pub use compress::{f16_words, pack_f16, unpack_f16};
 pub use elementwise::{
     Activation, accumulate, activation_backward, activation_backward_in_place, activation_forward,
     activation_in_place, add, add_in_place, axpby, bias_activation, copy, fill, mul, mul_in_place,

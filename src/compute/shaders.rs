@@ -29,7 +29,8 @@ shaders![
     "matmul",
     "reduce",
     "softmax",
-    "optim"
+    "optim",
+    "compress"
 ];
 
 /// Looks up an embedded shader by file stem.

@@ -59,15 +59,18 @@
 use crate::error::{Error, Result};
 use std::ops::Range;
 
+mod compress;
 mod data_parallel;
 mod flat;
 #[cfg(feature = "mpi")]
 mod mpi;
+mod overlap;
 mod pipeline;
 mod zero;
 
 #[cfg(feature = "mpi")]
 pub use self::mpi::Mpi;
+pub use compress::{COMM_STATE, GradCompression};
 pub use data_parallel::DataParallel;
 pub use zero::ShardedAdam;
 
@@ -102,6 +105,23 @@ pub trait Collective {
         recv.copy_from_slice(send);
         self.all_reduce(recv)
     }
+    /// Element-wise sum over all ranks of IEEE half-precision values (their bits), `send`
+    /// into `recv` (same length): the compressed gradient exchange
+    /// ([`GradCompression::F16`]). The default widens to `f32`, sums with
+    /// [`Self::all_reduce`] and rounds once, so it is exact to one rounding but moves `f32`
+    /// on the wire; [`Mpi`] overrides it to move half the bytes.
+    fn all_reduce_f16(&self, send: &[u16], recv: &mut [u16]) -> Result<()> {
+        check_blocks("all_reduce_f16", recv.len(), send.len(), 1)?;
+        let mut wide: Vec<f32> = send
+            .iter()
+            .map(|&b| half::f16::from_bits(b).to_f32())
+            .collect();
+        self.all_reduce(&mut wide)?;
+        for (r, w) in recv.iter_mut().zip(&wide) {
+            *r = half::f16::from_f32(*w).to_bits();
+        }
+        Ok(())
+    }
     /// Element-wise sum over all ranks of `u64` counters, in place (reports, flags).
     fn all_reduce_u64(&self, data: &mut [u64]) -> Result<()>;
     /// Copies `root`'s `data` to every rank.
@@ -135,6 +155,9 @@ impl<C: Collective + ?Sized> Collective for std::rc::Rc<C> {
     }
     fn all_reduce_into(&self, send: &[f32], recv: &mut [f32]) -> Result<()> {
         (**self).all_reduce_into(send, recv)
+    }
+    fn all_reduce_f16(&self, send: &[u16], recv: &mut [u16]) -> Result<()> {
+        (**self).all_reduce_f16(send, recv)
     }
     fn all_reduce_u64(&self, data: &mut [u64]) -> Result<()> {
         (**self).all_reduce_u64(data)

@@ -33,6 +33,7 @@
 //! why the memory adaptations above stay local to a rank.
 
 mod adapt;
+mod overlap;
 mod parallel;
 mod report;
 mod run;
@@ -80,6 +81,14 @@ pub struct TrainerConfig {
     /// Data parallel: ZeRO-1, Adam moments sharded over the ranks (needs Adam). Without
     /// [`Trainer::with_collective`] it runs over a one-rank [`crate::distributed::Local`] world.
     pub zero1: bool,
+    /// Data parallel: sum each gradient bucket over the ranks as soon as the backward pass has
+    /// passed its layers, while it goes on with earlier ones (`distributed/overlap.rs`); off,
+    /// the same exchange runs after the backward pass. Bit-identical sums either way. Not
+    /// used with `zero1` (its reduce-scatter runs after the backward pass).
+    pub overlap: bool,
+    /// Data parallel: what gradients travel as (`f16` halves the bytes; see
+    /// [`crate::distributed::GradCompression`]). Not used with `zero1`.
+    pub grad_compression: crate::distributed::GradCompression,
 }
 
 impl Default for TrainerConfig {
@@ -93,6 +102,8 @@ impl Default for TrainerConfig {
             recover_after: 20,
             bucket_bytes: crate::distributed::DEFAULT_BUCKET_BYTES,
             zero1: false,
+            overlap: true,
+            grad_compression: crate::distributed::GradCompression::None,
         }
     }
 }

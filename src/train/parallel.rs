@@ -44,7 +44,8 @@ impl Trainer {
     ///
     /// All ranks must call this, with models of the same shapes.
     pub fn with_collective(mut self, collective: Box<dyn Collective>) -> Result<Self> {
-        let mut dp = DataParallel::new(collective, self.config.bucket_bytes);
+        let mut dp = DataParallel::new(collective, self.config.bucket_bytes)
+            .with_compression(self.config.grad_compression);
         if self.config.zero1 {
             let hp = self.optimizer.adam_params().ok_or_else(|| {
                 Error::invalid(
@@ -133,15 +134,25 @@ impl Trainer {
         // The memory the update needs (the exchange's working buffers, the optimizer's state
         // at the first step) is taken now, so running short of it is agreed on.
         let mut local = local;
+        // An overlapped exchange runs its last buckets now (every rank, failed or not).
+        let overlapped = match dp.finish_exchange(&self.ctx, local.is_ok()) {
+            Ok(was_open) => was_open,
+            Err(e) => {
+                local = local.and(Err(e));
+                true
+            }
+        };
         if local.is_ok() {
             let total: usize = self.model.parameters().iter().map(|p| p.value.len()).sum();
             let prepared = match self.sharded {
                 Some(_) => Ok(()),
                 None => self.optimizer.prepare(self.model.parameters()),
             };
-            if let Err(e) =
-                prepared.and_then(|()| dp.reserve(&self.ctx, total, self.sharded.is_some()))
-            {
+            let reserved = match overlapped {
+                true => Ok(()),
+                false => dp.reserve(&self.ctx, total, self.sharded.is_some()),
+            };
+            if let Err(e) = prepared.and(reserved) {
                 local = Err(e);
             }
         }
@@ -173,7 +184,9 @@ impl Trainer {
             (Some(dp), Some(zero)) => zero.step(dp, &self.ctx, self.model.parameters()),
             (Some(dp), None) if dp.world_size() > 1 => {
                 let params = self.model.parameters();
-                dp.all_reduce_gradients(&self.ctx, &params)?;
+                if !dp.take_reduced() {
+                    dp.all_reduce_gradients(&self.ctx, &params)?;
+                }
                 self.optimizer.step(params)
             }
             _ => self.optimizer.step(self.model.parameters()),

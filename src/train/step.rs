@@ -51,9 +51,16 @@ impl Trainer {
             let (x, labels) = self.upload_rows(batch, start..end)?;
             let share = scale * n as f32 / rows as f32;
             let labels_host = &batch.labels()[start..end];
-            let out = self
-                .checkpointer
-                .forward_backward(&mut self.model, x, |logits| {
+            // Only the last micro-batch's backward makes gradients final (overlap.rs).
+            let (dp, ctx, last) = (&mut self.dp, &self.ctx, end == rows);
+            let mut done = |layer| match dp {
+                Some(dp) if last => dp.backward_done(ctx, layer),
+                _ => Ok(()),
+            };
+            let out = self.checkpointer.forward_backward_observed(
+                &mut self.model,
+                x,
+                |logits| {
                     check_labels(labels_host, &logits)?;
                     let out = softmax_cross_entropy(&logits, &labels, n)?;
                     drop(logits);
@@ -71,7 +78,9 @@ impl Trainer {
                         correct,
                     } = out;
                     Ok((grad, (loss, correct)))
-                })?;
+                },
+                &mut done,
+            )?;
             let (loss, c) = (out.0.to_vec()?[0], self.ctx.read_u32(&out.1, 1)?[0]);
             loss_sum += f64::from(loss) * n as f64;
             correct += u64::from(c);
@@ -124,7 +133,9 @@ impl Trainer {
         let local_rows = local_batch.len();
         let scale = local_rows as f32 / batch.len().max(1) as f32;
         let started = Instant::now();
-        let local = self.accumulate_adapting(local_batch, scale);
+        let local = self
+            .begin_overlap()
+            .and_then(|()| self.accumulate_adapting(local_batch, scale));
         self.report.compute_seconds += started.elapsed().as_secs_f64();
         let adapted = self.report.adaptations.len() - adaptations;
         let (loss_sum, correct) = self.agree(local, adapted)?;
