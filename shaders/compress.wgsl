@@ -1,17 +1,20 @@
 // f32 <-> f16 packing of gradient buckets for a compressed exchange (distributed/compress.rs).
 //
 // `narrow` holds two IEEE half values per u32 (value 2i in the low half, 2i + 1 in the high
-// half, as pack2x16float writes them), so the host sees a plain little-endian f16 array.
-// pack2x16float needs no shader-f16 feature, so this runs on every backend. Values beyond the
-// f16 range are clamped to +-65504 first (pack2x16float of them is indeterminate); with error
-// feedback the clamped part stays in the residual.
+// half), so the host sees a plain little-endian f16 array. The conversion is done on the bits,
+// with round to nearest even (what the `half` crate and F16C do), so it is the same on every
+// backend and needs neither shader-f16 nor pack2x16float (which naga gates behind a downlevel
+// capability, and whose rounding WGSL leaves to the implementation). Finite values beyond the
+// f16 range, and infinities, are clamped to +-65504; NaN stays NaN. With error feedback the
+// clamped part stays in the residual.
 //
 // One thread per pair; dispatch is 2-D as in elementwise.wgsl: the pair index is
 // (group.y * groups.x + group.x) * WG + local.x.
 
 override WG: u32 = 256u;
 
-const F16_MAX: f32 = 65504.0;
+// 2^-24, the f16 subnormal step (exact in f32).
+const F16_STEP: f32 = 5.9604644775390625e-8;
 
 struct Params {
     // Values in the bucket (the last pair of an odd count has a zero high half).
@@ -38,8 +41,60 @@ fn load_pair(a: u32) -> vec2<f32> {
     return v;
 }
 
+// The f16 bits of `v`, rounded to nearest even; beyond +-65504 (from 65520 on, which would
+// round to infinity) clamped to it.
+fn f16_bits(v: f32) -> u32 {
+    let x = bitcast<u32>(v);
+    let sign = (x >> 16u) & 0x8000u;
+    let a = x & 0x7fffffffu;
+    if (a > 0x7f800000u) {
+        return sign | 0x7e00u;
+    }
+    if (a >= 0x477ff000u) {
+        return sign | 0x7bffu;
+    }
+    if (a >= 0x38800000u) {
+        // Normal: rebias the exponent (127 -> 15), drop 13 mantissa bits rounding to even; a
+        // carry out of the mantissa moves into the exponent, as it should.
+        let m = a - 0x38000000u;
+        return sign | ((m + 0xfffu + ((m >> 13u) & 1u)) >> 13u);
+    }
+    if (a <= 0x33000000u) {
+        // At most 2^-25: rounds to zero (2^-25 itself ties to the even zero).
+        return sign;
+    }
+    // Subnormal: k 2^-24 with k = mantissa (implicit bit set) >> (126 - exponent), rounded
+    // to even on the dropped bits (14 to 24 of them).
+    let shift = 126u - (a >> 23u);
+    let mant = (a & 0x7fffffu) | 0x800000u;
+    let k = mant >> shift;
+    let rest = mant & ((1u << shift) - 1u);
+    let halfway = 1u << (shift - 1u);
+    let up = rest > halfway || (rest == halfway && (k & 1u) == 1u);
+    return sign | (k + select(0u, 1u, up));
+}
+
+// The f32 value of the f16 bits `h` (exact).
+fn f16_value(h: u32) -> f32 {
+    let sign = (h & 0x8000u) << 16u;
+    let e = (h >> 10u) & 0x1fu;
+    let m = h & 0x3ffu;
+    if (e == 0u) {
+        let v = f32(m) * F16_STEP;
+        return select(v, -v, sign != 0u);
+    }
+    if (e == 31u) {
+        return bitcast<f32>(sign | 0x7f800000u | (m << 13u));
+    }
+    return bitcast<f32>(sign | ((e + 112u) << 23u) | (m << 13u));
+}
+
 fn to_half_pair(v: vec2<f32>) -> u32 {
-    return pack2x16float(clamp(v, vec2<f32>(-F16_MAX), vec2<f32>(F16_MAX)));
+    return f16_bits(v.x) | (f16_bits(v.y) << 16u);
+}
+
+fn from_half_pair(w: u32) -> vec2<f32> {
+    return vec2<f32>(f16_value(w & 0xffffu), f16_value(w >> 16u));
 }
 
 // narrow[i] = f16(wide[2i], wide[2i + 1]).
@@ -76,7 +131,7 @@ fn pack_f16_feedback(
         v.y += residual[a + 1u];
     }
     let h = to_half_pair(v);
-    let sent = unpack2x16float(h);
+    let sent = from_half_pair(h);
     residual[a] = v.x - sent.x;
     if (has_b) {
         residual[a + 1u] = v.y - sent.y;
@@ -95,7 +150,7 @@ fn unpack_f16(
     if (i >= (params.n + 1u) / 2u) {
         return;
     }
-    let v = unpack2x16float(narrow[i]);
+    let v = from_half_pair(narrow[i]);
     let a = 2u * i;
     wide[a] = v.x;
     if (a + 1u < params.n) {

@@ -2,8 +2,9 @@
 //! precision and back, for exchanging gradients in half the bytes (`distributed::compress`).
 //!
 //! The packed layout is a little-endian `f16` array (value `2i` in the low half of word `i`),
-//! so the host reads it as `u16` bits. Conversion rounds as the backend's `pack2x16float` does
-//! (round to nearest on the drivers measured); values past ±65504 are clamped to it.
+//! so the host reads it as `u16` bits. The conversion works on the bits, rounding to nearest
+//! even (as the `half` crate does), identically on every backend; values past ±65504 (and
+//! infinities) are clamped to it, NaN stays NaN.
 
 use super::validate::{distinct_written, elements};
 use super::{Binding, Gpu, Kernel};

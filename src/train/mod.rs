@@ -129,7 +129,8 @@ pub struct StepInfo {
     pub micro_batch: usize,
     /// Samples done in this epoch.
     pub epoch_samples: usize,
-    /// Seconds of the step spent exchanging gradients and parameters (0 in one process).
+    /// Seconds of the step spent exchanging gradients and parameters that the step waited
+    /// for (0 in one process); the part hidden behind the backward pass is not counted.
     pub comm_seconds: f64,
     /// Seconds of the step spent waiting for the other ranks (0 in one process).
     pub wait_seconds: f64,

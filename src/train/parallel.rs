@@ -82,6 +82,14 @@ impl Trainer {
         self.dp.as_ref().map_or(0.0, |dp| dp.comm_seconds())
     }
 
+    /// Of [`Self::comm_seconds`], what the steps waited for: all but the exchange hidden
+    /// behind the backward pass (see [`DataParallel::hidden_seconds`]).
+    pub fn exposed_comm_seconds(&self) -> f64 {
+        self.dp
+            .as_ref()
+            .map_or(0.0, |dp| dp.comm_seconds() - dp.hidden_seconds())
+    }
+
     /// Seconds spent waiting for the other ranks at the per-step agreement so far.
     pub fn wait_seconds(&self) -> f64 {
         self.dp.as_ref().map_or(0.0, |dp| dp.wait_seconds())
@@ -210,6 +218,12 @@ impl Trainer {
             self.dp
                 .as_ref()
                 .map_or(0, |dp| (dp.collective_seconds() * 1e6) as u64),
+            self.dp
+                .as_ref()
+                .map_or(0, |dp| (dp.hidden_seconds() * 1e6) as u64),
+            self.dp
+                .as_ref()
+                .map_or(0, |dp| (dp.exposed_seconds() * 1e6) as u64),
         ];
         let world = self.rank_and_world().1;
         let mut all = vec![0u64; mine.len() * world];
@@ -233,6 +247,8 @@ impl Trainer {
                 samples: v[8],
                 wait_seconds: v[9] as f64 / 1e6,
                 collective_seconds: v[10] as f64 / 1e6,
+                comm_hidden_seconds: v[11] as f64 / 1e6,
+                comm_exposed_seconds: v[12] as f64 / 1e6,
             })
             .collect())
     }
