@@ -241,6 +241,9 @@ fn main() -> wgmem::Result<()> {
     Ok(())
 }
 
+/// Prints one table row: bucket, stage, milliseconds, and of them in MPI.
+type Row<'a> = dyn Fn(&str, &str, f64, Option<f64>) + 'a;
+
 /// The host leg's stages alone over every gradient value, `bucket` values at a time: memcpy
 /// out of a mapped readback buffer, memcpy into a mapped upload buffer, and the sum of two
 /// host vectors (no MPI).
@@ -250,7 +253,7 @@ fn host_leg(
     bucket: usize,
     reps: usize,
     label: &str,
-    row: &dyn Fn(&str, &str, f64, Option<f64>),
+    row: &Row<'_>,
 ) -> wgmem::Result<()> {
     let device = ctx.backend().device();
     let bytes = (bucket * 4) as u64;

@@ -737,16 +737,15 @@ fn f16_exchange_sums_within_the_stated_tolerance_in_half_the_bytes() {
     for (rank, (_, after, bytes)) in ranks.iter().enumerate() {
         assert_eq!(*bytes, 2 * n as u64, "two bytes a value");
         assert_eq!(f32_ranks[rank].2, 4 * n as u64);
-        for i in 0..n {
+        for (i, &got) in after.iter().enumerate() {
             let exact: f64 = ranks.iter().map(|r| f64::from(r.0[i])).sum();
             let abs_sum: f64 = ranks.iter().map(|r| f64::from(r.0[i]).abs()).sum();
-            let err = (f64::from(after[i]) - exact).abs();
+            let err = (f64::from(got) - exact).abs();
             assert!(
                 err <= f16_tolerance(world, abs_sum),
-                "rank {rank} value {i}: {} vs {exact} (error {err:e})",
-                after[i]
+                "rank {rank} value {i}: {got} vs {exact} (error {err:e})"
             );
-            rounded += usize::from(after[i] != f32_ranks[rank].1[i]);
+            rounded += usize::from(got != f32_ranks[rank].1[i]);
         }
         // Every rank holds the same sums.
         assert_eq!(bits(after), bits(&ranks[0].1));
