@@ -111,15 +111,14 @@ pub trait Collective {
     /// [`Self::all_reduce`] and rounds once, so it is exact to one rounding but moves `f32`
     /// on the wire; [`Mpi`] overrides it to move half the bytes.
     fn all_reduce_f16(&self, send: &[u16], recv: &mut [u16]) -> Result<()> {
+        use half::slice::{HalfBitsSliceExt, HalfFloatSliceExt};
         check_blocks("all_reduce_f16", recv.len(), send.len(), 1)?;
-        let mut wide: Vec<f32> = send
-            .iter()
-            .map(|&b| half::f16::from_bits(b).to_f32())
-            .collect();
+        let mut wide = vec![0f32; send.len()];
+        send.reinterpret_cast::<half::f16>()
+            .convert_to_f32_slice(&mut wide);
         self.all_reduce(&mut wide)?;
-        for (r, w) in recv.iter_mut().zip(&wide) {
-            *r = half::f16::from_f32(*w).to_bits();
-        }
+        recv.reinterpret_cast_mut::<half::f16>()
+            .convert_from_f32_slice(&wide);
         Ok(())
     }
     /// Element-wise sum over all ranks of `u64` counters, in place (reports, flags).

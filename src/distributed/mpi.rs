@@ -154,12 +154,28 @@ impl Collective for Mpi {
 
 /// MPI's reduction callback for [`Mpi::all_reduce_f16`]: `inout[i] = f16(f32(in[i]) +
 /// f32(inout[i]))`, one rounding per rank added (the buffers are always `u16`; anything else
-/// is left untouched, which cannot happen through this crate).
+/// is left untouched, which cannot happen through this crate). Converts a chunk at a time
+/// with `half`'s slice conversions (F16C where the CPU has it).
 fn sum_f16(read: DynBuffer<'_>, write: DynBufferMut<'_>) {
+    use half::slice::{HalfBitsSliceExt, HalfFloatSliceExt};
+    const CHUNK: usize = 1024;
     if let (Some(read), Some(write)) = (read.downcast::<u16>(), write.downcast::<u16>()) {
-        for (w, r) in write.iter_mut().zip(read) {
-            let sum = half::f16::from_bits(*r).to_f32() + half::f16::from_bits(*w).to_f32();
-            *w = half::f16::from_f32(sum).to_bits();
+        let (mut a, mut b) = ([0f32; CHUNK], [0f32; CHUNK]);
+        for (r, w) in read.chunks(CHUNK).zip(write.chunks_mut(CHUNK)) {
+            let n = r.len().min(w.len());
+            let (a, b) = (&mut a[..n], &mut b[..n]);
+            r[..n]
+                .reinterpret_cast::<half::f16>()
+                .convert_to_f32_slice(a);
+            w[..n]
+                .reinterpret_cast::<half::f16>()
+                .convert_to_f32_slice(b);
+            for (x, y) in b.iter_mut().zip(a.iter()) {
+                *x += *y;
+            }
+            w[..n]
+                .reinterpret_cast_mut::<half::f16>()
+                .convert_from_f32_slice(b);
         }
     }
 }
