@@ -141,7 +141,8 @@ impl DataParallel {
         result
     }
 
-    /// Whether this step's exchange has started moving buckets (see [`Overlap::started`]).
+    /// Whether this step's exchange has sent gradients already: then the step cannot be
+    /// retried (the other ranks hold its sums).
     pub fn exchange_started(&self) -> bool {
         self.exchange_open.as_ref().is_some_and(Overlap::started)
     }
