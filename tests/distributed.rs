@@ -498,3 +498,58 @@ fn overlapped_exchange_equals_the_exchange_after_backward_bit_for_bit() {
         }
     }
 }
+
+#[test]
+fn a_rank_whose_step_failed_still_takes_part_in_every_bucket_of_an_open_exchange() {
+    use wgmem::distributed::{COMM, DataParallel};
+    // Rank 0 sends buckets from its backward hooks and finishes; rank 1's step failed before
+    // its backward: it finishes with `ok == false` and reduces zeros, host only. Neither hangs,
+    // and rank 0 ends with its own gradients (plus rank 1's zeros), exactly.
+    let handles: Vec<_> = ThreadWorld::new(2)
+        .into_iter()
+        .map(|c| {
+            std::thread::spawn(move || {
+                let ctx =
+                    Context::new(common::fresh_gpu_backend(), MemoryConfig::default()).unwrap();
+                let rank = c.rank();
+                let mut m = model(&ctx, 5);
+                for (i, p) in m.parameters().into_iter().enumerate() {
+                    let v = (i + 1) as f32 * 0.25;
+                    wgmem::compute::fill(ctx.gpu(), p.grad.raw(), p.grad.len(), v).unwrap();
+                }
+                let layer_values: Vec<usize> = m
+                    .layers_mut()
+                    .iter_mut()
+                    .map(|l| l.parameters().iter().map(|p| p.grad.len()).sum())
+                    .collect();
+                let grads = m
+                    .parameters()
+                    .iter()
+                    .map(|p| (p.grad.raw().clone(), p.grad.len()))
+                    .collect();
+                let mut dp = DataParallel::new(Box::new(c), 1000);
+                dp.begin_exchange(&ctx, grads, &layer_values).unwrap();
+                if rank == 0 {
+                    dp.backward_done(&ctx, 1).unwrap();
+                    assert!(dp.exchange_started());
+                    dp.backward_done(&ctx, 0).unwrap();
+                }
+                assert!(dp.finish_exchange(&ctx, rank == 0).unwrap());
+                assert!(!dp.exchange_started());
+                let grads: Vec<Vec<f32>> = m
+                    .parameters()
+                    .iter()
+                    .map(|p| p.grad.to_vec().unwrap())
+                    .collect();
+                assert_eq!(ctx.memory().stats().live_for_tag(COMM), 0);
+                assert_eq!(ctx.backend().uncaptured_errors(), 0);
+                grads
+            })
+        })
+        .collect();
+    let grads: Vec<Vec<Vec<f32>>> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    for (i, g) in grads[0].iter().enumerate() {
+        let v = (i + 1) as f32 * 0.25;
+        assert!(g.iter().all(|&x| x == v), "rank 0, parameter {i}");
+    }
+}
