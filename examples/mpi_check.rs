@@ -14,6 +14,10 @@
 //!    within [`TOLERANCE`]: the sums of the gradients are taken in a different order, so
 //!    they agree to rounding, not bit for bit.
 //!
+//! 3. The exchange overlapped with the backward pass equals the one after it bit for bit;
+//!    the f16 wire (with and without error feedback) stays within [`F16_TOLERANCE`] of the
+//!    one-process run, and the f16 sum itself is exact on values f16 holds exactly.
+//!
 //! Rank 0 prints `N passed, M failed`; the process exits with status 1 when any check failed
 //! on any rank.
 
@@ -21,7 +25,7 @@ use std::io::Read;
 use std::rc::Rc;
 use std::sync::Arc;
 use wgmem::data::Dataset;
-use wgmem::distributed::{Collective, Local, Mpi, Shards};
+use wgmem::distributed::{Collective, GradCompression, Local, Mpi, Shards};
 use wgmem::nn::{Linear, Module, Sequential};
 use wgmem::optim::Adam;
 use wgmem::{Context, MemoryConfig, Trainer, TrainerConfig, WgpuBackend};
@@ -32,6 +36,11 @@ const DIGITS: &[u8] = include_bytes!("../data/digits.csv.gz");
 /// one-process run, after [`STEPS`] Adam steps at learning rate 1e-2 (each step moves a
 /// parameter by at most about 1e-2, so this is rounding, not a different update).
 const TOLERANCE: f32 = 1e-5;
+/// The same over an f16 wire: a gradient component below f16's range (6e-8) is flushed, and
+/// Adam turns even such a component into an update of up to half its learning rate, so a
+/// parameter may differ by up to `lr / 2` a step; elsewhere the relative rounding of 2^-11
+/// moves updates by far less.
+const F16_TOLERANCE: f32 = STEPS as f32 * 0.5e-2;
 const STEPS: usize = 5;
 const BATCH: usize = 61;
 
@@ -116,6 +125,24 @@ fn collectives(c: &dyn Collective, checks: &mut Checks) -> wgmem::Result<()> {
         c.all_gather(&[1.0], &mut vec![0.0; world + 1]).is_err(),
         "accepted",
     );
+    // The f16 sum (MPI's user-defined operation): integers and halves below 2^10 are exact.
+    for n in [1usize, 7, 4099] {
+        let bits = |v: &[f32]| -> Vec<u16> {
+            v.iter()
+                .map(|&x| half::f16::from_f32(x).to_bits())
+                .collect()
+        };
+        let expected: Vec<f32> = (0..n)
+            .map(|i| (0..world).map(|r| values(r, n)[i]).sum())
+            .collect();
+        let mut recv = vec![0u16; n];
+        c.all_reduce_f16(&bits(&values(rank, n)), &mut recv)?;
+        checks.check(
+            &format!("all_reduce_f16 n={n}"),
+            recv == bits(&expected),
+            "sum differs",
+        );
+    }
     c.barrier()?;
     Ok(())
 }
@@ -142,11 +169,14 @@ fn train(
     collective: Box<dyn Collective>,
     zero1: bool,
     bucket_bytes: u64,
+    wire: (bool, GradCompression),
 ) -> wgmem::Result<(Vec<f32>, Vec<f32>)> {
     let config = TrainerConfig {
         batch_size: BATCH,
         zero1,
         bucket_bytes,
+        overlap: wire.0,
+        grad_compression: wire.1,
         ..TrainerConfig::default()
     };
     let seed = 100 * collective.rank() as u64;
@@ -205,14 +235,15 @@ fn run(mpi: &Rc<Mpi>, checks: &mut Checks) -> wgmem::Result<()> {
     let mut data = Dataset::from_csv(&text)?;
     data.normalize();
     let ctx = Context::new(Arc::new(WgpuBackend::new()?), MemoryConfig::default())?;
-    let (reference, ref_losses) = train(&ctx, &data, Box::new(Local), false, 0)?;
+    let plain = (true, GradCompression::None);
+    let (reference, ref_losses) = train(&ctx, &data, Box::new(Local), false, 0, plain)?;
     for (name, zero1, bucket) in [
         ("data parallel, 32 MiB buckets", false, 32 << 20),
         ("data parallel, 1000-byte buckets", false, 1000),
         ("ZeRO-1, 32 MiB buckets", true, 32 << 20),
         ("ZeRO-1, 1000-byte buckets", true, 1000),
     ] {
-        let (params, losses) = train(&ctx, &data, Box::new(Rc::clone(mpi)), zero1, bucket)?;
+        let (params, losses) = train(&ctx, &data, Box::new(Rc::clone(mpi)), zero1, bucket, plain)?;
         let diff = max_diff(&params, &reference);
         checks.check(
             name,
@@ -228,6 +259,37 @@ fn run(mpi: &Rc<Mpi>, checks: &mut Checks) -> wgmem::Result<()> {
         if mpi.rank() == 0 {
             println!(
                 "{name}: max parameter difference {diff:.2e}, loss difference {loss_diff:.2e}"
+            );
+        }
+    }
+    // The exchange overlapped with the backward pass sums exactly what the one after it does.
+    let mine = |wire| train(&ctx, &data, Box::new(Rc::clone(mpi)), false, 1000, wire);
+    let (overlapped, _) = mine(plain)?;
+    let (after, _) = mine((false, GradCompression::None))?;
+    let same = overlapped
+        .iter()
+        .map(|v| v.to_bits())
+        .eq(after.iter().map(|v| v.to_bits()));
+    checks.check(
+        "overlapped exchange equals the exchange after the backward pass, bit for bit",
+        same,
+        format!("max difference {:e}", max_diff(&overlapped, &after)),
+    );
+    // The f16 wire: within F16_TOLERANCE of the one-process run.
+    for compression in [GradCompression::F16, GradCompression::F16ErrorFeedback] {
+        let (params, losses) = mine((true, compression))?;
+        let (diff, loss_diff) = (
+            max_diff(&params, &reference),
+            max_diff(&losses, &ref_losses),
+        );
+        checks.check(
+            &format!("{compression:?} wire, 1000-byte buckets"),
+            diff <= F16_TOLERANCE && loss_diff <= 1e-2,
+            format!("max parameter difference {diff:e} (tolerance {F16_TOLERANCE:e}), loss {loss_diff:e}"),
+        );
+        if mpi.rank() == 0 {
+            println!(
+                "{compression:?} wire: max parameter difference {diff:.2e}, loss difference {loss_diff:.2e}"
             );
         }
     }

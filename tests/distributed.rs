@@ -7,12 +7,17 @@
 //! bit for bit; 2- and 3-rank training (with and without ZeRO-1, large and tiny buckets)
 //! equals a one-process run on the whole batch within [`TOLERANCE`]; a rank that fails makes
 //! every rank stop; a rank under memory pressure shrinks alone and the ranks stay equal; an
-//! exchange that fails midway leaves its staging unmapped and back in the pool.
+//! exchange that fails midway leaves its staging unmapped and back in the pool; the exchange
+//! overlapped with the backward pass gives the same sums as the one after it, bit for bit
+//! (micro-batches, checkpointing, tiny buckets). The f16 wire: `tests/grad_compress.rs`.
 
 mod common;
+#[path = "common/thread_world.rs"]
+mod thread_world;
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Barrier, Mutex};
+use thread_world::ThreadWorld;
 use wgmem::data::Dataset;
 use wgmem::distributed::{Collective, Local, Shards};
 use wgmem::nn::{Linear, Module, Sequential};
@@ -26,113 +31,6 @@ use wgmem::{Context, Error, MemoryConfig, Trainer, TrainerConfig};
 const TOLERANCE: f32 = 1e-5;
 const STEPS: usize = 4;
 const BATCH: usize = 61;
-
-/// Ranks as threads: each collective publishes its input in a slot, waits for all ranks,
-/// computes its result from all slots, and waits again before the slots can be reused.
-struct ThreadWorld {
-    rank: usize,
-    world: usize,
-    shared: Arc<(Barrier, Mutex<Vec<Vec<f64>>>)>,
-}
-
-impl ThreadWorld {
-    fn new(world: usize) -> Vec<ThreadWorld> {
-        let shared = Arc::new((Barrier::new(world), Mutex::new(vec![Vec::new(); world])));
-        (0..world)
-            .map(|rank| ThreadWorld {
-                rank,
-                world,
-                shared: Arc::clone(&shared),
-            })
-            .collect()
-    }
-
-    /// Publishes `mine` and returns every rank's values.
-    fn exchange(&self, mine: Vec<f64>) -> Vec<Vec<f64>> {
-        self.shared.1.lock().unwrap()[self.rank] = mine;
-        self.shared.0.wait();
-        let all = self.shared.1.lock().unwrap().clone();
-        self.shared.0.wait();
-        all
-    }
-
-    fn sum(&self, data: &[f32]) -> Vec<f32> {
-        let all = self.exchange(data.iter().map(|&v| f64::from(v)).collect());
-        // Summed in f32 in rank order, as a reduction would.
-        (0..data.len())
-            .map(|i| all.iter().fold(0f32, |acc, r| acc + r[i] as f32))
-            .collect()
-    }
-}
-
-fn check(op: &'static str, whole: usize, block: usize, world: usize) -> wgmem::Result<()> {
-    if block * world != whole {
-        return Err(Error::Collective {
-            op,
-            reason: format!("{whole} != {world} x {block}"),
-        });
-    }
-    Ok(())
-}
-
-impl Collective for ThreadWorld {
-    fn rank(&self) -> usize {
-        self.rank
-    }
-    fn world_size(&self) -> usize {
-        self.world
-    }
-    fn all_reduce(&self, data: &mut [f32]) -> wgmem::Result<()> {
-        let s = self.sum(data);
-        data.copy_from_slice(&s);
-        Ok(())
-    }
-    fn all_reduce_u64(&self, data: &mut [u64]) -> wgmem::Result<()> {
-        let all = self.exchange(data.iter().map(|&v| v as f64).collect());
-        for (i, d) in data.iter_mut().enumerate() {
-            *d = all.iter().map(|r| r[i] as u64).sum();
-        }
-        Ok(())
-    }
-    fn broadcast(&self, data: &mut [f32], root: usize) -> wgmem::Result<()> {
-        let all = self.exchange(data.iter().map(|&v| f64::from(v)).collect());
-        for (d, v) in data.iter_mut().zip(&all[root]) {
-            *d = *v as f32;
-        }
-        Ok(())
-    }
-    fn reduce_scatter(&self, send: &[f32], recv: &mut [f32]) -> wgmem::Result<()> {
-        check("reduce_scatter", send.len(), recv.len(), self.world)?;
-        let s = self.sum(send);
-        let b = recv.len();
-        recv.copy_from_slice(&s[self.rank * b..(self.rank + 1) * b]);
-        Ok(())
-    }
-    fn all_gather(&self, send: &[f32], recv: &mut [f32]) -> wgmem::Result<()> {
-        check("all_gather", recv.len(), send.len(), self.world)?;
-        let all = self.exchange(send.iter().map(|&v| f64::from(v)).collect());
-        for (r, values) in all.iter().enumerate() {
-            for (i, v) in values.iter().enumerate() {
-                recv[r * send.len() + i] = *v as f32;
-            }
-        }
-        Ok(())
-    }
-    fn all_gather_u64(&self, send: &[u64], recv: &mut [u64]) -> wgmem::Result<()> {
-        check("all_gather", recv.len(), send.len(), self.world)?;
-        let all = self.exchange(send.iter().map(|&v| v as f64).collect());
-        for (r, values) in all.iter().enumerate() {
-            for (i, v) in values.iter().enumerate() {
-                recv[r * send.len() + i] = *v as u64;
-            }
-        }
-        Ok(())
-    }
-    fn barrier(&self) -> wgmem::Result<()> {
-        self.shared.0.wait();
-        Ok(())
-    }
-}
 
 fn model(ctx: &Arc<Context>, seed: u64) -> Sequential {
     Sequential::new()
@@ -200,11 +98,24 @@ fn data_parallel(
     bucket_bytes: u64,
     pressured_rank: Option<usize>,
 ) -> Vec<RankResult> {
+    data_parallel_with(world, config(zero1, bucket_bytes), move |step, rank| {
+        step == 1 && pressured_rank == Some(rank)
+    })
+}
+
+/// [`data_parallel`] with any trainer config; `pressured(step, rank)` says where to signal
+/// memory pressure (which halves the micro-batch) before a step.
+fn data_parallel_with(
+    world: usize,
+    config: TrainerConfig,
+    pressured: impl Fn(usize, usize) -> bool + Clone + Send + 'static,
+) -> Vec<RankResult> {
     let data = Arc::new(common::digits());
     let handles: Vec<_> = ThreadWorld::new(world)
         .into_iter()
         .map(|c| {
             let data = Arc::clone(&data);
+            let (config, pressured) = (config.clone(), pressured.clone());
             std::thread::spawn(move || {
                 let ctx =
                     Context::new(common::fresh_gpu_backend(), MemoryConfig::default()).unwrap();
@@ -213,13 +124,13 @@ fn data_parallel(
                     Arc::clone(&ctx),
                     model(&ctx, 100 * rank as u64),
                     Box::new(Adam::new(1e-2)),
-                    config(zero1, bucket_bytes),
+                    config,
                 )
                 .unwrap()
                 .with_collective(Box::new(c))
                 .unwrap();
                 let (p, l) = train(&mut trainer, &data, |step, t| {
-                    if step == 1 && pressured_rank == Some(rank) {
+                    if pressured(step, rank) {
                         t.pressure_flag().store(true, Ordering::SeqCst);
                     }
                 });
@@ -240,6 +151,7 @@ fn data_parallel(
                     params: p,
                     losses: l,
                     report: trainer.report().clone(),
+                    hidden_seconds: trainer.data_parallel().unwrap().hidden_seconds(),
                     micro_batch: trainer.micro_batch(),
                     optimizer_bytes: trainer.optimizer_state_bytes(),
                 }
@@ -252,6 +164,8 @@ fn data_parallel(
 /// What a rank thread hands back (a `Trainer` holds its collective and stays in its thread).
 struct RankResult {
     params: Vec<f32>,
+    /// Gradient exchange done from the backward pass's hooks.
+    hidden_seconds: f64,
     losses: Vec<f32>,
     report: TrainingReport,
     micro_batch: usize,
@@ -537,4 +451,105 @@ fn an_exchange_that_fails_midway_leaves_no_mapped_staging_behind() {
     }
     wgmem::Backend::wait_idle(&**ctx.backend()).unwrap();
     assert_eq!(ctx.backend().uncaptured_errors(), 0);
+}
+
+/// Bit patterns, so that `assert_eq!` compares floats bit for bit (NaN included).
+fn bits(values: &[f32]) -> Vec<u32> {
+    values.iter().map(|v| v.to_bits()).collect()
+}
+
+#[test]
+fn overlapped_exchange_equals_the_exchange_after_backward_bit_for_bit() {
+    use wgmem::checkpoint::CheckpointPolicy;
+    // (world, bucket bytes, checkpointing): 1000-byte buckets cut through parameters and
+    // layers; every-layer checkpointing runs the hooks between recomputed segments.
+    for (world, bucket, checkpoint) in [
+        (2, 1000, CheckpointPolicy::None),
+        (3, 1000, CheckpointPolicy::EveryK(1)),
+        (3, 32 << 20, CheckpointPolicy::None),
+    ] {
+        let run = |overlap: bool| {
+            let config = TrainerConfig {
+                overlap,
+                checkpoint,
+                ..config(false, bucket)
+            };
+            // Pressure before every step halves every rank's micro-batch (30, 15, 7, 3 rows):
+            // several micro-batches per step, and only the last one's backward may send.
+            data_parallel_with(world, config, |_, _| true)
+        };
+        let (with, without) = (run(true), run(false));
+        for (rank, (a, b)) in with.iter().zip(&without).enumerate() {
+            assert!(
+                a.micro_batch < BATCH / world,
+                "micro-batches were accumulated"
+            );
+            assert_eq!(
+                bits(&a.params),
+                bits(&b.params),
+                "world {world} rank {rank}"
+            );
+            assert_eq!(bits(&a.losses), bits(&b.losses));
+            assert!(
+                a.hidden_seconds > 0.0,
+                "the overlapped run exchanged from its hooks"
+            );
+            assert_eq!(b.hidden_seconds, 0.0, "the other did not");
+        }
+    }
+}
+
+#[test]
+fn a_rank_whose_step_failed_still_takes_part_in_every_bucket_of_an_open_exchange() {
+    use wgmem::distributed::{COMM, DataParallel};
+    // Rank 0 sends buckets from its backward hooks and finishes; rank 1's step failed before
+    // its backward: it finishes with `ok == false` and reduces zeros, host only. Neither hangs,
+    // and rank 0 ends with its own gradients (plus rank 1's zeros), exactly.
+    let handles: Vec<_> = ThreadWorld::new(2)
+        .into_iter()
+        .map(|c| {
+            std::thread::spawn(move || {
+                let ctx =
+                    Context::new(common::fresh_gpu_backend(), MemoryConfig::default()).unwrap();
+                let rank = c.rank();
+                let mut m = model(&ctx, 5);
+                for (i, p) in m.parameters().into_iter().enumerate() {
+                    let v = (i + 1) as f32 * 0.25;
+                    wgmem::compute::fill(ctx.gpu(), p.grad.raw(), p.grad.len(), v).unwrap();
+                }
+                let layer_values: Vec<usize> = m
+                    .layers_mut()
+                    .iter_mut()
+                    .map(|l| l.parameters().iter().map(|p| p.grad.len()).sum())
+                    .collect();
+                let grads = m
+                    .parameters()
+                    .iter()
+                    .map(|p| (p.grad.raw().clone(), p.grad.len()))
+                    .collect();
+                let mut dp = DataParallel::new(Box::new(c), 1000);
+                dp.begin_exchange(&ctx, grads, &layer_values).unwrap();
+                if rank == 0 {
+                    dp.backward_done(&ctx, 1).unwrap();
+                    assert!(dp.exchange_started());
+                    dp.backward_done(&ctx, 0).unwrap();
+                }
+                assert!(dp.finish_exchange(&ctx, rank == 0).unwrap());
+                assert!(!dp.exchange_started());
+                let grads: Vec<Vec<f32>> = m
+                    .parameters()
+                    .iter()
+                    .map(|p| p.grad.to_vec().unwrap())
+                    .collect();
+                assert_eq!(ctx.memory().stats().live_for_tag(COMM), 0);
+                assert_eq!(ctx.backend().uncaptured_errors(), 0);
+                grads
+            })
+        })
+        .collect();
+    let grads: Vec<Vec<Vec<f32>>> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    for (i, g) in grads[0].iter().enumerate() {
+        let v = (i + 1) as f32 * 0.25;
+        assert!(g.iter().all(|&x| x == v), "rank 0, parameter {i}");
+    }
 }

@@ -153,7 +153,20 @@ impl GradientCheckpointer {
         input: Arc<Tensor>,
         head: impl FnOnce(Arc<Tensor>) -> Result<(Tensor, T)>,
     ) -> Result<T> {
-        let result = self.run(model, input, head);
+        self.forward_backward_observed(model, input, head, &mut |_| Ok(()))
+    }
+
+    /// [`Self::forward_backward`], calling `done(i)` once layer `i`'s backward is recorded
+    /// (see [`Sequential::backward_range_observed`]); layers run backward once each, from the
+    /// last, whatever the plan recomputes in between.
+    pub fn forward_backward_observed<T>(
+        &mut self,
+        model: &mut Sequential,
+        input: Arc<Tensor>,
+        head: impl FnOnce(Arc<Tensor>) -> Result<(Tensor, T)>,
+        done: &mut dyn FnMut(usize) -> Result<()>,
+    ) -> Result<T> {
+        let result = self.run(model, input, head, done);
         if result.is_err() {
             model.clear_saved();
         }
@@ -165,6 +178,7 @@ impl GradientCheckpointer {
         model: &mut Sequential,
         input: Arc<Tensor>,
         head: impl FnOnce(Arc<Tensor>) -> Result<(Tensor, T)>,
+        done: &mut dyn FnMut(usize) -> Result<()>,
     ) -> Result<T> {
         let n = model.len();
         let segments = if self.policy == CheckpointPolicy::None {
@@ -187,7 +201,7 @@ impl GradientCheckpointer {
                 let input = kept.pop().expect("one kept input per earlier segment");
                 drop(model.forward_range(seg.clone(), input, true)?);
             }
-            match model.backward_range(seg.clone(), grad, k > 0)? {
+            match model.backward_range_observed(seg.clone(), grad, k > 0, done)? {
                 Some(g) => grad = g,
                 None => break,
             }

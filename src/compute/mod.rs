@@ -41,6 +41,7 @@
 //! checks.
 
 mod attention;
+mod compress;
 mod coop_select;
 mod elementwise;
 mod elementwise_f16;
@@ -66,6 +67,7 @@ pub use attention::{
     AttentionDims, AttentionSaved, MAX_HEAD_DIM, attention_backward, attention_forward,
     attention_naive_backward, attention_naive_forward,
 };
+pub use compress::{f16_words, pack_f16, unpack_f16};
 pub use coop_select::{CoopAdapter, CoopChoice, CoopKernel, MatmulKernels, choose as choose_coop};
 pub use elementwise::{
     Activation, accumulate, activation_backward, activation_backward_in_place, activation_forward,

@@ -48,6 +48,7 @@ shaders![
         "attention",
         "attention_naive",
         "dropout",
+        "compress",
     ],
     joined: [
         "matmul" = ["matmul/common", "matmul/tile64", "matmul/tile128k16", "matmul/tile128v4"],

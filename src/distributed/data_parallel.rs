@@ -11,7 +11,7 @@
 
 use super::flat::{self, FlatLayout};
 use super::pipeline::{self, Bucket};
-use super::{Collective, DEFAULT_BUCKET_BYTES};
+use super::{Collective, DEFAULT_BUCKET_BYTES, GradCompression};
 use crate::WgpuBackend;
 use crate::backend::BufferUsage;
 use crate::error::Result;
@@ -24,14 +24,28 @@ use std::time::Instant;
 pub struct DataParallel {
     pub(crate) collective: Box<dyn Collective>,
     bucket_elements: usize,
+    /// What gradients travel as.
+    pub(super) compression: GradCompression,
     /// Host memory the collective writes its result into, at most one bucket.
-    host: Vec<f32>,
+    pub(super) host: Vec<f32>,
+    /// The same for an f16 wire.
+    pub(super) host16: Vec<u16>,
     comm_seconds: f64,
-    collective_seconds: f64,
+    pub(super) collective_seconds: f64,
     wait_seconds: f64,
-    comm_bytes: u64,
+    /// Exchange time spent while the backward pass had GPU work queued (`overlap.rs`).
+    pub(super) hidden_seconds: f64,
+    /// Exchange time the step waited for after its backward pass.
+    pub(super) exposed_seconds: f64,
+    pub(super) comm_bytes: u64,
     /// Working buffers taken from the pool before the step's agreement (see [`Self::reserve`]).
-    reserved: Vec<ManagedBuffer<WgpuBackend>>,
+    pub(super) reserved: Vec<ManagedBuffer<WgpuBackend>>,
+    /// Error-feedback residuals, one per bucket (f16 with error feedback only).
+    pub(super) residuals: Vec<ManagedBuffer<WgpuBackend>>,
+    /// This step's gradient exchange, while it is open (see `distributed/overlap.rs`).
+    pub(super) exchange_open: Option<super::overlap::Overlap>,
+    /// Whether this step's gradients were summed already by an overlapped exchange.
+    pub(super) reduced_this_step: bool,
 }
 
 impl std::fmt::Debug for DataParallel {
@@ -56,13 +70,49 @@ impl DataParallel {
         Self {
             collective,
             bucket_elements: ((bytes / 4) as usize).max(1),
+            compression: GradCompression::None,
             host: Vec::new(),
+            host16: Vec::new(),
             comm_seconds: 0.0,
             collective_seconds: 0.0,
             wait_seconds: 0.0,
+            hidden_seconds: 0.0,
+            exposed_seconds: 0.0,
             reserved: Vec::new(),
+            residuals: Vec::new(),
+            exchange_open: None,
+            reduced_this_step: false,
             comm_bytes: 0,
         }
+    }
+
+    /// With gradients exchanged as `compression` (see [`GradCompression`]).
+    pub fn with_compression(mut self, compression: GradCompression) -> Self {
+        self.compression = compression;
+        self
+    }
+
+    /// What gradients travel as.
+    pub fn compression(&self) -> GradCompression {
+        self.compression
+    }
+
+    /// Of [`Self::comm_seconds`], the gradient exchange done while the backward pass still had
+    /// GPU work queued (an upper bound; see `distributed/overlap.rs`).
+    pub fn hidden_seconds(&self) -> f64 {
+        self.hidden_seconds
+    }
+
+    /// Of [`Self::comm_seconds`], the gradient exchange the steps waited for after their
+    /// backward pass.
+    pub fn exposed_seconds(&self) -> f64 {
+        self.exposed_seconds
+    }
+
+    /// True once (then false) when this step's gradients were summed by an overlapped
+    /// exchange, so the update must not sum them again.
+    pub(crate) fn take_reduced(&mut self) -> bool {
+        std::mem::take(&mut self.reduced_this_step)
     }
 
     /// The collective.
@@ -88,7 +138,7 @@ impl DataParallel {
     /// Seconds spent exchanging parameters and gradients: packing, GPU-host copies and the
     /// bucket collectives.
     pub fn comm_seconds(&self) -> f64 {
-        self.comm_seconds
+        self.comm_seconds + self.hidden_seconds + self.exposed_seconds
     }
 
     /// Of [`Self::comm_seconds`], the seconds inside the collectives themselves (MPI moving
@@ -118,7 +168,7 @@ impl DataParallel {
 
     /// Bytes of host staging held (the vectors are kept between steps).
     pub fn host_staging_bytes(&self) -> u64 {
-        (self.host.capacity() * 4) as u64
+        (self.host.capacity() * 4 + self.host16.capacity() * 2) as u64
     }
 
     /// Takes from the pool, now, the working buffers the next exchange of `total` values will
@@ -146,12 +196,18 @@ impl DataParallel {
         } else {
             let bucket = self.bucket_elements.min(total);
             let slots = pipeline::DEPTH.min(total.div_ceil(bucket));
-            [BufferUsage::Readback, BufferUsage::Upload]
+            let mut sizes: Vec<_> = [BufferUsage::Readback, BufferUsage::Upload]
                 .into_iter()
                 .cycle()
                 .take(2 * slots)
                 .map(|usage| (usage, bucket))
-                .collect()
+                .collect();
+            if self.compression.is_f16() {
+                // The f32 gather and the packed bucket (staging of f32 size fits f16 too).
+                sizes.push((BufferUsage::Storage, bucket));
+                sizes.push((BufferUsage::Storage, crate::compute::f16_words(bucket)));
+            }
+            sizes
         };
         for (usage, elements) in sizes {
             match pipeline::acquire(ctx, usage, elements) {
@@ -183,13 +239,21 @@ impl DataParallel {
         })
     }
 
-    /// Sums every parameter's gradient over the ranks, in place. The trainer scales each
-    /// rank's gradient by its share of the global batch, so the sum is the batch mean.
+    /// Sums every parameter's gradient over the ranks, in place (as [`Self::compression`]
+    /// says). The trainer scales each rank's gradient by its share of the global batch, so
+    /// the sum is the batch mean. The same exchange as the overlapped one (`overlap.rs`), run
+    /// after the backward pass: buckets from the last.
     pub fn all_reduce_gradients(&mut self, ctx: &Context, params: &[&mut Parameter]) -> Result<()> {
-        let grads: Vec<&Tensor> = params.iter().map(|p| &p.grad).collect();
-        self.for_each_bucket(ctx, &grads, |c, sent, received| {
-            c.all_reduce_into(sent, received)
-        })
+        let grads = params
+            .iter()
+            .map(|p| (p.grad.raw().clone(), p.grad.len()))
+            .collect::<Vec<_>>();
+        let total = grads.iter().map(|g| g.1).sum::<usize>();
+        let begun = self.begin_exchange(ctx, grads, &[total]);
+        let finished = self.finish_exchange(ctx, begun.is_ok());
+        self.reduced_this_step = false;
+        self.reserved.clear();
+        begun.and(finished).map(|_| ())
     }
 
     /// Exchanges `tensors`, bucket by bucket of their flat vector, each bucket's result going

@@ -21,6 +21,7 @@
 use super::Collective;
 use crate::WgpuBackend;
 use crate::backend::{BufferUsage, MapRequest};
+use crate::compute;
 use crate::error::{Error, Result};
 use crate::memory::ManagedBuffer;
 use crate::tensor::Context;
@@ -69,64 +70,155 @@ pub(crate) struct ExchangeTime {
 
 /// The staging of an exchange, `(readback, upload)` per slot, and the maps on it. Dropping
 /// it unmaps what is mapped (or aborts pending maps), so the pool never lends a mapped buffer,
-/// whatever error ends the exchange.
-struct Slots<'s> {
-    backend: &'s WgpuBackend,
-    staging: &'s [(ManagedBuffer<WgpuBackend>, ManagedBuffer<WgpuBackend>)],
+/// whatever error ends the exchange. It owns its buffers, so an exchange can stay open across
+/// the backward pass (`distributed/overlap.rs`).
+pub(crate) struct Slots {
+    staging: Vec<(ManagedBuffer<WgpuBackend>, ManagedBuffer<WgpuBackend>)>,
     /// Maps requested on each slot and not yet granted.
     requested: Vec<Option<(MapRequest, MapRequest)>>,
     /// Whether each slot is mapped or has maps pending.
     mapped: Vec<bool>,
+    /// The GPU side of an f16 wire (staging then holds half values).
+    narrowing: Option<Narrowing>,
 }
 
-impl Slots<'_> {
-    /// Records the copies of `bucket` into slot `i`'s readback buffer, submits them, and asks
-    /// for both of the slot's buffers to be mapped once the GPU is done with them.
-    fn send(&mut self, i: usize, bucket: &Bucket<'_>) -> Result<()> {
+impl Slots {
+    /// `depth` slots for buckets of at most `send_max` values sent and `recv_max` received,
+    /// taken from `reserved` where they fit, else from the pool. With `f16`, values travel as
+    /// IEEE half values (half the staging, packed and unpacked on the GPU).
+    pub fn new(
+        ctx: &Context,
+        reserved: &mut Vec<ManagedBuffer<WgpuBackend>>,
+        depth: usize,
+        send_max: usize,
+        recv_max: usize,
+        f16: bool,
+    ) -> Result<Self> {
+        let wire = |values: usize| {
+            if f16 {
+                compute::f16_words(values)
+            } else {
+                values
+            }
+        };
+        let mut staging = Vec::with_capacity(depth);
+        for _ in 0..depth {
+            staging.push((
+                take_reserved(ctx, reserved, BufferUsage::Readback, wire(send_max))?,
+                take_reserved(ctx, reserved, BufferUsage::Upload, wire(recv_max))?,
+            ));
+        }
+        let narrowing = match f16 {
+            true => {
+                let most = send_max.max(recv_max);
+                Some(Narrowing {
+                    wide: take_reserved(ctx, reserved, BufferUsage::Storage, most)?,
+                    narrow: take_reserved(
+                        ctx,
+                        reserved,
+                        BufferUsage::Storage,
+                        compute::f16_words(most),
+                    )?,
+                })
+            }
+            false => None,
+        };
+        Ok(Self {
+            requested: (0..depth).map(|_| None).collect(),
+            mapped: vec![false; depth],
+            staging,
+            narrowing,
+        })
+    }
+
+    /// Slots in flight at most.
+    pub fn depth(&self) -> usize {
+        self.staging.len()
+    }
+
+    /// Bytes `values` take on the wire.
+    fn wire_bytes(&self, values: usize) -> u64 {
+        match self.narrowing {
+            Some(_) => (compute::f16_words(values) * 4) as u64,
+            None => bytes(values),
+        }
+    }
+
+    /// Records the copies of `bucket` into slot `i`'s readback buffer (through the f16 pack,
+    /// with `residual` as its error feedback, on an f16 wire), submits them with everything
+    /// recorded before, and asks for both of the slot's buffers to be mapped once the GPU is
+    /// done with them.
+    pub fn send(
+        &mut self,
+        ctx: &Context,
+        i: usize,
+        bucket: &Bucket<'_>,
+        residual: Option<&wgpu::Buffer>,
+    ) -> Result<()> {
+        let backend = ctx.backend();
         let (down, up) = (self.staging[i].0.raw(), self.staging[i].1.raw());
-        self.backend.encode(|encoder| {
+        let gather = self.narrowing.as_ref().map_or(down, |n| n.wide.raw());
+        backend.encode(|encoder| {
             if !bucket.covers_send() {
-                encoder.clear_buffer(down, 0, Some(bytes(bucket.send_len)));
+                encoder.clear_buffer(gather, 0, Some(bytes(bucket.send_len)));
             }
             for p in &bucket.send {
                 encoder.copy_buffer_to_buffer(
                     p.buffer,
                     p.offset,
-                    down,
+                    gather,
                     bytes(p.at),
                     bytes(p.values),
                 );
             }
         })?;
-        self.backend.flush()?;
-        let read =
-            self.backend
-                .request_map(down, bytes(bucket.send_len.max(1)), wgpu::MapMode::Read);
-        let write =
-            self.backend
-                .request_map(up, bytes(bucket.recv_len.max(1)), wgpu::MapMode::Write);
+        if let Some(n) = &self.narrowing {
+            let (wide, narrow) = (n.wide.raw(), n.narrow.raw());
+            compute::pack_f16(ctx.gpu(), wide, narrow, residual, bucket.send_len)?;
+            let len = self.wire_bytes(bucket.send_len);
+            backend.encode(|encoder| encoder.copy_buffer_to_buffer(narrow, 0, down, 0, len))?;
+        }
+        backend.flush()?;
+        let read_len = self.wire_bytes(bucket.send_len.max(1));
+        let write_len = self.wire_bytes(bucket.recv_len.max(1));
+        let read = backend.request_map(down, read_len, wgpu::MapMode::Read);
+        let write = backend.request_map(up, write_len, wgpu::MapMode::Write);
         self.requested[i] = Some((read, write));
         self.mapped[i] = true;
         Ok(())
     }
 
-    /// Waits for slot `i`'s maps, runs `op` on the sent values, writes its result into the
-    /// upload buffer, unmaps, and records the copies of the result to the bucket's ranges.
-    /// Returns the seconds `op` took.
-    fn receive(
-        &mut self,
-        i: usize,
-        bucket: &Bucket<'_>,
-        host: &mut [f32],
-        op: impl FnOnce(&[f32], &mut [f32]) -> Result<()>,
-    ) -> Result<f64> {
+    /// Waits for slot `i`'s maps and returns them. Marks the slot as taken first, so an
+    /// error leaves nothing to wait for.
+    fn granted(&mut self, ctx: &Context, i: usize) -> Result<()> {
         let (read, write) = self.requested[i].take().ok_or_else(|| Error::Collective {
             op: "exchange",
             reason: "a bucket's staging was not mapped (internal ordering error)".into(),
         })?;
-        self.backend.wait_map(read)?;
-        self.backend.wait_map(write)?;
-        let (down, up) = (self.staging[i].0.raw(), self.staging[i].1.raw());
+        ctx.backend().wait_map(read)?;
+        ctx.backend().wait_map(write)
+    }
+
+    /// Waits for slot `i`'s maps, runs `op` on the sent values, writes its result into the
+    /// upload buffer, unmaps, and records the copies of the result to the bucket's ranges.
+    /// Returns the seconds `op` took. `f32` wire.
+    pub fn receive(
+        &mut self,
+        ctx: &Context,
+        i: usize,
+        bucket: &Bucket<'_>,
+        host: &mut Vec<f32>,
+        op: impl FnOnce(&[f32], &mut [f32]) -> Result<()>,
+    ) -> Result<f64> {
+        self.granted(ctx, i)?;
+        if host.len() < bucket.recv_len {
+            host.resize(bucket.recv_len, 0.0);
+        }
+        // Handles (reference-counted), so that the slot can be unmapped while they are used.
+        let (down, up) = (
+            self.staging[i].0.raw().clone(),
+            self.staging[i].1.raw().clone(),
+        );
         let seconds = {
             let sent_bytes = down
                 .slice(..bytes(bucket.send_len))
@@ -145,9 +237,80 @@ impl Slots<'_> {
             seconds
         };
         self.unmap(i);
-        self.backend.encode(|encoder| {
+        ctx.backend().encode(|encoder| {
             for p in &bucket.recv {
-                encoder.copy_buffer_to_buffer(up, bytes(p.at), p.buffer, p.offset, bytes(p.values));
+                encoder.copy_buffer_to_buffer(
+                    &up,
+                    bytes(p.at),
+                    p.buffer,
+                    p.offset,
+                    bytes(p.values),
+                );
+            }
+        })?;
+        Ok(seconds)
+    }
+
+    /// [`Self::receive`] on an f16 wire: `op` sees half values (bits), and the result is
+    /// unpacked on the GPU before its copies to the bucket's ranges.
+    pub fn receive_f16(
+        &mut self,
+        ctx: &Context,
+        i: usize,
+        bucket: &Bucket<'_>,
+        host: &mut Vec<u16>,
+        op: impl FnOnce(&[u16], &mut [u16]) -> Result<()>,
+    ) -> Result<f64> {
+        self.granted(ctx, i)?;
+        let n = bucket.recv_len;
+        if host.len() < n {
+            host.resize(n, 0);
+        }
+        // Handles (reference-counted), so that the slot can be unmapped while they are used.
+        let (down, up) = (
+            self.staging[i].0.raw().clone(),
+            self.staging[i].1.raw().clone(),
+        );
+        let seconds = {
+            let sent_bytes = down
+                .slice(..self.wire_bytes(bucket.send_len))
+                .get_mapped_range()
+                .map_err(|e| Error::Map(e.to_string()))?;
+            let sent: &[u16] = bytemuck::try_cast_slice(&sent_bytes)
+                .map_err(|e| Error::Map(format!("staging view is not u16-aligned: {e}")))?;
+            let received = &mut host[..n];
+            let started = Instant::now();
+            op(&sent[..bucket.send_len], received)?;
+            let seconds = started.elapsed().as_secs_f64();
+            let mut view = up
+                .slice(..self.wire_bytes(n))
+                .get_mapped_range_mut()
+                .map_err(|e| Error::Map(e.to_string()))?;
+            // Upload memory is write-only: the values, then the zero high half of an odd count.
+            view.slice(..n * 2)
+                .copy_from_slice(bytemuck::cast_slice(received));
+            view.slice(n * 2..).fill(0);
+            seconds
+        };
+        self.unmap(i);
+        let narrowing = self.narrowing.as_ref().ok_or_else(|| Error::Collective {
+            op: "exchange",
+            reason: "an f16 receive on an f32 exchange (internal error)".into(),
+        })?;
+        let (wide, narrow) = (narrowing.wide.raw(), narrowing.narrow.raw());
+        let len = self.wire_bytes(n);
+        ctx.backend()
+            .encode(|encoder| encoder.copy_buffer_to_buffer(&up, 0, narrow, 0, len))?;
+        compute::unpack_f16(ctx.gpu(), narrow, wide, n)?;
+        ctx.backend().encode(|encoder| {
+            for p in &bucket.recv {
+                encoder.copy_buffer_to_buffer(
+                    wide,
+                    bytes(p.at),
+                    p.buffer,
+                    p.offset,
+                    bytes(p.values),
+                );
             }
         })?;
         Ok(seconds)
@@ -161,14 +324,32 @@ impl Slots<'_> {
             self.staging[i].1.raw().unmap();
         }
     }
+
+    /// Unmaps everything and hands the buffers back for the next exchange.
+    pub fn into_reserved(mut self, reserved: &mut Vec<ManagedBuffer<WgpuBackend>>) {
+        for i in 0..self.mapped.len() {
+            self.unmap(i);
+        }
+        let staging = std::mem::take(&mut self.staging);
+        reserved.extend(staging.into_iter().flat_map(|(down, up)| [down, up]));
+        if let Some(n) = self.narrowing.take() {
+            reserved.extend([n.wide, n.narrow]);
+        }
+    }
 }
 
-impl Drop for Slots<'_> {
+impl Drop for Slots {
     fn drop(&mut self) {
         for i in 0..self.mapped.len() {
             self.unmap(i);
         }
     }
+}
+
+/// The GPU working buffers of an f16 wire: the bucket gathered in `f32`, and packed.
+struct Narrowing {
+    wide: ManagedBuffer<WgpuBackend>,
+    narrow: ManagedBuffer<WgpuBackend>,
 }
 
 /// Runs `op(collective, sent, received)` over every bucket, in order, moving the values as the
@@ -191,37 +372,23 @@ pub(crate) fn exchange(
     };
     let recv_max = buckets.iter().map(|b| b.recv_len).max().unwrap_or(0);
     let depth = DEPTH.min(buckets.len());
-    let mut staging = Vec::with_capacity(depth);
-    for _ in 0..depth {
-        staging.push((
-            take_reserved(ctx, reserved, BufferUsage::Readback, send_max)?,
-            take_reserved(ctx, reserved, BufferUsage::Upload, recv_max)?,
-        ));
-    }
-    host.resize(recv_max, 0.0);
-    let mut slots = Slots {
-        backend: ctx.backend(),
-        staging: &staging,
-        requested: (0..depth).map(|_| None).collect(),
-        mapped: vec![false; depth],
-    };
+    let mut slots = Slots::new(ctx, reserved, depth, send_max, recv_max, false)?;
     for (k, bucket) in buckets.iter().enumerate().take(depth) {
-        slots.send(k, bucket)?;
+        slots.send(ctx, k, bucket, None)?;
     }
     for (k, bucket) in buckets.iter().enumerate() {
-        time.collective += slots.receive(k % depth, bucket, host, |sent, received| {
+        time.collective += slots.receive(ctx, k % depth, bucket, host, |sent, received| {
             op(collective, sent, received)
         })?;
         after(k)?;
         match buckets.get(k + depth) {
-            Some(next) => slots.send(k % depth, next)?,
+            Some(next) => slots.send(ctx, k % depth, next, None)?,
             None => {
                 ctx.backend().flush()?;
             }
         }
     }
-    drop(slots);
-    reserved.extend(staging.into_iter().flat_map(|(down, up)| [down, up]));
+    slots.into_reserved(reserved);
     time.total = started.elapsed().as_secs_f64();
     Ok(time)
 }

@@ -71,8 +71,22 @@ impl Sequential {
     pub fn backward_range(
         &mut self,
         range: std::ops::Range<usize>,
+        grad: Tensor,
+        input_grad: bool,
+    ) -> Result<Option<Tensor>> {
+        self.backward_range_observed(range, grad, input_grad, &mut |_| Ok(()))
+    }
+
+    /// [`Self::backward_range`], calling `done(i)` as soon as layer `i`'s backward is recorded:
+    /// from then on this pass adds nothing more to layer `i`'s parameter gradients (what a
+    /// data-parallel exchange waits for before it sends them). An error from `done` ends the
+    /// pass with that error.
+    pub fn backward_range_observed(
+        &mut self,
+        range: std::ops::Range<usize>,
         mut grad: Tensor,
         input_grad: bool,
+        done: &mut dyn FnMut(usize) -> Result<()>,
     ) -> Result<Option<Tensor>> {
         self.check_range("Sequential::backward_range", &range)?;
         let start = range.start;
@@ -82,7 +96,9 @@ impl Sequential {
                 .as_ref()
                 .map(|p| p.scope(&format!("layer{i}.backward")));
             let need = i > start || input_grad;
-            match self.layers[i].backward(grad, need)? {
+            let output = self.layers[i].backward(grad, need)?;
+            done(i)?;
+            match output {
                 Some(g) => grad = g,
                 None if !need => return Ok(None),
                 None => {

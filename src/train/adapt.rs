@@ -91,7 +91,10 @@ impl Trainer {
         loop {
             match self.accumulate(batch, scale) {
                 Ok(sums) => return Ok(sums),
-                Err(e) if e.is_out_of_memory() && self.micro_batch > 1 => {
+                // Not once buckets of this step have left for the other ranks: they hold its sums.
+                Err(e)
+                    if e.is_out_of_memory() && self.micro_batch > 1 && !self.exchange_started() =>
+                {
                     self.model.clear_saved();
                     self.zero_grads()?;
                     self.ctx.memory().clear_cache();

@@ -42,6 +42,7 @@ mod adapt;
 mod eval;
 mod loss_scale;
 mod objective;
+mod overlap;
 mod parallel;
 mod report;
 mod run;
@@ -127,6 +128,14 @@ pub struct TrainerConfig {
     pub precision: Precision,
     /// The loss scaler's policy (used with [`Precision::Mixed`]).
     pub loss_scale: LossScaleConfig,
+    /// Data parallel: sum each gradient bucket over the ranks as soon as the backward pass has
+    /// passed its layers, while it goes on with earlier ones (`distributed/overlap.rs`); off,
+    /// the same exchange runs after the backward pass. Bit-identical sums either way. Not
+    /// used with `zero1` (its reduce-scatter runs after the backward pass).
+    pub overlap: bool,
+    /// Data parallel: what gradients travel as (`f16` halves the bytes; see
+    /// [`crate::distributed::GradCompression`]). Not used with `zero1`.
+    pub grad_compression: crate::distributed::GradCompression,
 }
 
 impl Default for TrainerConfig {
@@ -142,6 +151,8 @@ impl Default for TrainerConfig {
             zero1: false,
             precision: Precision::F32,
             loss_scale: LossScaleConfig::default(),
+            overlap: true,
+            grad_compression: crate::distributed::GradCompression::None,
         }
     }
 }
@@ -167,7 +178,8 @@ pub struct StepInfo {
     pub micro_batch: usize,
     /// Samples done in this epoch.
     pub epoch_samples: usize,
-    /// Seconds of the step spent exchanging gradients and parameters (0 in one process).
+    /// Seconds of the step spent exchanging gradients and parameters that the step waited
+    /// for (0 in one process); the part hidden behind the backward pass is not counted.
     pub comm_seconds: f64,
     /// Seconds of the step spent waiting for the other ranks (0 in one process).
     pub wait_seconds: f64,

@@ -50,7 +50,8 @@ impl Trainer {
                 "mixed precision is not combined with data parallelism yet; use Precision::F32",
             ));
         }
-        let mut dp = DataParallel::new(collective, self.config.bucket_bytes);
+        let mut dp = DataParallel::new(collective, self.config.bucket_bytes)
+            .with_compression(self.config.grad_compression);
         if self.config.zero1 {
             let optimizer: &dyn std::any::Any = self.optimizer.as_ref();
             let hp = optimizer
@@ -91,6 +92,14 @@ impl Trainer {
     /// Seconds spent exchanging parameters and gradients so far (data parallel).
     pub fn comm_seconds(&self) -> f64 {
         self.dp.as_ref().map_or(0.0, |dp| dp.comm_seconds())
+    }
+
+    /// Of [`Self::comm_seconds`], what the steps waited for: all but the exchange hidden
+    /// behind the backward pass (see [`DataParallel::hidden_seconds`]).
+    pub fn exposed_comm_seconds(&self) -> f64 {
+        self.dp
+            .as_ref()
+            .map_or(0.0, |dp| dp.comm_seconds() - dp.hidden_seconds())
     }
 
     /// Seconds spent waiting for the other ranks at the per-step agreement so far.
@@ -147,15 +156,25 @@ impl Trainer {
         // The memory the update needs (the exchange's working buffers, the optimizer's state
         // at the first step) is taken now, so running short of it is agreed on.
         let mut local = local;
+        // An overlapped exchange runs its last buckets now (every rank, failed or not).
+        let overlapped = match dp.finish_exchange(&self.ctx, local.is_ok()) {
+            Ok(was_open) => was_open,
+            Err(e) => {
+                local = local.and(Err(e));
+                true
+            }
+        };
         if local.is_ok() {
             let total: usize = self.model.parameters().iter().map(|p| p.value.len()).sum();
             let prepared = match self.sharded {
                 Some(_) => Ok(()),
                 None => self.optimizer.prepare(self.model.parameters()),
             };
-            if let Err(e) =
-                prepared.and_then(|()| dp.reserve(&self.ctx, total, self.sharded.is_some()))
-            {
+            let reserved = match overlapped {
+                true => Ok(()),
+                false => dp.reserve(&self.ctx, total, self.sharded.is_some()),
+            };
+            if let Err(e) = prepared.and(reserved) {
                 local = Err(e);
             }
         }
@@ -196,7 +215,9 @@ impl Trainer {
             (Some(dp), Some(zero)) => zero.step(dp, &self.ctx, self.model.parameters()),
             (Some(dp), None) if dp.world_size() > 1 => {
                 let params = self.model.parameters();
-                dp.all_reduce_gradients(&self.ctx, &params)?;
+                if !dp.take_reduced() {
+                    dp.all_reduce_gradients(&self.ctx, &params)?;
+                }
                 self.optimizer.step(params)
             }
             _ => self.optimizer.step(self.model.parameters()),
@@ -220,6 +241,12 @@ impl Trainer {
             self.dp
                 .as_ref()
                 .map_or(0, |dp| (dp.collective_seconds() * 1e6) as u64),
+            self.dp
+                .as_ref()
+                .map_or(0, |dp| (dp.hidden_seconds() * 1e6) as u64),
+            self.dp
+                .as_ref()
+                .map_or(0, |dp| (dp.exposed_seconds() * 1e6) as u64),
         ];
         let world = self.rank_and_world().1;
         let mut all = vec![0u64; mine.len() * world];
@@ -243,6 +270,8 @@ impl Trainer {
                 samples: v[8],
                 wait_seconds: v[9] as f64 / 1e6,
                 collective_seconds: v[10] as f64 / 1e6,
+                comm_hidden_seconds: v[11] as f64 / 1e6,
+                comm_exposed_seconds: v[12] as f64 / 1e6,
             })
             .collect())
     }

@@ -72,9 +72,15 @@ pub struct RankReport {
     /// Of `comm_seconds`, the seconds inside the collectives (MPI moving and summing host
     /// memory); the rest is the GPU-host copies not hidden behind them.
     pub collective_seconds: f64,
+    /// Of `comm_seconds`, the gradient exchange done during the backward pass, while the GPU
+    /// had earlier layers' work queued (overlap; an upper bound of what was hidden).
+    pub comm_hidden_seconds: f64,
+    /// Of `comm_seconds`, the gradient exchange the steps waited for after the backward pass.
+    pub comm_exposed_seconds: f64,
     /// Seconds waiting for the other ranks at the per-step agreement (load imbalance).
     pub wait_seconds: f64,
-    /// Seconds in forward, backward and optimizer update.
+    /// Seconds in forward, backward and optimizer update (including the hidden exchange
+    /// done from the backward pass's hooks).
     pub compute_seconds: f64,
     /// Rows of the batches this rank computed (its shards).
     pub samples: u64,
@@ -83,7 +89,9 @@ pub struct RankReport {
 impl RankReport {
     /// Rows per second of compute and communication on this rank.
     pub fn samples_per_second(&self) -> f64 {
-        let busy = self.compute_seconds + self.comm_seconds + self.wait_seconds;
+        // The hidden exchange ran inside the backward pass: counted once, in compute.
+        let comm = self.comm_seconds - self.comm_hidden_seconds;
+        let busy = self.compute_seconds + comm + self.wait_seconds;
         self.samples as f64 / busy.max(1e-12)
     }
 }
@@ -196,12 +204,12 @@ impl fmt::Display for TrainingReport {
             )?;
             writeln!(
                 f,
-                "rank |  peak live | peak reserved |  optimizer | comm staging | host vector | compute s | comm s | in MPI s | wait s | samples/s"
+                "rank |  peak live | peak reserved |  optimizer | comm staging | host vector | compute s | comm s | hidden s | exposed s | in MPI s | wait s | samples/s"
             )?;
             for r in &self.ranks {
                 writeln!(
                     f,
-                    "{:4} | {:>10} | {:>13} | {:>10} | {:>12} | {:>11} | {:9.3} | {:6.3} | {:8.3} | {:6.3} | {:9.0}",
+                    "{:4} | {:>10} | {:>13} | {:>10} | {:>12} | {:>11} | {:9.3} | {:6.3} | {:8.3} | {:9.3} | {:8.3} | {:6.3} | {:9.0}",
                     r.rank,
                     human_bytes(r.peak_live_bytes),
                     human_bytes(r.peak_reserved_bytes),
@@ -210,6 +218,8 @@ impl fmt::Display for TrainingReport {
                     human_bytes(r.host_staging_bytes),
                     r.compute_seconds,
                     r.comm_seconds,
+                    r.comm_hidden_seconds,
+                    r.comm_exposed_seconds,
                     r.collective_seconds,
                     r.wait_seconds,
                     r.samples_per_second()

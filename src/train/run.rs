@@ -27,7 +27,7 @@ impl Trainer {
         on_step: &mut impl FnMut(&StepInfo),
     ) -> Result<(f32, f32, usize, bool)> {
         let step_start = Instant::now();
-        let (comm_before, wait_before) = (self.comm_seconds(), self.wait_seconds());
+        let (comm_before, wait_before) = (self.exposed_comm_seconds(), self.wait_seconds());
         let epoch = self.epoch;
         let batch = self.current_batch(train)?;
         let (loss, acc) = self.train_step(&batch)?;
@@ -49,7 +49,7 @@ impl Trainer {
             peak_live_bytes: stats.peak_live_bytes,
             micro_batch: self.micro_batch,
             epoch_samples: epoch_samples + counted,
-            comm_seconds: self.comm_seconds() - comm_before,
+            comm_seconds: self.exposed_comm_seconds() - comm_before,
             wait_seconds: self.wait_seconds() - wait_before,
         });
         Ok((loss, acc, batch.len(), epoch_done))

@@ -30,9 +30,16 @@ impl Trainer {
             let objective = &self.objective;
             // Mixed precision: the loss scale enters where the gradient is made.
             let grad_scale = share * self.loss_scale().unwrap_or(1.0);
-            let out = self
-                .checkpointer
-                .forward_backward(&mut self.model, x, |logits| {
+            // Only the last micro-batch's backward makes gradients final (overlap.rs).
+            let (dp, ctx, last) = (&mut self.dp, &self.ctx, end == rows);
+            let mut done = |layer| match dp {
+                Some(dp) if last => dp.backward_done(ctx, layer),
+                _ => Ok(()),
+            };
+            let out = self.checkpointer.forward_backward_observed(
+                &mut self.model,
+                x,
+                |logits| {
                     let out = objective.loss(logits, &targets, grad_scale)?;
                     let crate::nn::LossOutput {
                         grad,
@@ -40,7 +47,9 @@ impl Trainer {
                         correct,
                     } = out;
                     Ok((grad, (loss, correct)))
-                })?;
+                },
+                &mut done,
+            )?;
             let (loss, c) = (out.0.to_vec()?[0], self.ctx.read_u32(&out.1, 1)?[0]);
             loss_sum += f64::from(loss) * n as f64;
             correct += u64::from(c);
@@ -89,7 +98,9 @@ impl Trainer {
         let local_rows = local_batch.len();
         let scale = local_rows as f32 / batch.len().max(1) as f32;
         let started = Instant::now();
-        let local = self.accumulate_adapting(local_batch, scale);
+        let local = self
+            .begin_overlap()
+            .and_then(|()| self.accumulate_adapting(local_batch, scale));
         self.report.compute_seconds += started.elapsed().as_secs_f64();
         let adapted = self.report.adaptations.len() - adaptations;
         let (loss_sum, correct) = self.agree(local, adapted)?;
