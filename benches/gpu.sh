@@ -6,14 +6,15 @@
 #   scripts. Then, through the device tool, with carry [".gl", ".dev"]:
 # There (run):     bash benches/gpu.sh
 #   pool hit vs create_buffer; matmul and bandwidth vs cuBLAS / torch copy; the MLP training
-#   step vs PyTorch; checkpointing peak and step time. Each section prints its own table (ours,
-#   the reference, the ratio); a summary table comes last. Logs go to $OUT when it is set.
+#   step vs PyTorch; checkpointing peak and step time; fused attention vs torch SDPA. Each
+#   section prints its own table (ours, the reference, the ratio); a summary table comes last.
+#   Logs go to $OUT when it is set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [[ "${1:-}" == "--build" ]]; then
     mkdir -p .dev
-    cargo bench --no-run --bench pool --bench kernels --bench train_step 2>&1 |
+    cargo bench --no-run --bench pool --bench kernels --bench train_step --bench attention 2>&1 |
         sed -n 's/.*Executable benches\/\([a-z_]*\)\.rs (\(.*\))/\1 \2/p' |
         while read -r name path; do cp "$path" ".dev/$name"; strip ".dev/$name"; done
     cp benches/reference/*.py .dev/
@@ -41,6 +42,9 @@ python3 .dev/torch_kernels.py "$log/kernels.tsv" 2>&1 | tee "$log/torch_kernels.
 echo "== training step and checkpointing vs torch"
 ./.dev/train_step 2>&1 | grep -v XDG | tee "$log/train_step.txt"
 python3 .dev/torch_mlp.py 2>&1 | tee "$log/torch_mlp.txt"
+echo "== attention vs torch SDPA"
+WGMEM_BENCH_TSV="$log/attention.tsv" ./.dev/attention 2>&1 | grep -v XDG | tee "$log/attention.txt"
+python3 .dev/torch_attention.py "$log/attention.tsv" 2>&1 | tee "$log/torch_attention.txt"
 
 echo "== summary"
 python3 - "$log" <<'PY'
