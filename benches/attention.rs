@@ -6,7 +6,8 @@
 //! Method as `benches/kernels.rs`: random data (uniform in [-1, 1), never zeros), the result
 //! checked once per shape on sampled rows against an f64 CPU computation; then per figure two
 //! warm-up calls, and `REPEATS` times record `iters` calls, flush, wait idle; the time per call
-//! is from the submit of the recorded calls until the GPU is idle, median over the repeats.
+//! is from the submit of the recorded calls until the GPU is idle, median over the repeats (the
+//! backend is told not to submit on its own before that flush).
 //! Timed with naga's runtime checks on (`Gpu::new`, what the layers use) and off
 //! (`Gpu::new_unchecked`).
 //!
@@ -21,7 +22,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 use wgmem::compute::{AttentionDims, AttentionSaved, attention_backward, attention_forward};
-use wgmem::{Backend, BufferUsage, Gpu, WgpuBackend};
+use wgmem::{Backend, BufferUsage, Gpu, WgpuBackend, WgpuBackendOptions};
 
 const REPEATS: usize = 7;
 const BATCH: usize = 8;
@@ -117,8 +118,8 @@ fn check_head(
         lse[i] = m + z.ln();
         for (j, sj) in s.iter().enumerate() {
             let p = (sj - lse[i]).exp();
-            for d in 0..dh {
-                o[i][d] += p * x(at(j, 2, d));
+            for (d, od) in o[i].iter_mut().enumerate() {
+                *od += p * x(at(j, 2, d));
             }
         }
         delta[i] = (0..dh).map(|d| g(i, d) * o[i][d]).sum();
@@ -176,7 +177,13 @@ fn forward_flops(seq: usize) -> f64 {
 }
 
 fn main() {
-    let backend = Arc::new(WgpuBackend::new().expect("adapter"));
+    // Nothing is submitted until the timed flush (the default submits every 24 commands,
+    // which would start the GPU while the calls are still being recorded).
+    let options = WgpuBackendOptions {
+        flush_every: Some(1 << 20),
+        ..Default::default()
+    };
+    let backend = Arc::new(WgpuBackend::with_options(options).expect("adapter"));
     let info = backend.adapter_info();
     println!(
         "adapter: {} ({:?}, driver {} {})",
