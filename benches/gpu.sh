@@ -6,15 +6,17 @@
 #   scripts. Then, through the device tool, with carry [".gl", ".dev"]:
 # There (run):     bash benches/gpu.sh
 #   pool hit vs create_buffer; new buffer with first use vs pool hit, steps with caching on
-#   and off; matmul and bandwidth vs cuBLAS / torch copy; the MLP training
-#   step vs PyTorch; checkpointing peak and step time. Each section prints its own table (ours,
-#   the reference, the ratio); a summary table comes last. Logs go to $OUT when it is set.
+#   and off; matmul and bandwidth vs cuBLAS / torch copy; the cooperative-matrix f16 matmul
+#   vs cuBLAS f16; the MLP training step (f32 and mixed) vs PyTorch; checkpointing peak and
+#   step time; fused attention vs torch SDPA. Each section prints its own table (ours, the
+#   reference, the ratio); a summary table comes last. Logs go to $OUT when it is set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [[ "${1:-}" == "--build" ]]; then
     mkdir -p .dev
-    cargo bench --no-run --bench pool --bench pool_cost --bench kernels --bench train_step --bench matmul_coop 2>&1 |
+    cargo bench --no-run --bench pool --bench pool_cost --bench kernels --bench train_step \
+        --bench matmul_coop --bench attention 2>&1 |
         sed -n 's/.*Executable benches\/\([a-z_]*\)\.rs (\(.*\))/\1 \2/p' |
         while read -r name path; do cp "$path" ".dev/$name"; strip ".dev/$name"; done
     cargo build --release --example coop_check
@@ -53,7 +55,12 @@ if [[ $coop == 0 ]]; then
 fi
 echo "== training step and checkpointing vs torch"
 ./.dev/train_step 2>&1 | grep -v XDG | tee "$log/train_step.txt"
+echo "== the same in mixed precision (f16 activations and working weights, f32 master and Adam)"
+./.dev/train_step --precision mixed 2>&1 | grep -v XDG | tee "$log/train_step_mixed.txt"
 python3 .dev/torch_mlp.py 2>&1 | tee "$log/torch_mlp.txt"
+echo "== attention vs torch SDPA"
+WGMEM_BENCH_TSV="$log/attention.tsv" ./.dev/attention 2>&1 | grep -v XDG | tee "$log/attention.txt"
+python3 .dev/torch_attention.py "$log/attention.tsv" 2>&1 | tee "$log/torch_attention.txt"
 
 echo "== summary"
 python3 - "$log" <<'PY'
@@ -75,6 +82,12 @@ torch = re.search(r"MLP step: ([\d.]+) ms", open(f"{log}/torch_mlp.txt").read())
 if step and torch:
     ours, ref = float(step.group(1)), float(torch.group(1))
     rows.append(("MLP step 784-4096x8-10 b1024 Adam (time)", f"{ours} ms", f"{ref} ms", ours / ref, "<= 1.2"))
+mixed = re.search(r"\| MLP .*? \| ([\d.]+) ms", open(f"{log}/train_step_mixed.txt").read())
+for name in ("bf16", "f16"):
+    amp = re.search(r"MLP step autocast " + name + r": ([\d.]+) ms", open(f"{log}/torch_mlp.txt").read())
+    if mixed and amp:
+        ours, ref = float(mixed.group(1)), float(amp.group(1))
+        rows.append((f"MLP step mixed vs torch autocast {name} (time)", f"{ours} ms", f"{ref} ms", ours / ref, "<= 1.5 (goal 1.0)"))
 ck = open(f"{log}/train_step.txt").read()
 for m in re.finditer(r"\| (SqrtN|Budget\(\d+\)) \| [^|]+\| [^|]+\| (\d+)% \| [\d.]+ ms \| \+?(-?\d+)% \|", ck):
     rows.append((f"checkpointing {m.group(1)}: activation saved / extra time", f"{m.group(2)}%", f"+{m.group(3)}%", float(m.group(2)) / 100, ">= 70% for < 30%"))
