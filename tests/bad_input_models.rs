@@ -296,7 +296,7 @@ fn bad_49_zero1_with_an_optimizer_that_is_not_adam_is_an_invalid_argument() {
     let e = Trainer::new(Arc::clone(&ctx), chain(&ctx), sgd, config.clone())
         .err()
         .unwrap();
-    expect_invalid(e, "zero1", &["must be Adam"]);
+    expect_invalid(e, "zero1", &["must be a plain Adam"]);
     let adam = Box::new(Adam::new(1e-3));
     let mut t = Trainer::new(Arc::clone(&ctx), chain(&ctx), adam, config).unwrap();
     let data = wgmem::data::Dataset::from_csv("1,2,3,0\n3,2,1,1\n0,1,0,0\n").unwrap();
