@@ -205,28 +205,7 @@ pub fn matmul(
     c: &wgpu::Buffer,
     opts: &MatmulOptions<'_>,
 ) -> Result<()> {
-    let (m, ka) = if opts.trans_a {
-        (a_shape[1], a_shape[0])
-    } else {
-        (a_shape[0], a_shape[1])
-    };
-    let (kb, n) = if opts.trans_b {
-        (b_shape[1], b_shape[0])
-    } else {
-        (b_shape[0], b_shape[1])
-    };
-    if ka != kb {
-        return Err(Error::Shape {
-            op: "matmul",
-            left: a_shape.to_vec(),
-            right: b_shape.to_vec(),
-            reason: format!(
-                "op(A) is [{m}, {ka}] and op(B) is [{kb}, {n}] (trans_a {}, trans_b {}); their inner dimensions must be equal",
-                opts.trans_a, opts.trans_b
-            ),
-        });
-    }
-    let k = ka;
+    let (m, k, n) = product_dims("matmul", a_shape, b_shape, opts)?;
     let len_a = product("matmul A", m, k)?;
     let len_b = product("matmul B", k, n)?;
     let len_c = product("matmul C", m, n)?;
@@ -302,6 +281,38 @@ pub fn matmul(
         ],
         groups,
     )
+}
+
+/// `(m, k, n)` of `op(A) · op(B)` from the stored shapes and the transposes; inner dimensions
+/// that differ are a [`Error::Shape`] naming `op`. Shared by the f32, f16 and cooperative kernels.
+pub(super) fn product_dims(
+    op: &'static str,
+    a_shape: [usize; 2],
+    b_shape: [usize; 2],
+    opts: &MatmulOptions<'_>,
+) -> Result<(usize, usize, usize)> {
+    let (m, ka) = if opts.trans_a {
+        (a_shape[1], a_shape[0])
+    } else {
+        (a_shape[0], a_shape[1])
+    };
+    let (kb, n) = if opts.trans_b {
+        (b_shape[1], b_shape[0])
+    } else {
+        (b_shape[0], b_shape[1])
+    };
+    if ka != kb {
+        return Err(Error::Shape {
+            op,
+            left: a_shape.to_vec(),
+            right: b_shape.to_vec(),
+            reason: format!(
+                "op(A) is [{m}, {ka}] and op(B) is [{kb}, {n}] (trans_a {}, trans_b {}); their inner dimensions must be equal",
+                opts.trans_a, opts.trans_b
+            ),
+        });
+    }
+    Ok((m, ka, n))
 }
 
 #[cfg(test)]

@@ -74,28 +74,7 @@ pub fn matmul_coop(
             format!("{input:?} inputs on this device run the {choice}"),
         )
     })?;
-    let (m, ka) = if opts.trans_a {
-        (a_shape[1], a_shape[0])
-    } else {
-        (a_shape[0], a_shape[1])
-    };
-    let (kb, n) = if opts.trans_b {
-        (b_shape[1], b_shape[0])
-    } else {
-        (b_shape[0], b_shape[1])
-    };
-    if ka != kb {
-        return Err(Error::Shape {
-            op: "matmul",
-            left: a_shape.to_vec(),
-            right: b_shape.to_vec(),
-            reason: format!(
-                "op(A) is [{m}, {ka}] and op(B) is [{kb}, {n}] (trans_a {}, trans_b {}); their inner dimensions must be equal",
-                opts.trans_a, opts.trans_b
-            ),
-        });
-    }
-    let k = ka;
+    let (m, k, n) = super::matmul::product_dims("matmul", a_shape, b_shape, opts)?;
     let half_in = kernel.input() == DType::F16;
     let name = shader(kernel, output)?;
     let len_a = product("matmul A", m, k)?;

@@ -87,28 +87,7 @@ pub fn matmul_f16(
             ),
         ));
     }
-    let (m, ka) = if opts.trans_a {
-        (a_shape[1], a_shape[0])
-    } else {
-        (a_shape[0], a_shape[1])
-    };
-    let (kb, n) = if opts.trans_b {
-        (b_shape[1], b_shape[0])
-    } else {
-        (b_shape[0], b_shape[1])
-    };
-    if ka != kb {
-        return Err(Error::Shape {
-            op: "matmul_f16",
-            left: a_shape.to_vec(),
-            right: b_shape.to_vec(),
-            reason: format!(
-                "op(A) is [{m}, {ka}] and op(B) is [{kb}, {n}] (trans_a {}, trans_b {}); their inner dimensions must be equal",
-                opts.trans_a, opts.trans_b
-            ),
-        });
-    }
-    let k = ka;
+    let (m, k, n) = super::matmul::product_dims("matmul_f16", a_shape, b_shape, opts)?;
     let len_a = product("matmul_f16 A", m, k)?;
     let len_b = product("matmul_f16 B", k, n)?;
     let len_c = product("matmul_f16 C", m, n)?;
