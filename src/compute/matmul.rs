@@ -52,15 +52,53 @@ pub struct MatmulOptions<'a> {
     pub tile: MatmulTile,
 }
 
+/// The parameters every matmul kernel reads (the f32 and f16 tiles and the cooperative
+/// kernels): the sizes, the epilogue's flags and the activation.
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+pub(super) struct Params {
     m: u32,
     n: u32,
     k: u32,
     flags: u32,
     act: u32,
     _pad: [u32; 3],
+}
+
+impl Params {
+    /// `m`, `n`, `k`, and the flags bias (bit 0) and accumulate (bit 1) of `opts` with `extra`
+    /// flags or-ed in.
+    pub(super) fn new(m: u32, n: u32, k: u32, opts: &MatmulOptions<'_>, extra: u32) -> Self {
+        Self {
+            m,
+            n,
+            k,
+            flags: u32::from(opts.bias.is_some()) | (u32::from(opts.accumulate) << 1) | extra,
+            act: opts.activation.code(),
+            _pad: [0; 3],
+        }
+    }
+}
+
+/// `v` as the kernels' u32 index type, or an error naming `what`.
+pub(super) fn u32_dim(what: &'static str, v: usize) -> Result<u32> {
+    u32::try_from(v).map_err(|_| Error::invalid(what, format!("{v} exceeds u32::MAX")))
+}
+
+/// The workgroup grid of `edge`-square output tiles over an `[m, n]` product; refused when it
+/// exceeds the device's workgroups per dimension.
+pub(super) fn output_grid(gpu: &Gpu, m: u32, n: u32, edge: u32) -> Result<[u32; 3]> {
+    let groups = [n.div_ceil(edge), m.div_ceil(edge), 1];
+    let max = gpu.max_groups_per_dim();
+    if groups[0] > max || groups[1] > max {
+        return Err(Error::invalid(
+            "matmul shape",
+            format!(
+                "[{m}, {n}] needs {groups:?} workgroups; the device allows {max} per dimension"
+            ),
+        ));
+    }
+    Ok(groups)
 }
 
 pub(super) const T128_WORKGROUP_BYTES: u32 = 2 * 528 * 16;
@@ -212,13 +250,10 @@ pub fn matmul(
     elements(gpu, "matmul A", a, len_a)?;
     elements(gpu, "matmul B", b, len_b)?;
     elements(gpu, "matmul C", c, len_c)?;
-    let dim = |what: &'static str, v: usize| {
-        u32::try_from(v).map_err(|_| Error::invalid(what, format!("{v} exceeds u32::MAX")))
-    };
     let (m32, n32, k32) = (
-        dim("matmul m", m)?,
-        dim("matmul n", n)?,
-        dim("matmul k", k)?,
+        u32_dim("matmul m", m)?,
+        u32_dim("matmul n", n)?,
+        u32_dim("matmul k", k)?,
     );
     let mut reads = vec![a, b];
     if let Some(bias) = opts.bias {
@@ -250,24 +285,8 @@ pub fn matmul(
     }
     let tile = choose_tile(gpu, opts.tile, m, n, opts.trans_a || opts.trans_b)?;
     let edge = if tile == MatmulTile::T64 { 64 } else { 128 };
-    let groups = [n32.div_ceil(edge), m32.div_ceil(edge), 1];
-    let max = gpu.max_groups_per_dim();
-    if groups[0] > max || groups[1] > max {
-        return Err(Error::invalid(
-            "matmul shape",
-            format!(
-                "[{m}, {n}] needs {groups:?} workgroups; the device allows {max} per dimension"
-            ),
-        ));
-    }
-    let params = Params {
-        m: m32,
-        n: n32,
-        k: k32,
-        flags: u32::from(opts.bias.is_some()) | (u32::from(opts.accumulate) << 1),
-        act: opts.activation.code(),
-        _pad: [0; 3],
-    };
+    let groups = output_grid(gpu, m32, n32, edge)?;
+    let params = Params::new(m32, n32, k32, opts, 0);
     // With k = 0 the kernels read nothing from A and B; bind at least one value of each.
     let bias = opts.bias.unwrap_or(a);
     gpu.dispatch(

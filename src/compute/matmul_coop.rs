@@ -7,21 +7,11 @@
 
 use super::coop_select::CoopKernel;
 use super::matmul::MatmulOptions;
+use super::matmul::{Params, u32_dim};
 use super::validate::{distinct, elements, elements_of, product};
 use super::{Binding, Gpu, Kernel};
 use crate::DType;
 use crate::error::{Error, Result};
-
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    m: u32,
-    n: u32,
-    k: u32,
-    flags: u32,
-    act: u32,
-    _pad: [u32; 3],
-}
 
 fn shader(kernel: CoopKernel, out: DType) -> Result<&'static str> {
     Ok(match (kernel, out) {
@@ -84,15 +74,12 @@ pub fn matmul_coop(
     let bytes_b = check(gpu, "matmul B", b, len_b, kernel.input())?;
     let bytes_c = check(gpu, "matmul C", c, len_c, output)?;
     // The kernels index with u32 and read vectors of 4 from buffers of at least one vector.
-    let dim = |what: &'static str, v: usize| {
-        u32::try_from(v).map_err(|_| Error::invalid(what, format!("{v} exceeds u32::MAX")))
-    };
     let (m32, n32, k32) = (
-        dim("matmul m", m)?,
-        dim("matmul n", n)?,
-        dim("matmul k", k)?,
+        u32_dim("matmul m", m)?,
+        u32_dim("matmul n", n)?,
+        u32_dim("matmul k", k)?,
     );
-    dim("matmul C elements", len_c)?;
+    u32_dim("matmul C elements", len_c)?;
     let mut reads = vec![a, b];
     if let Some(bias) = opts.bias {
         elements(gpu, "matmul bias", bias, n)?;
@@ -115,33 +102,15 @@ pub fn matmul_coop(
         }
     }
     let edge = kernel.tile();
-    let groups = [n32.div_ceil(edge), m32.div_ceil(edge), 1];
-    let max = gpu.max_groups_per_dim();
-    if groups[0] > max || groups[1] > max {
-        return Err(Error::invalid(
-            "matmul shape",
-            format!(
-                "[{m}, {n}] needs {groups:?} workgroups; the device allows {max} per dimension"
-            ),
-        ));
-    }
+    let groups = super::matmul::output_grid(gpu, m32, n32, edge)?;
     // Vector loads need the contiguous dimension of each stored operand to be a multiple of 4.
     let a_contig = if opts.trans_a { m } else { k };
     let b_contig = if opts.trans_b { k } else { n };
-    let flags = u32::from(opts.bias.is_some())
-        | (u32::from(opts.accumulate) << 1)
-        | (u32::from(opts.trans_a) << 2)
+    let layout = (u32::from(opts.trans_a) << 2)
         | (u32::from(opts.trans_b) << 3)
         | (u32::from(a_contig % 4 == 0) << 4)
         | (u32::from(b_contig % 4 == 0) << 5);
-    let params = Params {
-        m: m32,
-        n: n32,
-        k: k32,
-        flags,
-        act: opts.activation.code(),
-        _pad: [0; 3],
-    };
+    let params = Params::new(m32, n32, k32, opts, layout);
     let at_least_4 = |bytes: u64| bytes.next_multiple_of(4).max(4);
     // The vector views cover the whole vectors inside the matrix: the kernel reads a vector only
     // when all its elements are.

@@ -7,22 +7,11 @@
 //! always the f32 master copy. The same products and options as [`super::matmul`], in a 64 or a
 //! 128 tile.
 
-use super::matmul::MatmulOptions;
+use super::matmul::{MatmulOptions, Params, u32_dim};
 use super::validate::{distinct, elements, elements_of, product};
 use super::{Binding, Gpu, Kernel, MatmulTile};
 use crate::DType;
 use crate::error::{Error, Result};
-
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    m: u32,
-    n: u32,
-    k: u32,
-    flags: u32,
-    act: u32,
-    _pad: [u32; 3],
-}
 
 // The 128 tile's workgroup memory (two double-buffered 8 x 132 f32 tiles, as the f32 kernel's)
 // and the output tiles below which `Auto` takes the 64 tile: the f32 matmul's H200-tuned default.
@@ -94,7 +83,11 @@ pub fn matmul_f16(
     elements_of(gpu, "matmul_f16 A", a, len_a, DType::F16)?;
     elements_of(gpu, "matmul_f16 B", b, len_b, DType::F16)?;
     elements_of(gpu, "matmul_f16 C", c, len_c, c_dtype)?;
-    let (m32, n32, k32) = (u32_dim("m", m)?, u32_dim("n", n)?, u32_dim("k", k)?);
+    let (m32, n32, k32) = (
+        u32_dim("matmul_f16 m", m)?,
+        u32_dim("matmul_f16 n", n)?,
+        u32_dim("matmul_f16 k", k)?,
+    );
     let mut reads = vec![a, b];
     if let Some(bias) = opts.bias {
         elements(gpu, "matmul_f16 bias", bias, n)?;
@@ -131,24 +124,8 @@ pub fn matmul_f16(
         _ => false,
     };
     let edge = if wide { 128 } else { 64 };
-    let groups = [n32.div_ceil(edge), m32.div_ceil(edge), 1];
-    let max = gpu.max_groups_per_dim();
-    if groups[0] > max || groups[1] > max {
-        return Err(Error::invalid(
-            "matmul shape",
-            format!(
-                "[{m}, {n}] needs {groups:?} workgroups; the device allows {max} per dimension"
-            ),
-        ));
-    }
-    let params = Params {
-        m: m32,
-        n: n32,
-        k: k32,
-        flags: u32::from(opts.bias.is_some()) | (u32::from(opts.accumulate) << 1),
-        act: opts.activation.code(),
-        _pad: [0; 3],
-    };
+    let groups = super::matmul::output_grid(gpu, m32, n32, edge)?;
+    let params = Params::new(m32, n32, k32, opts, 0);
     let bias = opts.bias.unwrap_or(a);
     gpu.dispatch(
         kernel(wide, c_dtype, opts.trans_a, opts.trans_b),
@@ -162,13 +139,4 @@ pub fn matmul_f16(
         ],
         groups,
     )
-}
-
-fn u32_dim(what: &'static str, v: usize) -> Result<u32> {
-    u32::try_from(v).map_err(|_| {
-        Error::invalid(
-            "matmul_f16 dimension",
-            format!("{what} = {v} exceeds u32::MAX"),
-        )
-    })
 }
