@@ -22,7 +22,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 use wgmem::compute::{AttentionDims, AttentionSaved, attention_backward, attention_forward};
-use wgmem::{Backend, BufferUsage, Gpu, WgpuBackend, WgpuBackendOptions};
+use wgmem::{Backend, BufferUsage, Gpu, KernelChecks, WgpuBackend, WgpuBackendOptions};
 
 const REPEATS: usize = 7;
 const BATCH: usize = 8;
@@ -192,6 +192,7 @@ fn main() {
     let gpu = Gpu::new(backend.clone()).expect("gpu");
     // SAFETY: only this crate's kernels run on it (see `Gpu::new_unchecked`).
     let ugpu = unsafe { Gpu::new_unchecked(backend.clone()) }.expect("gpu");
+    let lgpu = Gpu::with_checks(backend.clone(), KernelChecks::NoLoopBounding).expect("gpu");
     // A software adapter (lavapipe) gets the small shapes: T = 2048 would take very long there.
     let software = info.device_type == wgpu::DeviceType::Cpu;
     if software {
@@ -253,7 +254,11 @@ fn main() {
         } else {
             ((2e12 / flops) as usize).clamp(3, 50)
         };
-        for (variant, gpu) in [("checked", &gpu), ("unchecked", &ugpu)] {
+        for (variant, gpu) in [
+            ("checked", &gpu),
+            ("no-loop-bounding", &lgpu),
+            ("unchecked", &ugpu),
+        ] {
             let fwd = || attention_forward(gpu, dims, &qkv, &o, &lse).unwrap();
             let bwd = || attention_backward(gpu, dims, &saved, &d_o, &dqkv, &delta).unwrap();
             let fwd_s = time(gpu, iters, fwd);

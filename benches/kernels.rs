@@ -14,7 +14,7 @@
 
 use std::time::Instant;
 use wgmem::compute::{MatmulOptions, MatmulTile, axpby, copy, matmul};
-use wgmem::{Backend, BufferUsage, Gpu, WgpuBackend};
+use wgmem::{Backend, BufferUsage, Gpu, KernelChecks, WgpuBackend};
 
 const REPEATS: usize = 7;
 
@@ -96,6 +96,7 @@ fn main() {
     let gpu = Gpu::new(backend.clone()).expect("gpu");
     // SAFETY: only this crate's kernels run on it (see `Gpu::new_unchecked`).
     let ugpu = unsafe { Gpu::new_unchecked(backend.clone()) }.expect("gpu");
+    let lgpu = Gpu::with_checks(backend.clone(), KernelChecks::NoLoopBounding).expect("gpu");
     // A software adapter (lavapipe) gets the small shapes: 4096³ would take hours there.
     let software = info.device_type == wgpu::DeviceType::Cpu;
     if software {
@@ -156,6 +157,7 @@ fn main() {
             variants.push((tile, &gpu, ""));
         }
         if tile != MatmulTile::Auto {
+            variants.push((tile, &lgpu, " no-loop-bounding"));
             variants.push((tile, &ugpu, " unchecked"));
         }
     }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Instant;
 use wgmem::DType;
 use wgmem::compute::{MatmulOptions, matmul_coop};
-use wgmem::{Backend, BufferUsage, Gpu, WgpuBackend};
+use wgmem::{Backend, BufferUsage, Gpu, KernelChecks, WgpuBackend};
 
 const REPEATS: usize = 7;
 
@@ -73,6 +73,7 @@ fn main() {
     let gpu = Gpu::new(backend.clone()).expect("gpu");
     // SAFETY: only this crate's kernels run on it (see `Gpu::new_unchecked`).
     let ugpu = unsafe { Gpu::new_unchecked(backend.clone()) }.expect("gpu");
+    let lgpu = Gpu::with_checks(backend.clone(), KernelChecks::NoLoopBounding).expect("gpu");
     let kernels = gpu.matmul_kernels();
     println!("kernel chosen: {kernels}");
     if kernels.f16.kernel().is_none() {
@@ -152,7 +153,11 @@ fn main() {
             }
             let flops = 2.0 * (m * n * k) as f64;
             let iters = ((2e11 / flops) as usize).clamp(10, 2000);
-            for (checks, g) in [("", &gpu), (" unchecked", &ugpu)] {
+            for (checks, g) in [
+                ("", &gpu),
+                (" no-loop-bounding", &lgpu),
+                (" unchecked", &ugpu),
+            ] {
                 let secs = time(g, iters, || run(g));
                 let name = format!(
                     "coop f16 {label} {m}x{n}x{k}{}{checks}",

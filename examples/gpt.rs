@@ -25,8 +25,11 @@ use wgmem::checkpoint::CheckpointPolicy;
 use wgmem::memory::human_bytes;
 use wgmem::nn::{GptConfig, generate};
 use wgmem::optim::{Adam, ClipGradNorm, LrSchedule, Scheduled};
+use wgmem::profile::MemoryProfiler;
 use wgmem::text::{ByteTokenizer, Split, TextCorpus};
-use wgmem::{Backend, Context, MemoryConfig, Trainer, TrainerConfig, WgpuBackend};
+use wgmem::{
+    Backend, Context, Gpu, KernelChecks, MemoryConfig, Trainer, TrainerConfig, WgpuBackend,
+};
 
 const KJV: &[u8] = include_bytes!("../data/kjv.txt.gz");
 
@@ -86,6 +89,15 @@ struct Args {
     sample: usize,
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// naga's runtime checks on wgmem's kernels: full, or no-loop-bounding (index and division
+    /// checks kept; see `KernelChecks`).
+    #[arg(long, default_value = "full")]
+    kernel_checks: String,
+    /// Time every kernel (timestamp queries) from the fourth step on; print the GPU time per
+    /// kernel at the end and write a memory profile with this prefix (`PREFIX.json` and two SVG plots).
+    /// Step times then include the waits for the timestamps.
+    #[arg(long)]
+    profile: Option<std::path::PathBuf>,
 }
 
 fn load(args: &Args) -> wgmem::Result<TextCorpus> {
@@ -116,13 +128,24 @@ fn run(args: Args) -> wgmem::Result<()> {
     let backend = Arc::new(WgpuBackend::new()?);
     println!("adapter: {}", backend.adapter());
     let limit = args.memory_limit.as_deref().map(parse_bytes).transpose()?;
-    let ctx = Context::new(
-        backend,
+    let checks: KernelChecks = args.kernel_checks.parse()?;
+    let ctx = Context::with_gpu(
+        Gpu::with_checks(backend, checks)?,
         MemoryConfig {
             hard_limit: limit,
             ..MemoryConfig::default()
         },
     )?;
+    let profiler = args
+        .profile
+        .as_ref()
+        .map(|_| Arc::new(MemoryProfiler::full()));
+    if let Some(p) = &profiler {
+        ctx.memory().set_profiler(Some(Arc::clone(p)));
+        if !ctx.gpu().set_profiler(Some(Arc::clone(p)))? {
+            println!("this device has no timestamp queries: no kernel times");
+        }
+    }
     let gpt = GptConfig {
         vocab: ByteTokenizer::VOCAB,
         layers: args.layers,
@@ -182,6 +205,11 @@ fn run(args: Args) -> wgmem::Result<()> {
         args.eval_every.max(1),
         |s| {
             step_seconds.push(s.seconds);
+            if let (Some(p), 3) = (&profiler, step_seconds.len()) {
+                // The first steps compile pipelines and fill the pools: time the rest.
+                let _ = ctx.gpu().collect_kernel_times();
+                p.reset();
+            }
             bar.set_message(format!(
                 "loss {:.4} {:.0} tok/s live {} peak {} micro {}",
                 s.loss,
@@ -237,6 +265,19 @@ fn run(args: Args) -> wgmem::Result<()> {
             n => format!(" after {n} adaptations"),
         }
     );
+
+    if let (Some(p), Some(prefix)) = (&profiler, &args.profile) {
+        ctx.gpu().collect_kernel_times()?;
+        let kernels = p.by_kernel();
+        let steps = step_seconds.len().saturating_sub(3).max(1) as f64;
+        println!(
+            "GPU time by kernel over the last {steps} steps ({:.2} ms per step; checks {}):\n{kernels}",
+            kernels.total().as_secs_f64() * 1e3 / steps,
+            ctx.gpu().checks_label()
+        );
+        let files = p.write_all(prefix)?;
+        println!("profile: {}", files.trace.display());
+    }
 
     let prompt: Vec<u32> = corpus.tokens(Split::Validation)[..args.context.min(64)].to_vec();
     let text = generate(

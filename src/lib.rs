@@ -66,7 +66,7 @@ pub use backend::{
     Backend, BufferUsage, Capabilities, CoopMode, DeviceSignals, HostBackend, UsageFlags,
     WgpuBackend, WgpuBackendOptions,
 };
-pub use compute::Gpu;
+pub use compute::{Gpu, KernelChecks};
 pub use dtype::DType;
 pub use error::{Error, OutOfMemoryReport, Result, ShaderPosition};
 pub use memory::{ManagedBuffer, MemoryConfig, MemoryManager, MemoryStats};

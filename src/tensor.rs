@@ -56,6 +56,13 @@ impl Context {
         Ok(Arc::new(Self { gpu, memory }))
     }
 
+    /// A context over `gpu` (e.g. one from [`Gpu::with_checks`]) and its backend, with a
+    /// memory manager configured by `config`.
+    pub fn with_gpu(gpu: Gpu, config: MemoryConfig) -> Result<Arc<Self>> {
+        let memory = MemoryManager::with_config(Arc::clone(gpu.backend()), config)?;
+        Ok(Arc::new(Self { gpu, memory }))
+    }
+
     /// A context on the best adapter with default memory settings.
     pub fn default_gpu() -> Result<Arc<Self>> {
         Self::new(Arc::new(WgpuBackend::new()?), MemoryConfig::default())

@@ -89,6 +89,7 @@ pub use matmul_f16::matmul_f16;
 pub use optim::{AdamParams, SgdParams, adam, sgd};
 pub use optim_mixed::{adam_mixed, check_finite, sgd_mixed};
 pub(crate) use pipelines::Kernel;
+pub use pipelines::KernelChecks;
 pub use reduce::{add_sum_of_squares, column_sums, max, mean, sum};
 pub use reduce_f16::column_sums_f16;
 pub use shaders::{SHADERS, ShaderSource, capabilities, shader, validate_wgsl};
@@ -100,7 +101,7 @@ use crate::backend::{Backend, BufferUsage, WgpuBackend};
 use crate::error::{Error, Result};
 use crate::profile::MemoryProfiler;
 use crate::sync::lock;
-use pipelines::PipelineCache;
+use pipelines::{PipelineCache, RuntimeChecks};
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -227,8 +228,25 @@ impl Gpu {
     /// that it trusts this crate's kernels to be free of out-of-bounds accesses.
     pub unsafe fn new_unchecked(backend: Arc<WgpuBackend>) -> Result<Self> {
         let mut gpu = Self::new(backend)?;
-        gpu.pipelines.unchecked = true;
+        gpu.pipelines.checks = RuntimeChecks::Off;
         Ok(gpu)
+    }
+
+    /// As [`Gpu::new`], with the crate's kernels compiled with `checks` (see [`KernelChecks`]).
+    pub fn with_checks(backend: Arc<WgpuBackend>, checks: KernelChecks) -> Result<Self> {
+        let mut gpu = Self::new(backend)?;
+        gpu.pipelines.checks = checks.into();
+        Ok(gpu)
+    }
+
+    /// Which runtime checks the crate's kernels carry: `"full"`, `"no-loop-bounding"` or
+    /// `"none"` ([`Gpu::new_unchecked`]); for reports.
+    pub fn checks_label(&self) -> &'static str {
+        match self.pipelines.checks {
+            RuntimeChecks::Full => "full",
+            RuntimeChecks::NoLoopBounding => "no-loop-bounding",
+            RuntimeChecks::Off => "none",
+        }
     }
 
     /// The matmul kernels this device runs for f16 and f32 inputs, and why; `Display` prints
@@ -291,7 +309,7 @@ impl Gpu {
 
     /// Whether the kernels were compiled without naga's runtime checks ([`Gpu::new_unchecked`]).
     pub(crate) fn unchecked(&self) -> bool {
-        self.pipelines.unchecked
+        self.pipelines.checks == RuntimeChecks::Off
     }
 
     /// The largest byte range one storage binding may cover.

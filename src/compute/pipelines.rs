@@ -17,12 +17,66 @@ pub(crate) struct Kernel {
 
 type PipelineKey = (Kernel, u32);
 
+/// naga's runtime checks on the crate's kernels: [`KernelChecks`] plus the unsafe
+/// [`super::Gpu::new_unchecked`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum RuntimeChecks {
+    /// Every check naga adds.
+    #[default]
+    Full,
+    /// All but the loop counters.
+    NoLoopBounding,
+    /// None.
+    Off,
+}
+
+/// Which of naga's runtime checks wgmem's own kernels are compiled with ([`super::Gpu::with_checks`]).
+///
+/// naga makes every shader safe on its own: it clamps every array index, guards every
+/// integer division, and adds a counter to every loop so that none can run forever (a loop a
+/// driver may assume finite could otherwise be compiled into anything). The counters cost the
+/// most where it matters: a loop with a hidden exit is not unrolled, so a per-thread array it
+/// indexes cannot live in registers. wgmem's loops all terminate by construction, so
+/// [`KernelChecks::NoLoopBounding`] drops only the counters and keeps memory safety with naga.
+/// Kernels registered by the application ([`super::Gpu::register_kernel`]) are always fully
+/// checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KernelChecks {
+    /// Every check naga adds: index clamps, division guards, loop counters.
+    #[default]
+    Full,
+    /// Index clamps and division guards, without the loop counters.
+    NoLoopBounding,
+}
+
+impl From<KernelChecks> for RuntimeChecks {
+    fn from(c: KernelChecks) -> Self {
+        match c {
+            KernelChecks::Full => RuntimeChecks::Full,
+            KernelChecks::NoLoopBounding => RuntimeChecks::NoLoopBounding,
+        }
+    }
+}
+
+impl std::str::FromStr for KernelChecks {
+    type Err = crate::error::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "full" => Ok(KernelChecks::Full),
+            "no-loop-bounding" => Ok(KernelChecks::NoLoopBounding),
+            other => Err(Error::invalid(
+                "kernel checks",
+                format!("'{other}' is not one of: full, no-loop-bounding"),
+            )),
+        }
+    }
+}
+
 /// Compiled shader modules and pipelines for one device.
 #[derive(Default)]
 pub(crate) struct PipelineCache {
-    /// Compile without naga's runtime checks (index clamping, loop bounding); see
-    /// [`super::Gpu::new_unchecked`].
-    pub(crate) unchecked: bool,
+    /// Which of naga's runtime checks the crate's kernels are compiled with.
+    pub(crate) checks: RuntimeChecks,
     modules: Mutex<HashMap<&'static str, Arc<wgpu::ShaderModule>>>,
     pipelines: Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
     /// The application's kernels ([`super::Gpu::register_kernel`]), always compiled checked.
@@ -74,16 +128,28 @@ impl PipelineCache {
             label: Some(name),
             source: wgpu::ShaderSource::Wgsl(src.source.into()),
         };
-        let module = Arc::new(if self.unchecked {
+        let module = Arc::new(match self.checks {
+            RuntimeChecks::Full => device.create_shader_module(desc),
+            RuntimeChecks::NoLoopBounding => {
+                let checks = wgpu::ShaderRuntimeChecks {
+                    force_loop_bounding: false,
+                    ..wgpu::ShaderRuntimeChecks::checked()
+                };
+                // SAFETY: only this crate's shaders reach here (user kernels have their own cache,
+                // always fully checked), and every loop in them terminates: each is a `for` whose
+                // counter rises by a positive constant (or by the grid size or a host-set group
+                // count, both at least 1) towards a bound below 2^31 (an element count of a
+                // binding, a uniform dimension the host validated, or a constant), or halves a
+                // non-zero constant. Index clamps and division guards stay on.
+                unsafe { device.create_shader_module_trusted(desc, checks) }
+            }
             // SAFETY: `Gpu::new_unchecked`'s caller accepted that the kernels' own checks are the
             // only ones: every kernel compares each storage index against the length the host
             // validated, indexes workgroup arrays by construction within their size, and runs
-            // loops with bounds from uniform parameters.
-            unsafe {
+            // loops as argued above.
+            RuntimeChecks::Off => unsafe {
                 device.create_shader_module_trusted(desc, wgpu::ShaderRuntimeChecks::unchecked())
-            }
-        } else {
-            device.create_shader_module(desc)
+            },
         });
         lock(&self.modules).insert(name, Arc::clone(&module));
         Ok(module)

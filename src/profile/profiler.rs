@@ -13,6 +13,7 @@
 
 use super::event::{AccountSample, Event, EventKind, SourceLocation};
 use super::group::{Groups, WordMap};
+use super::kernels::KernelTotals;
 use super::report::OomReport;
 use super::scope::{self, ScopeGuard};
 use crate::sync::lock;
@@ -89,6 +90,7 @@ pub(super) struct Inner {
     pub(super) next_seq: u64,
     pub(super) account: AccountSample,
     pub(super) last_oom: Option<OomReport>,
+    pub(super) kernels: KernelTotals,
 }
 
 /// Records memory events; attach with
@@ -131,6 +133,7 @@ impl MemoryProfiler {
                 next_seq: 0,
                 account: AccountSample::default(),
                 last_oom: None,
+                kernels: KernelTotals::default(),
             }),
         }
     }
@@ -215,6 +218,7 @@ impl MemoryProfiler {
         inner.counts = EventCounts::default();
         inner.groups = Groups::default();
         inner.last_oom = None;
+        inner.kernels = KernelTotals::default();
     }
 
     /// A point in the acquisition order: buffers acquired after it and still live are what
@@ -270,6 +274,7 @@ impl MemoryProfiler {
             return;
         }
         let mut inner = lock(&self.inner);
+        inner.kernels.add(name, duration);
         let account = inner.account;
         let mut event = self.event(
             EventKind::Kernel {
