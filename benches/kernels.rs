@@ -10,7 +10,7 @@
 //! Run: `cargo bench --bench kernels` (set `WGMEM_BENCH_TSV=path` to also write the table as
 //! TSV, which `benches/reference/torch_kernels.py` reads to print ratios;
 //! `WGMEM_BENCH_TILES=T128P,T128S,...` to time only those tilings; `WGMEM_BENCH_SHAPES=layer` to
-//! leave out 4096^3).
+//! leave out 4096^3, `=gpt` for the default GPT's products instead).
 
 use std::time::Instant;
 use wgmem::compute::{MatmulOptions, MatmulTile, axpby, copy, matmul};
@@ -112,10 +112,23 @@ fn main() {
     const NN: (bool, bool) = (false, false);
     const TN: (bool, bool) = (true, false);
     const NT: (bool, bool) = (false, true);
-    let layer_only = std::env::var("WGMEM_BENCH_SHAPES").is_ok_and(|s| s == "layer");
+    let only = std::env::var("WGMEM_BENCH_SHAPES").unwrap_or_default();
     let shapes: Vec<Shape> = if quick {
         vec![(130, 129, 131, vec![NN, TN, NT])]
-    } else if layer_only {
+    } else if only == "gpt" {
+        // WGMEM_BENCH_SHAPES=gpt: the default GPT's products at batch 64 x context 256 (16384
+        // rows of width 384): the forward, weight-gradient (Aᵀ·B over the 16384 rows) and
+        // input-gradient (A·Bᵀ) products of the QKV, the MLP's up and its down projection.
+        vec![
+            (16384, 1152, 384, vec![NN]),
+            (384, 1152, 16384, vec![TN]),
+            (16384, 384, 1152, vec![NT]),
+            (16384, 1536, 384, vec![NN, NT]),
+            (384, 1536, 16384, vec![TN]),
+            (16384, 384, 1536, vec![NN, NT]),
+            (1536, 384, 16384, vec![TN]),
+        ]
+    } else if only == "layer" {
         // WGMEM_BENCH_SHAPES=layer: only the MLP step's shapes.
         vec![
             (1024, 4096, 4096, vec![NN, TN, NT]),
