@@ -8,8 +8,8 @@
 //! warm-up calls, and `REPEATS` times record `iters` calls, flush, wait idle; the time per call
 //! is from the submit of the recorded calls until the GPU is idle, median over the repeats (the
 //! backend is told not to submit on its own before that flush).
-//! Timed with naga's runtime checks on (`Gpu::new`, what the layers use) and off
-//! (`Gpu::new_unchecked`).
+//! Timed with all of naga's runtime checks (`KernelChecks::Full`), without its loop counters
+//! (`Gpu::new`'s default, what the layers use) and without any (`Gpu::new_unchecked`).
 //!
 //! FLOPs counted, causal (half the `T x T` scores): forward `2 · 2·B·H·T²·D / 2` (q kᵀ and p v),
 //! backward 2.5x forward (the FlashAttention-2 convention: five products of the same size, one
@@ -189,10 +189,10 @@ fn main() {
         "adapter: {} ({:?}, driver {} {})",
         info.name, info.backend, info.driver, info.driver_info
     );
-    let gpu = Gpu::new(backend.clone()).expect("gpu");
+    let gpu = Gpu::with_checks(backend.clone(), KernelChecks::Full).expect("gpu");
     // SAFETY: only this crate's kernels run on it (see `Gpu::new_unchecked`).
     let ugpu = unsafe { Gpu::new_unchecked(backend.clone()) }.expect("gpu");
-    let lgpu = Gpu::with_checks(backend.clone(), KernelChecks::NoLoopBounding).expect("gpu");
+    let lgpu = Gpu::new(backend.clone()).expect("gpu"); // KernelChecks::NoLoopBounding
     // A software adapter (lavapipe) gets the small shapes: T = 2048 would take very long there.
     let software = info.device_type == wgpu::DeviceType::Cpu;
     if software {
@@ -255,7 +255,7 @@ fn main() {
             ((2e12 / flops) as usize).clamp(3, 50)
         };
         for (variant, gpu) in [
-            ("checked", &gpu),
+            ("full", &gpu),
             ("no-loop-bounding", &lgpu),
             ("unchecked", &ugpu),
         ] {

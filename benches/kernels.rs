@@ -93,10 +93,10 @@ fn main() {
         "adapter: {} ({:?}, driver {} {})",
         info.name, info.backend, info.driver, info.driver_info
     );
-    let gpu = Gpu::new(backend.clone()).expect("gpu");
+    let gpu = Gpu::with_checks(backend.clone(), KernelChecks::Full).expect("gpu");
     // SAFETY: only this crate's kernels run on it (see `Gpu::new_unchecked`).
     let ugpu = unsafe { Gpu::new_unchecked(backend.clone()) }.expect("gpu");
-    let lgpu = Gpu::with_checks(backend.clone(), KernelChecks::NoLoopBounding).expect("gpu");
+    let lgpu = Gpu::new(backend.clone()).expect("gpu"); // KernelChecks::NoLoopBounding
     // A software adapter (lavapipe) gets the small shapes: 4096³ would take hours there.
     let software = info.device_type == wgpu::DeviceType::Cpu;
     if software {

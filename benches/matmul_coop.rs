@@ -70,10 +70,10 @@ fn main() {
         "adapter: {} ({:?}, driver {} {})",
         info.name, info.backend, info.driver, info.driver_info
     );
-    let gpu = Gpu::new(backend.clone()).expect("gpu");
+    let gpu = Gpu::with_checks(backend.clone(), KernelChecks::Full).expect("gpu");
     // SAFETY: only this crate's kernels run on it (see `Gpu::new_unchecked`).
     let ugpu = unsafe { Gpu::new_unchecked(backend.clone()) }.expect("gpu");
-    let lgpu = Gpu::with_checks(backend.clone(), KernelChecks::NoLoopBounding).expect("gpu");
+    let lgpu = Gpu::new(backend.clone()).expect("gpu"); // KernelChecks::NoLoopBounding
     let kernels = gpu.matmul_kernels();
     println!("kernel chosen: {kernels}");
     if kernels.f16.kernel().is_none() {

@@ -89,9 +89,9 @@ struct Args {
     sample: usize,
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// naga's runtime checks on wgmem's kernels: full, or no-loop-bounding (index and division
-    /// checks kept; see `KernelChecks`).
-    #[arg(long, default_value = "full")]
+    /// naga's runtime checks on wgmem's kernels: no-loop-bounding (the default: index and
+    /// division checks kept; see `KernelChecks`) or full (loop counters too).
+    #[arg(long, default_value = "no-loop-bounding")]
     kernel_checks: String,
     /// Time every kernel (timestamp queries) from the fourth step on; print the GPU time per
     /// kernel at the end and write a memory profile with this prefix (`PREFIX.json` and two SVG plots).

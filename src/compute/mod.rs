@@ -34,11 +34,14 @@
 //!   fused unscale + update + f16-copy optimizer steps [`adam_mixed`], [`sgd_mixed`] with the
 //!   overflow check [`check_finite`]. They need `SHADER_F16` ([`Gpu::supports_f16`]).
 //!
-//! naga adds runtime checks to every shader (index clamps, loop counters);
-//! [`Gpu::new_unchecked`] compiles wgmem's own kernels without them. BENCHMARKS.md has the
-//! measured effect. That stays sound because the raw dispatch is crate-private (only entry
-//! points that validate every length reach it) and user kernels are always compiled with the
-//! checks.
+//! naga adds runtime checks to every shader (index clamps, division guards, loop counters).
+//! wgmem's own kernels are compiled without the loop counters by default
+//! ([`KernelChecks::NoLoopBounding`]: every loop of theirs terminates by construction, and the
+//! counters kept the drivers from unrolling, costing the attention kernels 3.5x and the GPT step
+//! 1.56x on an H200); [`Gpu::with_checks`] with [`KernelChecks::Full`] keeps them, and
+//! [`Gpu::new_unchecked`] drops every check. BENCHMARKS.md has the measured effect. Without the
+//! index clamps it stays sound because the raw dispatch is crate-private (only entry points that
+//! validate every length reach it); user kernels are always compiled with every check.
 
 mod attention;
 mod compress;
@@ -179,8 +182,14 @@ impl std::fmt::Debug for Gpu {
 
 impl Gpu {
     /// Prepares kernel dispatch on `backend`: picks the workgroup size from the adapter's
-    /// limits and creates the parameter ring.
+    /// limits and creates the parameter ring. The crate's kernels carry naga's index and
+    /// division checks but not its loop counters ([`KernelChecks::NoLoopBounding`], the
+    /// default; [`Gpu::with_checks`] chooses).
     pub fn new(backend: Arc<WgpuBackend>) -> Result<Self> {
+        Self::with_checks(backend, KernelChecks::default())
+    }
+
+    fn new_inner(backend: Arc<WgpuBackend>) -> Result<Self> {
         let limits = backend.device().limits();
         let workgroup_size = 256u32
             .min(limits.max_compute_invocations_per_workgroup)
@@ -227,14 +236,14 @@ impl Gpu {
     /// [`Gpu::register_kernel`] are compiled with the checks regardless. The caller asserts
     /// that it trusts this crate's kernels to be free of out-of-bounds accesses.
     pub unsafe fn new_unchecked(backend: Arc<WgpuBackend>) -> Result<Self> {
-        let mut gpu = Self::new(backend)?;
+        let mut gpu = Self::new_inner(backend)?;
         gpu.pipelines.checks = RuntimeChecks::Off;
         Ok(gpu)
     }
 
     /// As [`Gpu::new`], with the crate's kernels compiled with `checks` (see [`KernelChecks`]).
     pub fn with_checks(backend: Arc<WgpuBackend>, checks: KernelChecks) -> Result<Self> {
-        let mut gpu = Self::new(backend)?;
+        let mut gpu = Self::new_inner(backend)?;
         gpu.pipelines.checks = checks.into();
         Ok(gpu)
     }

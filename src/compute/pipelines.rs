@@ -43,9 +43,10 @@ pub(crate) enum RuntimeChecks {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum KernelChecks {
     /// Every check naga adds: index clamps, division guards, loop counters.
-    #[default]
     Full,
-    /// Index clamps and division guards, without the loop counters.
+    /// Index clamps and division guards, without the loop counters: the default of
+    /// [`super::Gpu::new`].
+    #[default]
     NoLoopBounding,
 }
 
