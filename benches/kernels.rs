@@ -1,6 +1,6 @@
 //! Kernel throughput: matmul GFLOP/s for 4096^3 (A·B) and the MLP step's products (a 4096-wide
 //! layer's A·B, Aᵀ·B and A·Bᵀ at batch 1024, and the 784-wide first layer's A·B and Aᵀ·B) in
-//! each tiling, with naga's checks on and off; and elementwise bandwidth (bytes read + written)
+//! each tiling, with all of naga's checks, without its loop counters (the default) and without any; and elementwise bandwidth (bytes read + written)
 //! for copy and axpby.
 //!
 //! Each figure: warm-up, then `REPEATS` times record `iters` dispatches, flush, wait idle, and
@@ -143,7 +143,7 @@ fn main() {
             (784, 4096, 1024, vec![TN]),
         ]
     };
-    // WGMEM_BENCH_TILES=T128P,T128S,... picks the tilings timed (each with naga's checks on and
+    // WGMEM_BENCH_TILES=T128P,T128S,... picks the tilings timed (each with full, default and no
     // off); the K-16 tile of v2 is timed unchecked only, where it was ever faster.
     let tiles: Vec<MatmulTile> = match std::env::var("WGMEM_BENCH_TILES") {
         Ok(list) => list

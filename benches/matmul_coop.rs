@@ -1,6 +1,6 @@
 //! Cooperative-matrix matmul throughput: f16 inputs, f32 accumulation, at 4096³ and at the MLP
 //! step's shapes (batch 1024, 784-4096x8-10: each layer's forward A·B, weight gradient Aᵀ·B and
-//! input gradient A·Bᵀ), with naga's checks on and off, f32 output (and f16 for the square and
+//! input gradient A·Bᵀ), with all of naga's checks, without its loop counters (the default) and without any, f32 output (and f16 for the square and
 //! the 4096-wide layer). Prints the kernel the device chose and TFLOP/s.
 //!
 //! Each figure: warm-up, then `REPEATS` times record `iters` dispatches, flush, wait idle, and

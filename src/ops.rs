@@ -12,15 +12,42 @@ use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
 /// `c = act(op(a) · op(b) + bias) (+ c)` for tensors read as matrices (shapes as stored, see
-/// [`compute::matmul`]; leading dimensions fold into the rows, [`Tensor::matrix_dims`]). `a` and `b` share a type; with f32 inputs `c` is f32, with f16 inputs
-/// `c` is f16 or f32 (f32 accumulates weight gradients). The bias, if any, is f32.
+/// [`compute::matmul`]; leading dimensions fold into the rows, [`Tensor::matrix_dims`]). `a`
+/// and `b` share a type; with f32 inputs `c` is f32, with f16 inputs `c` is f16 or f32 (f32
+/// accumulates weight gradients). The bias, if any, is f32. An f32 product whose output is too
+/// small to fill the GPU but whose K is long runs split-K ([`compute::split_k_slices`]) through
+/// a scratch buffer from the pool.
 pub fn matmul(a: &Tensor, b: &Tensor, c: &Tensor, opts: &MatmulOptions<'_>) -> Result<()> {
     let a_shape = a.matrix_dims("matmul")?;
     let b_shape = b.matrix_dims("matmul")?;
     let gpu = a.context().gpu();
     match (a.dtype(), b.dtype(), c.dtype()) {
         (DType::F32, DType::F32, DType::F32) => {
-            compute::matmul(gpu, a.raw(), a_shape, b.raw(), b_shape, c.raw(), opts)
+            let [m, k] = if opts.trans_a {
+                [a_shape[1], a_shape[0]]
+            } else {
+                a_shape
+            };
+            let n = if opts.trans_b { b_shape[0] } else { b_shape[1] };
+            let slices = match (opts.split_k, opts.tile) {
+                (None, compute::MatmulTile::Auto) => compute::split_k_slices(gpu, m, n, k),
+                _ => 1,
+            };
+            if slices == 1 {
+                return compute::matmul(gpu, a.raw(), a_shape, b.raw(), b_shape, c.raw(), opts);
+            }
+            let scratch = a
+                .context()
+                .uninit(&[slices as usize, m, n], crate::tensor::tags::SCRATCH)?;
+            let split = compute::SplitK {
+                slices,
+                scratch: scratch.raw(),
+            };
+            let opts = MatmulOptions {
+                split_k: Some(split),
+                ..*opts
+            };
+            compute::matmul(gpu, a.raw(), a_shape, b.raw(), b_shape, c.raw(), &opts)
         }
         (DType::F16, DType::F16, c_dtype) => compute::matmul_f16(
             gpu,

@@ -90,6 +90,7 @@ fn check_matmul(
         activation,
         accumulate,
         tile,
+        split_k: None,
     };
     ops::matmul(&at, &bt, &ct, &opts).unwrap();
     let got = ct.to_vec().unwrap();

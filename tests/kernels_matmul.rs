@@ -5,8 +5,8 @@
 mod common;
 
 use common::{Rng, download, gpu, gpu_backend, upload};
-use wgmem::compute::{Activation, MatmulOptions, MatmulTile, matmul};
-use wgmem::{Backend, Error, Gpu};
+use wgmem::compute::{Activation, MatmulOptions, MatmulTile, SplitK, matmul};
+use wgmem::{Backend, BufferUsage, Error, Gpu, KernelChecks};
 
 fn gelu(x: f64) -> f64 {
     0.5 * x * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x)).tanh())
@@ -22,6 +22,8 @@ struct Case {
     act: Activation,
     accumulate: bool,
     tile: MatmulTile,
+    /// K slices (`SplitK`); 0 for none.
+    split: u32,
 }
 
 fn check(case: &Case, rng: &mut Rng) {
@@ -54,8 +56,27 @@ fn check_on(gpu: &Gpu, case: &Case, rng: &mut Rng) {
         activation: case.act,
         accumulate: case.accumulate,
         tile: case.tile,
+        split_k: None,
+    };
+    let scratch = (case.split > 0).then(|| {
+        backend
+            .allocate(
+                (case.split as usize * m * n * 4).max(4) as u64,
+                BufferUsage::Storage,
+            )
+            .unwrap()
+    });
+    let opts = MatmulOptions {
+        split_k: scratch.as_ref().map(|scratch| SplitK {
+            slices: case.split,
+            scratch,
+        }),
+        ..opts
     };
     matmul(gpu, &ab, a_shape, &bb, b_shape, &cb, &opts).unwrap();
+    if let Some(s) = scratch {
+        backend.free(s);
+    }
     let out = download(&**backend, &cb, m * n);
     let at = |i: usize, p: usize| {
         f64::from(if case.trans_a {
@@ -150,6 +171,7 @@ fn every_transpose_and_tile_matches_f64_reference() {
                         act: Activation::None,
                         accumulate: false,
                         tile,
+                        split: 0,
                     },
                     &mut rng,
                 );
@@ -181,6 +203,7 @@ fn fused_bias_activation_and_accumulate_match_f64_reference() {
                             act,
                             accumulate,
                             tile,
+                            split: 0,
                         },
                         &mut rng,
                     );
@@ -205,6 +228,7 @@ fn auto_tile_handles_a_large_ragged_product() {
             act: Activation::Relu,
             accumulate: false,
             tile: MatmulTile::Auto,
+            split: 0,
         },
         &mut rng,
     );
@@ -230,6 +254,7 @@ fn unchecked_kernels_match_f64_reference() {
                 act: Activation::Gelu,
                 accumulate: trans_a,
                 tile: MatmulTile::Auto,
+                split: 0,
             },
             &mut rng,
         );
@@ -248,6 +273,7 @@ fn unchecked_kernels_match_f64_reference() {
                     act: Activation::None,
                     accumulate: false,
                     tile,
+                    split: 0,
                 },
                 &mut rng,
             );
@@ -322,4 +348,117 @@ fn short_buffers_and_aliasing_are_errors() {
     for buf in [small, big, c] {
         b.free(buf);
     }
+}
+
+#[test]
+fn split_k_matches_f64_reference() {
+    // Slices that do not divide K (1000 = 3 x 334 - 2), more slices than k's (7 k's, 8 slices:
+    // clamped to 7), a slice count that leaves the last slice short, on both tiles and with
+    // every epilogue: the slices' partials are summed in order before bias, activation and
+    // accumulation.
+    let mut rng = Rng::new(5);
+    for (m, n, k, split) in [
+        (37, 70, 1000, 3),
+        (5, 9, 7, 8),
+        (129, 63, 2049, 5),
+        (1, 1, 600, 2),
+    ] {
+        for tile in [MatmulTile::Auto, MatmulTile::T64, MatmulTile::T128P] {
+            for (trans_a, trans_b) in [(false, false), (true, false), (false, true), (true, true)] {
+                check(
+                    &Case {
+                        m,
+                        n,
+                        k,
+                        trans_a,
+                        trans_b,
+                        bias: trans_b,
+                        act: if trans_a {
+                            Activation::Gelu
+                        } else {
+                            Activation::None
+                        },
+                        accumulate: trans_a != trans_b,
+                        tile,
+                        split,
+                    },
+                    &mut rng,
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn split_k_is_chosen_for_small_outputs_with_long_k() {
+    let gpu = gpu();
+    // One 128 tile and K = 2048: four slices of 512.
+    assert_eq!(wgmem::compute::split_k_slices(&gpu, 100, 100, 2048), 4);
+    // A short K or an output that fills the GPU: no split.
+    assert_eq!(wgmem::compute::split_k_slices(&gpu, 100, 100, 700), 1);
+    assert_eq!(wgmem::compute::split_k_slices(&gpu, 2048, 2048, 4096), 1);
+    assert_eq!(wgmem::compute::split_k_slices(&gpu, 0, 100, 4096), 1);
+}
+
+#[test]
+fn split_k_bad_input_is_refused() {
+    let gpu = gpu();
+    let b = gpu.backend();
+    let x = upload(&**b, &[0.5; 64]);
+    let c = upload(&**b, &[0.0; 16]);
+    let short = upload(&**b, &[0.0; 16]);
+    let scratch = upload(&**b, &[0.0; 32]);
+    let with = |slices, scratch| MatmulOptions {
+        split_k: Some(SplitK { slices, scratch }),
+        ..Default::default()
+    };
+    // [4, 16] · [16, 4] in 2 slices needs 2 x 16 scratch values.
+    assert!(matches!(
+        matmul(&gpu, &x, [4, 16], &x, [16, 4], &c, &with(0, &scratch)),
+        Err(Error::InvalidArgument { .. })
+    ));
+    assert!(matches!(
+        matmul(&gpu, &x, [4, 16], &x, [16, 4], &c, &with(2, &short)),
+        Err(Error::OutOfBounds { .. })
+    ));
+    assert!(matches!(
+        matmul(&gpu, &x, [4, 16], &x, [16, 4], &c, &with(1, &c)),
+        Err(Error::SameBuffer)
+    ));
+    matmul(&gpu, &x, [4, 16], &x, [16, 4], &c, &with(2, &scratch)).unwrap();
+    assert_eq!(download(&**b, &c, 16), vec![4.0; 16]);
+    for buf in [x, c, short, scratch] {
+        b.free(buf);
+    }
+}
+
+#[test]
+fn fully_checked_kernels_match_f64_reference_and_checks_parse() {
+    // Gpu::new drops naga's loop counters (KernelChecks::NoLoopBounding); every other test here
+    // runs that. The fully checked build of the same kernels must agree with f64 as well.
+    let full = Gpu::with_checks(gpu_backend(), KernelChecks::Full).expect("kernel setup");
+    assert_eq!(full.checks_label(), "full");
+    assert_eq!(gpu().checks_label(), "no-loop-bounding");
+    let mut rng = Rng::new(6);
+    for (tile, split) in [(MatmulTile::T64, 0), (MatmulTile::T128P, 3)] {
+        check_on(
+            &full,
+            &Case {
+                m: 65,
+                n: 129,
+                k: 700,
+                trans_a: true,
+                trans_b: false,
+                bias: true,
+                act: Activation::Gelu,
+                accumulate: true,
+                tile,
+                split,
+            },
+            &mut rng,
+        );
+    }
+    assert_eq!("full".parse::<KernelChecks>().unwrap(), KernelChecks::Full);
+    let err = "none".parse::<KernelChecks>().unwrap_err().to_string();
+    assert!(err.contains("full, no-loop-bounding"), "{err}");
 }

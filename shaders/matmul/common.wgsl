@@ -30,7 +30,9 @@ struct Params {
     flags: u32,
     // 0 none, 1 ReLU, 2 GELU (tanh approximation).
     act: u32,
-    _p0: u32,
+    // Split K: workgroup z takes k in [z * k_split, (z + 1) * k_split) and writes its partial
+    // product at z * m * n (matmul/splitk.wgsl sums them). Unsplit: k_split = k, one slice.
+    k_split: u32,
     _p1: u32,
     _p2: u32,
 }
@@ -41,20 +43,21 @@ struct Params {
 @group(0) @binding(3) var<storage, read> b: array<f32>;
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
 
-const SQRT_2_OVER_PI: f32 = 0.7978845608028654;
+// This workgroup's slice of K, [k_lo, k_hi), and where its output starts in c.
+var<private> k_lo: u32;
+var<private> k_hi: u32;
+var<private> c_base: u32;
 
-fn activate(x: f32) -> f32 {
-    if (p.act == 1u) {
-        return max(x, 0.0);
-    }
-    if (p.act == 2u) {
-        // 1 + tanh(u) from e = exp(-2|u|), as in elementwise.wgsl: no cancellation, no overflow.
-        let u = SQRT_2_OVER_PI * (x + 0.044715 * x * x * x);
-        let e = exp(-2.0 * abs(u));
-        let one_plus_t = select(2.0 * e, 2.0, u >= 0.0) / (1.0 + e);
-        return 0.5 * x * one_plus_t;
-    }
-    return x;
+// Selects slice z of K (workgroup_id.z); every entry point calls it first.
+fn begin_slice(z: u32) {
+    k_lo = min(z * p.k_split, p.k);
+    k_hi = min(p.k, k_lo + p.k_split);
+    c_base = z * p.m * p.n;
+}
+
+// Steps of `step` k's over this slice.
+fn slice_steps(step: u32) -> u32 {
+    return (k_hi - k_lo + step - 1u) / step;
 }
 
 // Writes up to four consecutive outputs of one row, applying the epilogue.
@@ -69,8 +72,8 @@ fn store4(row: u32, col: u32, v: vec4<f32>) {
             if ((p.flags & 1u) != 0u) {
                 x += bias[cj];
             }
-            x = activate(x);
-            let idx = row * p.n + cj;
+            x = activate(x, p.act);
+            let idx = c_base + row * p.n + cj;
             if ((p.flags & 2u) != 0u) {
                 x += c[idx];
             }
@@ -79,9 +82,9 @@ fn store4(row: u32, col: u32, v: vec4<f32>) {
     }
 }
 
-// Element (r, kk) of op(A): r < M, kk < K; zero outside.
+// Element (r, kk) of op(A): r < M, kk < the slice's end; zero outside.
 fn load_a(r: u32, kk: u32, trans: bool) -> f32 {
-    if (r >= p.m || kk >= p.k) {
+    if (r >= p.m || kk >= k_hi) {
         return 0.0;
     }
     if (trans) {
@@ -90,9 +93,9 @@ fn load_a(r: u32, kk: u32, trans: bool) -> f32 {
     return a[r * p.k + kk];
 }
 
-// Element (kk, col) of op(B): kk < K, col < N; zero outside.
+// Element (kk, col) of op(B): kk < the slice's end, col < N; zero outside.
 fn load_b(kk: u32, col: u32, trans: bool) -> f32 {
-    if (kk >= p.k || col >= p.n) {
+    if (kk >= k_hi || col >= p.n) {
         return 0.0;
     }
     if (trans) {

@@ -99,9 +99,9 @@ fn mm128k16(group: vec2<u32>, t: u32, tx: u32, ty: u32, ta: bool, tb: bool) {
         acc[i] = vec4<f32>(0.0);
     }
 
-    let steps = (p.k + 15u) / 16u;
-    var ra = fetch_a16(t, row0, 0u, ta);
-    var rb = fetch_b16(t, col0, 0u, tb);
+    let steps = slice_steps(16u);
+    var ra = fetch_a16(t, row0, k_lo, ta);
+    var rb = fetch_b16(t, col0, k_lo, tb);
     put_tile16(true, 0u, t, ra, !ta);
     put_tile16(false, 0u, t, rb, tb);
     workgroupBarrier();
@@ -110,8 +110,8 @@ fn mm128k16(group: vec2<u32>, t: u32, tx: u32, ty: u32, ta: bool, tb: bool) {
         let cur = (s & 1u) * BUF16;
         let more = s + 1u < steps;
         if (more) {
-            ra = fetch_a16(t, row0, (s + 1u) * 16u, ta);
-            rb = fetch_b16(t, col0, (s + 1u) * 16u, tb);
+            ra = fetch_a16(t, row0, k_lo + (s + 1u) * 16u, ta);
+            rb = fetch_b16(t, col0, k_lo + (s + 1u) * 16u, tb);
         }
         for (var kk = 0u; kk < 16u; kk += 4u) {
             let o = cur + kk * S128;
@@ -143,24 +143,28 @@ fn mm128k16(group: vec2<u32>, t: u32, tx: u32, ty: u32, ta: bool, tb: bool) {
 @compute @workgroup_size(16, 16)
 fn mm128k16_nn(@builtin(workgroup_id) g: vec3<u32>, @builtin(local_invocation_index) t: u32,
                @builtin(local_invocation_id) l: vec3<u32>) {
+    begin_slice(g.z);
     mm128k16(g.xy, t, l.x, l.y, false, false);
 }
 
 @compute @workgroup_size(16, 16)
 fn mm128k16_tn(@builtin(workgroup_id) g: vec3<u32>, @builtin(local_invocation_index) t: u32,
                @builtin(local_invocation_id) l: vec3<u32>) {
+    begin_slice(g.z);
     mm128k16(g.xy, t, l.x, l.y, true, false);
 }
 
 @compute @workgroup_size(16, 16)
 fn mm128k16_nt(@builtin(workgroup_id) g: vec3<u32>, @builtin(local_invocation_index) t: u32,
                @builtin(local_invocation_id) l: vec3<u32>) {
+    begin_slice(g.z);
     mm128k16(g.xy, t, l.x, l.y, false, true);
 }
 
 @compute @workgroup_size(16, 16)
 fn mm128k16_tt(@builtin(workgroup_id) g: vec3<u32>, @builtin(local_invocation_index) t: u32,
                @builtin(local_invocation_id) l: vec3<u32>) {
+    begin_slice(g.z);
     mm128k16(g.xy, t, l.x, l.y, true, true);
 }
 

@@ -131,9 +131,9 @@ fn mm128p(group: vec2<u32>, t: u32, tx: u32, ty: u32, ta: bool, tb: bool) {
         acc[i] = vec4<f32>(0.0);
     }
 
-    let steps = (p.k + 7u) / 8u;
-    var ra = fetch_a128(t, row0, 0u, ta);
-    var rb = fetch_b128(t, col0, 0u, tb);
+    let steps = slice_steps(8u);
+    var ra = fetch_a128(t, row0, k_lo, ta);
+    var rb = fetch_b128(t, col0, k_lo, tb);
     put_a128(0u, t, ra, ta);
     put_b128(0u, t, rb, tb);
     workgroupBarrier();
@@ -142,8 +142,8 @@ fn mm128p(group: vec2<u32>, t: u32, tx: u32, ty: u32, ta: bool, tb: bool) {
         let cur = (s & 1u) * BUF128;
         let more = s + 1u < steps;
         if (more) {
-            ra = fetch_a128(t, row0, (s + 1u) * 8u, ta);
-            rb = fetch_b128(t, col0, (s + 1u) * 8u, tb);
+            ra = fetch_a128(t, row0, k_lo + (s + 1u) * 8u, ta);
+            rb = fetch_b128(t, col0, k_lo + (s + 1u) * 8u, tb);
         }
         let f0 = frag128(cur, tx, ty);
         let f1 = frag128(cur + S128, tx, ty);
@@ -174,24 +174,28 @@ fn mm128p(group: vec2<u32>, t: u32, tx: u32, ty: u32, ta: bool, tb: bool) {
 @compute @workgroup_size(16, 16)
 fn mm128p_nn(@builtin(workgroup_id) g: vec3<u32>, @builtin(local_invocation_index) t: u32,
              @builtin(local_invocation_id) l: vec3<u32>) {
+    begin_slice(g.z);
     mm128p(g.xy, t, l.x, l.y, false, false);
 }
 
 @compute @workgroup_size(16, 16)
 fn mm128p_tn(@builtin(workgroup_id) g: vec3<u32>, @builtin(local_invocation_index) t: u32,
              @builtin(local_invocation_id) l: vec3<u32>) {
+    begin_slice(g.z);
     mm128p(g.xy, t, l.x, l.y, true, false);
 }
 
 @compute @workgroup_size(16, 16)
 fn mm128p_nt(@builtin(workgroup_id) g: vec3<u32>, @builtin(local_invocation_index) t: u32,
              @builtin(local_invocation_id) l: vec3<u32>) {
+    begin_slice(g.z);
     mm128p(g.xy, t, l.x, l.y, false, true);
 }
 
 @compute @workgroup_size(16, 16)
 fn mm128p_tt(@builtin(workgroup_id) g: vec3<u32>, @builtin(local_invocation_index) t: u32,
              @builtin(local_invocation_id) l: vec3<u32>) {
+    begin_slice(g.z);
     mm128p(g.xy, t, l.x, l.y, true, true);
 }
 
@@ -238,9 +242,9 @@ fn mm128s(group: vec2<u32>, t: u32, tx: u32, ty: u32, ta: bool, tb: bool) {
         acc[i] = vec4<f32>(0.0);
     }
 
-    let steps = (p.k + 15u) / 16u;
-    var ra = fetch_a16(t, row0, 0u, ta);
-    var rb = fetch_b16(t, col0, 0u, tb);
+    let steps = slice_steps(16u);
+    var ra = fetch_a16(t, row0, k_lo, ta);
+    var rb = fetch_b16(t, col0, k_lo, tb);
     put_tiles(true, 0u, t, ra, !ta);
     put_tiles(false, 0u, t, rb, tb);
     workgroupBarrier();
@@ -249,8 +253,8 @@ fn mm128s(group: vec2<u32>, t: u32, tx: u32, ty: u32, ta: bool, tb: bool) {
         let cur = (s & 1u) * SBUF;
         let more = s + 1u < steps;
         if (more) {
-            ra = fetch_a16(t, row0, (s + 1u) * 16u, ta);
-            rb = fetch_b16(t, col0, (s + 1u) * 16u, tb);
+            ra = fetch_a16(t, row0, k_lo + (s + 1u) * 16u, ta);
+            rb = fetch_b16(t, col0, k_lo + (s + 1u) * 16u, tb);
         }
         let f0 = frags(cur, 0u, tx, ty);
         let f1 = frags(cur, 1u, tx, ty);
@@ -297,23 +301,27 @@ fn mm128s(group: vec2<u32>, t: u32, tx: u32, ty: u32, ta: bool, tb: bool) {
 @compute @workgroup_size(16, 16)
 fn mm128s_nn(@builtin(workgroup_id) g: vec3<u32>, @builtin(local_invocation_index) t: u32,
              @builtin(local_invocation_id) l: vec3<u32>) {
+    begin_slice(g.z);
     mm128s(g.xy, t, l.x, l.y, false, false);
 }
 
 @compute @workgroup_size(16, 16)
 fn mm128s_tn(@builtin(workgroup_id) g: vec3<u32>, @builtin(local_invocation_index) t: u32,
              @builtin(local_invocation_id) l: vec3<u32>) {
+    begin_slice(g.z);
     mm128s(g.xy, t, l.x, l.y, true, false);
 }
 
 @compute @workgroup_size(16, 16)
 fn mm128s_nt(@builtin(workgroup_id) g: vec3<u32>, @builtin(local_invocation_index) t: u32,
              @builtin(local_invocation_id) l: vec3<u32>) {
+    begin_slice(g.z);
     mm128s(g.xy, t, l.x, l.y, false, true);
 }
 
 @compute @workgroup_size(16, 16)
 fn mm128s_tt(@builtin(workgroup_id) g: vec3<u32>, @builtin(local_invocation_index) t: u32,
              @builtin(local_invocation_id) l: vec3<u32>) {
+    begin_slice(g.z);
     mm128s(g.xy, t, l.x, l.y, true, true);
 }

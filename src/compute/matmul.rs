@@ -6,6 +6,7 @@
 //! limits and the problem's size (see [`MatmulTile`]).
 
 use super::elementwise::Activation;
+pub use super::matmul_split::{SplitK, split_k_slices};
 use super::validate::{distinct, elements, product};
 use super::{Binding, Gpu, Kernel};
 use crate::error::{Error, Result};
@@ -50,6 +51,10 @@ pub struct MatmulOptions<'a> {
     pub accumulate: bool,
     /// The tiling; [`MatmulTile::Auto`] unless benchmarking or testing one.
     pub tile: MatmulTile,
+    /// Split K into slices computed in parallel, then summed ([`SplitK`]; f32 tiles only).
+    /// `None` computes each output tile in one workgroup; [`crate::ops::matmul`] sets it where
+    /// [`split_k_slices`] says the output alone cannot fill the GPU.
+    pub split_k: Option<SplitK<'a>>,
 }
 
 /// The parameters every matmul kernel reads (the f32 and f16 tiles and the cooperative
@@ -62,7 +67,9 @@ pub(super) struct Params {
     k: u32,
     flags: u32,
     act: u32,
-    _pad: [u32; 3],
+    /// The K of one slice (the f32 tiles; `k` when unsplit).
+    k_split: u32,
+    _pad: [u32; 2],
 }
 
 impl Params {
@@ -75,8 +82,14 @@ impl Params {
             k,
             flags: u32::from(opts.bias.is_some()) | (u32::from(opts.accumulate) << 1) | extra,
             act: opts.activation.code(),
-            _pad: [0; 3],
+            k_split: k,
+            _pad: [0; 2],
         }
+    }
+
+    /// Sets the K of one slice of a split product.
+    pub(super) fn set_k_split(&mut self, k_split: u32) {
+        self.k_split = k_split;
     }
 }
 
@@ -136,7 +149,7 @@ fn parse_tile(name: &str) -> std::result::Result<MatmulTile, String> {
         })
 }
 
-fn kernel(tile: MatmulTile, trans_a: bool, trans_b: bool) -> Kernel {
+pub(super) fn kernel(tile: MatmulTile, trans_a: bool, trans_b: bool) -> Kernel {
     let entry = match (tile, trans_a, trans_b) {
         (MatmulTile::T128K16, false, false) => "mm128k16_nn",
         (MatmulTile::T128K16, true, false) => "mm128k16_tn",
@@ -173,7 +186,7 @@ fn auto_override() -> Option<MatmulTile> {
     })
 }
 
-fn choose_tile(
+pub(super) fn choose_tile(
     gpu: &Gpu,
     asked: MatmulTile,
     m: usize,
@@ -281,6 +294,16 @@ pub fn matmul(
             c,
             crate::DType::F32,
             opts,
+        );
+    }
+    if let Some(split) = opts.split_k {
+        return super::matmul_split::matmul_split(
+            gpu,
+            [a, b, c],
+            [m32, n32, k32],
+            [len_a, len_b, len_c],
+            opts,
+            split,
         );
     }
     let tile = choose_tile(gpu, opts.tile, m, n, opts.trans_a || opts.trans_b)?;

@@ -53,6 +53,7 @@ mod layernorm;
 mod matmul;
 mod matmul_coop;
 mod matmul_f16;
+mod matmul_split;
 mod optim;
 mod optim_mixed;
 mod pipelines;
@@ -86,7 +87,7 @@ pub use embedding::{
     embedding_forward,
 };
 pub use layernorm::{LayerNormBuffers, LayerNormGrads, layer_norm_backward, layer_norm_forward};
-pub use matmul::{MatmulOptions, MatmulTile, matmul};
+pub use matmul::{MatmulOptions, MatmulTile, SplitK, matmul, split_k_slices};
 pub use matmul_coop::matmul_coop;
 pub use matmul_f16::matmul_f16;
 pub use optim::{AdamParams, SgdParams, adam, sgd};

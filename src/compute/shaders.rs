@@ -51,7 +51,8 @@ shaders![
         "compress",
     ],
     joined: [
-        "matmul" = ["matmul/common", "matmul/tile64", "matmul/tile128k16", "matmul/tile128v4"],
+        "matmul" = ["matmul/activate", "matmul/common", "matmul/tile64", "matmul/tile128k16", "matmul/tile128v4"],
+        "matmul_splitk" = ["matmul/activate", "matmul/splitk"],
         "matmul_coop16_f16_f32" = ["coop/head_f16_16", "coop/out_f32", "coop/body"],
         "matmul_coop16_f16_f16" = ["coop/head_f16_16", "coop/out_f16", "coop/body"],
         "matmul_coop8_f16_f32" = ["coop/head_f16_8", "coop/out_f32", "coop/body"],
