@@ -1,12 +1,12 @@
-// Reductions: column sums of a row-major matrix (the bias gradient), and full sums and maxima
-// in two passes (each workgroup of the first pass reduces a strided share of the input into one
-// partial; one workgroup of the second pass reduces the partials). Deterministic: no atomics,
+// Reductions: full sums and maxima in two passes (each workgroup of the first pass reduces a
+// strided share of the input into one partial; one workgroup of the second pass reduces the
+// partials; column sums are in colsum/). Deterministic: no atomics,
 // fixed reduction trees, so the same input gives the same bits on every run.
 
 override WG: u32 = 256u; // Unused: these kernels fix 256 threads (every adapter allows it).
 
 struct Params {
-    // col_sums: rows and cols. partial_*: n and the number of first-pass workgroups.
+    // partial_*: n and the number of first-pass workgroups.
     // final_*: the number of partials in n, scale of the result in scale.
     n: u32,
     m: u32,
@@ -38,32 +38,6 @@ fn reduce_shared(l: u32, is_max: bool) {
         }
     }
     workgroupBarrier();
-}
-
-// out[c] = sum over r of x[r, c], rows = n, cols = m. A workgroup takes 32 columns; its 8 row
-// lanes each sum every 8th row, then the lanes are added in a fixed order.
-@compute @workgroup_size(256)
-fn col_sums(@builtin(workgroup_id) g: vec3<u32>, @builtin(num_workgroups) gs: vec3<u32>,
-            @builtin(local_invocation_index) l: u32) {
-    let rows = params.n;
-    let cols = params.m;
-    let c = (g.y * gs.x + g.x) * 32u + (l & 31u);
-    let lane = l >> 5u;
-    var acc = 0.0;
-    if (c < cols) {
-        for (var r = lane; r < rows; r += 8u) {
-            acc += x[r * cols + c];
-        }
-    }
-    shared_vals[l] = acc;
-    workgroupBarrier();
-    if (lane == 0u && c < cols) {
-        var total = 0.0;
-        for (var k = 0u; k < 8u; k++) {
-            total += shared_vals[k * 32u + l];
-        }
-        out[c] = total;
-    }
 }
 
 // out[g] = sum of x[i] for i = g * 256 + l + k * (groups * 256); n = params.n.

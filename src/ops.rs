@@ -107,17 +107,20 @@ pub fn activation_forward(act: Activation, x: &Tensor, y: &Tensor) -> Result<()>
 pub fn column_sums(x: &Tensor, out: &Tensor, accumulate: bool) -> Result<()> {
     let [rows, cols] = x.matrix_dims("column_sums")?;
     out.expect_dtype("column_sums", "the output", DType::F32)?;
-    let gpu = x.context().gpu();
-    match x.dtype() {
-        DType::F16 => compute::column_sums_f16(gpu, x.raw(), rows, cols, out.raw(), accumulate),
-        DType::F32 if !accumulate => compute::column_sums(gpu, x.raw(), rows, cols, out.raw()),
-        DType::F32 => {
-            let ctx = x.context();
-            let sums = ctx.uninit(&[cols], crate::tensor::tags::SCRATCH)?;
-            compute::column_sums(gpu, x.raw(), rows, cols, sums.raw())?;
-            compute::accumulate(gpu, sums.raw(), out.raw(), cols)
-        }
-    }
+    let ctx = x.context();
+    // A tall matrix (a bias gradient over many rows) is summed in chunks side by side.
+    let partials = compute::column_sum_partials(rows, cols)
+        .map(|len| ctx.uninit(&[len], crate::tensor::tags::SCRATCH))
+        .transpose()?;
+    compute::column_sums_of(
+        ctx.gpu(),
+        x.raw(),
+        x.dtype(),
+        [rows, cols],
+        out.raw(),
+        accumulate,
+        partials.as_ref().map(Tensor::raw),
+    )
 }
 
 /// Converts `src` into `dst` (same length, any two types; the same type is a copy). f32 to f16

@@ -1,4 +1,5 @@
-//! Reductions against f64 references: column sums (bias gradient) for ragged shapes, full sum,
+//! Reductions against f64 references: column sums (bias gradient) for ragged shapes, in one
+//! pass and in chunks, full sum,
 //! mean and max across one and many first-pass workgroups; softmax cross-entropy forward and
 //! backward with the loss and correct count reduced on the GPU.
 
@@ -6,9 +7,70 @@ mod common;
 
 use common::{Rng, download, gpu, upload};
 use wgmem::compute::{self, CrossEntropyOutputs, column_sums, softmax_cross_entropy};
-use wgmem::{Backend, Error};
+use wgmem::{Backend, DType, Error};
 
 const EPS: f64 = f32::EPSILON as f64;
+
+#[test]
+fn chunked_column_sums_match_f64_reference() {
+    // 1000 rows in chunks of 256 (the last 232), summed side by side, then the chunk sums; with
+    // and without accumulating into what `out` holds. A short partials buffer is refused.
+    let gpu = gpu();
+    let b = gpu.backend();
+    let mut rng = Rng::new(32);
+    let (rows, cols) = (1000, 37);
+    let len = compute::column_sum_partials(rows, cols).expect("1000 rows are chunked");
+    assert_eq!(len, 4 * cols);
+    assert_eq!(compute::column_sum_partials(512, cols), None);
+    let x = rng.vec(rows * cols);
+    let xb = upload(&**b, &x);
+    let partials = upload(&**b, &vec![f32::NAN; len]);
+    for accumulate in [false, true] {
+        let start = rng.vec(cols);
+        let out = upload(&**b, &start);
+        compute::column_sums_of(
+            &gpu,
+            &xb,
+            DType::F32,
+            [rows, cols],
+            &out,
+            accumulate,
+            Some(&partials),
+        )
+        .unwrap();
+        let got = download(&**b, &out, cols);
+        for c in 0..cols {
+            let base = if accumulate { f64::from(start[c]) } else { 0.0 };
+            let (want, mag): (f64, f64) = (0..rows)
+                .map(|r| f64::from(x[r * cols + c]))
+                .fold((base, base.abs()), |(s, m), v| (s + v, m + v.abs()));
+            let tol = (rows as f64 + 2.0) * EPS * mag;
+            assert!(
+                (f64::from(got[c]) - want).abs() <= tol,
+                "acc {accumulate} col {c}: {} vs {want}",
+                got[c]
+            );
+        }
+        b.free(out);
+    }
+    let out = upload(&**b, &vec![0.0; cols]);
+    let short = upload(&**b, &vec![0.0; len - 1]);
+    assert!(matches!(
+        compute::column_sums_of(
+            &gpu,
+            &xb,
+            DType::F32,
+            [rows, cols],
+            &out,
+            false,
+            Some(&short)
+        ),
+        Err(Error::OutOfBounds { .. })
+    ));
+    for buf in [xb, partials, out, short] {
+        b.free(buf);
+    }
+}
 
 #[test]
 fn column_sums_match_f64_reference() {

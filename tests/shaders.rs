@@ -23,8 +23,11 @@ fn shader_files() -> BTreeSet<String> {
 }
 
 /// The modules joined from pieces in subfolders of `shaders/` (`compute::shaders`).
-const JOINED: [&str; 6] = [
+const JOINED: [&str; 9] = [
     "matmul",
+    "matmul_splitk",
+    "colsum",
+    "colsum_f16",
     "matmul_coop16_f16_f32",
     "matmul_coop16_f16_f16",
     "matmul_coop8_f16_f32",

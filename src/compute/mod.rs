@@ -44,6 +44,7 @@
 //! validate every length reach it); user kernels are always compiled with every check.
 
 mod attention;
+mod colsum;
 mod compress;
 mod coop_select;
 mod elementwise;
@@ -58,7 +59,6 @@ mod optim;
 mod optim_mixed;
 mod pipelines;
 mod reduce;
-mod reduce_f16;
 mod shaders;
 mod softmax;
 mod softmax_f16;
@@ -71,6 +71,7 @@ pub use attention::{
     AttentionDims, AttentionSaved, MAX_HEAD_DIM, attention_backward, attention_forward,
     attention_naive_backward, attention_naive_forward,
 };
+pub use colsum::{CHUNK_ROWS, column_sum_partials, column_sums, column_sums_f16, column_sums_of};
 pub use compress::{f16_words, pack_f16, unpack_f16};
 pub use coop_select::{CoopAdapter, CoopChoice, CoopKernel, MatmulKernels, choose as choose_coop};
 pub use elementwise::{
@@ -94,8 +95,7 @@ pub use optim::{AdamParams, SgdParams, adam, sgd};
 pub use optim_mixed::{adam_mixed, check_finite, sgd_mixed};
 pub(crate) use pipelines::Kernel;
 pub use pipelines::KernelChecks;
-pub use reduce::{add_sum_of_squares, column_sums, max, mean, sum};
-pub use reduce_f16::column_sums_f16;
+pub use reduce::{add_sum_of_squares, max, mean, sum};
 pub use shaders::{SHADERS, ShaderSource, capabilities, shader, validate_wgsl};
 pub use softmax::{CrossEntropyOutputs, softmax_cross_entropy};
 pub use softmax_f16::softmax_cross_entropy_f16;

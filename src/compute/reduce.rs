@@ -1,10 +1,10 @@
-//! Entry points of `shaders/reduce.wgsl`: column sums (the bias gradient) and full sum, mean
-//! and max reduced on the GPU into a one-element buffer.
+//! Entry points of `shaders/reduce.wgsl`: full sum, mean and max reduced on the GPU into a
+//! one-element buffer (column sums are in `colsum.rs`).
 //!
 //! Full reductions run in two passes through the [`Gpu`]'s scratch partials, so they create no
 //! buffer; the result stays on the GPU until the caller reads it.
 
-use super::validate::{distinct, elements, product};
+use super::validate::{distinct, elements};
 use super::{Binding, Gpu, Kernel, SCRATCH_PARTIALS};
 use crate::error::{Error, Result};
 
@@ -22,40 +22,6 @@ const fn kernel(entry: &'static str) -> Kernel {
         shader: "reduce",
         entry,
     }
-}
-
-/// `out[c] = sum over r of x[r, c]` for a row-major `[rows, cols]` matrix: the gradient of a
-/// bias broadcast over rows. `out` receives `cols` values.
-pub fn column_sums(
-    gpu: &Gpu,
-    x: &wgpu::Buffer,
-    rows: usize,
-    cols: usize,
-    out: &wgpu::Buffer,
-) -> Result<()> {
-    let n = product("column_sums", rows, cols)?;
-    elements(gpu, "column_sums x", x, n)?;
-    let cols32 = elements(gpu, "column_sums out", out, cols)?;
-    distinct(out, &[x])?;
-    if cols == 0 {
-        return Ok(());
-    }
-    let params = Params {
-        n: rows as u32,
-        m: cols32,
-        scale: 1.0,
-        _pad: 0,
-    };
-    let blocks = cols32.div_ceil(32);
-    let max = gpu.max_groups_per_dim();
-    let x_groups = blocks.min(max);
-    let groups = [x_groups, blocks.div_ceil(x_groups), 1];
-    gpu.dispatch(
-        kernel("col_sums"),
-        &params,
-        &[Binding::f32s(out, cols), Binding::f32s(x, n)],
-        groups,
-    )
 }
 
 enum Full {

@@ -38,7 +38,6 @@ shaders![
         "elementwise_f16",
         "matmul_f16",
         "reduce",
-        "reduce_f16",
         "softmax",
         "softmax_f16",
         "optim",
@@ -53,6 +52,8 @@ shaders![
     joined: [
         "matmul" = ["matmul/activate", "matmul/common", "matmul/tile64", "matmul/tile128k16", "matmul/tile128v4"],
         "matmul_splitk" = ["matmul/activate", "matmul/splitk"],
+        "colsum" = ["colsum/f32", "colsum/body"],
+        "colsum_f16" = ["colsum/f16", "colsum/body"],
         "matmul_coop16_f16_f32" = ["coop/head_f16_16", "coop/out_f32", "coop/body"],
         "matmul_coop16_f16_f16" = ["coop/head_f16_16", "coop/out_f16", "coop/body"],
         "matmul_coop8_f16_f32" = ["coop/head_f16_8", "coop/out_f32", "coop/body"],
