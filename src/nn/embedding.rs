@@ -6,14 +6,27 @@
 //! [`Module`] like any other and a whole GPT fits a [`super::Sequential`]. The backward pass
 //! sums each table row's gradient in a fixed order (no float atomics in WGSL), so it is
 //! deterministic.
+//!
+//! Mixed precision ([`Module::set_precision`] with f16): the embedding reads its f32 tables
+//! and writes f16 vectors; its backward accumulates the f16 output gradient into the f32 table
+//! gradients. A tied head multiplies by the table, so the table then also gets an f16 working
+//! copy ([`Parameter::working`]) that the mixed optimizer step rewrites with every update; the
+//! embedding shares that copy with its [`TiedHead`], which reads it in both passes and
+//! accumulates the table's gradient in f32.
 
 use super::{Module, Parameter, missing_saved};
+use crate::DType;
 use crate::compute::{self, EmbeddingDims, MatmulOptions};
 use crate::error::{Error, Result};
+use crate::ops;
 use crate::tensor::{Context, Tensor, tags};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, Weak};
+
+/// The f16 working copy of a tied table, shared by the embedding (which creates and drops it
+/// in `set_precision`) and its heads (which read it): `None` in f32.
+type SharedWorking = Arc<Mutex<Option<wgpu::Buffer>>>;
 
 /// The standard deviation of GPT-2's initialisation, used for the tables.
 pub const EMBEDDING_INIT_STD: f32 = 0.02;
@@ -74,6 +87,8 @@ pub struct Embedding {
     table: Parameter,
     positions: Option<Parameter>,
     ids: Option<Arc<Tensor>>,
+    dtype: DType,
+    working: SharedWorking,
     alive: Arc<()>,
 }
 
@@ -92,6 +107,8 @@ impl Embedding {
             table: parameter(ctx, "token", &values, &[vocab, width])?,
             positions: None,
             ids: None,
+            dtype: DType::F32,
+            working: Arc::new(Mutex::new(None)),
             alive: Arc::new(()),
         })
     }
@@ -136,6 +153,16 @@ impl Embedding {
         self.positions.as_ref()
     }
 
+    /// The type of the output vectors: f16 in mixed precision.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// Whether a [`TiedHead`] of this table exists (it shares the working-copy slot).
+    fn is_tied(&self) -> bool {
+        Arc::strong_count(&self.working) > 1
+    }
+
     /// [`token_tensor`] with this table's vocabulary, and the context checked too.
     pub fn tokens(&self, ids: &[u32], batch: usize, seq: usize) -> Result<Tensor> {
         self.check_seq(seq)?;
@@ -150,6 +177,7 @@ impl Embedding {
             ctx: Arc::clone(&self.ctx),
             table: self.table.value.raw().clone(),
             grad: self.table.grad.raw().clone(),
+            working: Arc::clone(&self.working),
             vocab: self.vocab(),
             width: self.width(),
             owner: Arc::downgrade(&self.alive),
@@ -193,20 +221,21 @@ impl Module for Embedding {
         let [batch, seq] = input.dims2("Embedding::forward")?;
         self.check_seq(seq)?;
         let width = self.width();
-        let out = self.ctx.uninit(&[batch, seq, width], tags::ACTIVATIONS)?;
+        let out = self
+            .ctx
+            .uninit_of(&[batch, seq, width], self.dtype, tags::ACTIVATIONS)?;
         let dims = EmbeddingDims {
             rows: batch * seq,
             seq,
             width,
             vocab: self.vocab(),
         };
-        compute::embedding_forward(
-            self.ctx.gpu(),
+        ops::embedding_forward(
             dims,
-            input.raw(),
-            self.table.value.raw(),
-            self.positions.as_ref().map(|p| p.value.raw()),
-            out.raw(),
+            &input,
+            &self.table.value,
+            self.positions.as_ref().map(|p| &p.value),
+            &out,
         )?;
         if save {
             self.ids = Some(input);
@@ -231,13 +260,37 @@ impl Module for Embedding {
                 reason: "the output gradient must match the forward output".into(),
             });
         }
-        let gpu = self.ctx.gpu();
-        compute::embedding_backward_table(gpu, dims, ids.raw(), grad.raw(), self.table.grad.raw())?;
-        if let Some(p) = &self.positions {
-            compute::embedding_backward_positions(gpu, dims, grad.raw(), p.grad.raw())?;
-        }
+        grad.expect_dtype("Embedding::backward", "the output gradient", self.dtype)?;
+        ops::embedding_backward(
+            dims,
+            &ids,
+            &grad,
+            &self.table.grad,
+            self.positions.as_ref().map(|p| &p.grad),
+        )?;
         // Token ids have no gradient.
         Ok(None)
+    }
+
+    /// f16: f16 output; and, when a [`TiedHead`] shares the table, an f16 working copy of it
+    /// (the head's operand). The tables themselves and their gradients stay f32.
+    fn set_precision(&mut self, dtype: DType) -> Result<()> {
+        let working = match dtype {
+            DType::F16 if self.is_tied() => {
+                self.ctx.gpu().require_f16()?;
+                let w = self
+                    .ctx
+                    .uninit_of(self.table.value.shape(), DType::F16, tags::PARAMS)?;
+                ops::convert(&self.table.value, &w)?;
+                Some(w)
+            }
+            _ => None,
+        };
+        *self.working.lock().unwrap_or_else(|e| e.into_inner()) =
+            working.as_ref().map(|w| w.raw().clone());
+        self.table.working = working;
+        self.dtype = dtype;
+        Ok(())
     }
 
     fn parameters(&mut self) -> Vec<&mut Parameter> {
@@ -261,6 +314,7 @@ pub struct TiedHead {
     ctx: Arc<Context>,
     table: wgpu::Buffer,
     grad: wgpu::Buffer,
+    working: SharedWorking,
     vocab: usize,
     width: usize,
     owner: Weak<()>,
@@ -276,6 +330,33 @@ impl TiedHead {
             ));
         }
         Ok(())
+    }
+
+    /// The compute type and the table the kernels read: the embedding's f16 working copy in
+    /// mixed precision, else the f32 table.
+    fn operand(&self) -> (DType, wgpu::Buffer) {
+        match &*self.working.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some(w) => (DType::F16, w.clone()),
+            None => (DType::F32, self.table.clone()),
+        }
+    }
+
+    /// `c (+)= op(a) · op(b)` with the matmul of `dtype` (f16 operands may write f32 `c`).
+    #[allow(clippy::too_many_arguments)]
+    fn product(
+        &self,
+        dtype: DType,
+        (a, a_shape): (&wgpu::Buffer, [usize; 2]),
+        (b, b_shape): (&wgpu::Buffer, [usize; 2]),
+        c: &wgpu::Buffer,
+        c_dtype: DType,
+        opts: &MatmulOptions<'_>,
+    ) -> Result<()> {
+        let gpu = self.ctx.gpu();
+        match dtype {
+            DType::F32 => compute::matmul(gpu, a, a_shape, b, b_shape, c, opts),
+            DType::F16 => compute::matmul_f16(gpu, a, a_shape, b, b_shape, c, c_dtype, opts),
+        }
     }
 }
 
@@ -295,21 +376,22 @@ impl Module for TiedHead {
                 reason: format!("the input needs {} features", self.width),
             });
         }
+        let (dtype, table) = self.operand();
+        input.expect_dtype("TiedHead::forward", "the input", dtype)?;
         let rows = input.len() / self.width;
         let mut shape = input.shape().to_vec();
         *shape.last_mut().expect("checked above") = self.vocab;
-        let out = self.ctx.uninit(&shape, tags::ACTIVATIONS)?;
+        let out = self.ctx.uninit_of(&shape, dtype, tags::ACTIVATIONS)?;
         let trans_b = MatmulOptions {
             trans_b: true,
             ..Default::default()
         };
-        compute::matmul(
-            self.ctx.gpu(),
-            input.raw(),
-            [rows, self.width],
-            &self.table,
-            [self.vocab, self.width],
+        self.product(
+            dtype,
+            (input.raw(), [rows, self.width]),
+            (&table, [self.vocab, self.width]),
             out.raw(),
+            dtype,
             &trans_b,
         )?;
         if save {
@@ -330,34 +412,35 @@ impl Module for TiedHead {
                 reason: "the output gradient must match the forward output".into(),
             });
         }
-        let gpu = self.ctx.gpu();
-        // d table += dyᵀ · x
+        let (dtype, table) = self.operand();
+        grad.expect_dtype("TiedHead::backward", "the output gradient", dtype)?;
+        // d table += dyᵀ · x (f32, also from f16 operands)
         let accumulate = MatmulOptions {
             trans_a: true,
             accumulate: true,
             ..Default::default()
         };
-        compute::matmul(
-            gpu,
-            grad.raw(),
-            [rows, self.vocab],
-            input.raw(),
-            [rows, self.width],
+        self.product(
+            dtype,
+            (grad.raw(), [rows, self.vocab]),
+            (input.raw(), [rows, self.width]),
             &self.grad,
+            DType::F32,
             &accumulate,
         )?;
         if !input_grad {
             return Ok(None);
         }
         // dx = dy · table
-        let dx = self.ctx.uninit(input.shape(), tags::ACTIVATIONS)?;
-        compute::matmul(
-            gpu,
-            grad.raw(),
-            [rows, self.vocab],
-            &self.table,
-            [self.vocab, self.width],
+        let dx = self
+            .ctx
+            .uninit_of(input.shape(), dtype, tags::ACTIVATIONS)?;
+        self.product(
+            dtype,
+            (grad.raw(), [rows, self.vocab]),
+            (&table, [self.vocab, self.width]),
             dx.raw(),
+            dtype,
             &MatmulOptions::default(),
         )?;
         Ok(Some(dx))
@@ -365,6 +448,24 @@ impl Module for TiedHead {
 
     fn clear_saved(&mut self) {
         self.input = None;
+    }
+
+    /// The head follows its embedding, which owns the table and its working copy: `dtype`
+    /// must be the embedding's (a model switches the embedding first, as a
+    /// [`super::Sequential`] does), else this is an error naming what to do.
+    fn set_precision(&mut self, dtype: DType) -> Result<()> {
+        self.check_owner()?;
+        let (have, _) = self.operand();
+        if have != dtype {
+            return Err(Error::invalid(
+                "TiedHead precision",
+                format!(
+                    "the head computes in {have} because its embedding does; set the embedding's \
+                     precision to {dtype} first (as the model's set_precision does)"
+                ),
+            ));
+        }
+        Ok(())
     }
 
     fn forward_flops(&self, batch: usize) -> u64 {
