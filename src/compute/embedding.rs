@@ -289,7 +289,7 @@ struct DropoutParams {
 }
 
 /// Which elements a dropout pass keeps: element `i` is kept iff
-/// `hash(seed, step, i) >= p * 2^32` (`shaders/dropout.wgsl` has the hash).
+/// `hash(seed, step, i) >= p * 2^32` (`shaders/dropout/body.wgsl` has the hash).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DropoutMask {
     /// The layer's seed.
