@@ -1,4 +1,4 @@
-//! The fused causal attention kernels alone (`shaders/attention.wgsl`): forward with `lse`
+//! The fused causal attention kernels alone (`shaders/attention/`): forward with `lse`
 //! saving, backward producing dq, dk and dv, at the default GPT's shapes (batch 8, 6 heads,
 //! head size 64) and T = 1024 and 2048, for the comparison with torch SDPA
 //! (`benches/reference/torch_attention.py`).

@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # The GPT training step against PyTorch: the same model, data, optimizer and schedule
-# (examples/gpt.rs and benches/reference/torch_gpt.py), fp32 (TF32 off in torch), in one call.
+# (examples/gpt.rs and benches/reference/torch_gpt.py), fp32 (TF32 off in torch), then mixed
+# precision (ours --precision mixed against torch autocast bf16 and autocast f16 with a
+# GradScaler), all in one call.
 #
 # Here (build):    bash benches/gpt.sh --build
 #   builds the release example into .dev/gpt (the corpus is embedded in it). Then, through the
 #   device tool, with carry [".gl", ".dev"]:
 # There (run):     bash benches/gpt.sh [STEPS] [BATCH]          (default 200 steps, batch 64)
-#   the default model (6 layers, 6 heads, width 384, context 256) for STEPS steps in both;
-#   prints each side's step time, tokens/s, peak memory and validation loss, then a table
-#   (ours, torch, ratio). Validation is evaluated only at step 0 and at the end.
+#   the default model (6 layers, 6 heads, width 384, context 256) for STEPS steps in each of
+#   the five runs; prints each run's step time, tokens/s, peak memory and validation loss, then
+#   two tables: fp32 (ours, torch, ratio) and mixed (ours, torch bf16, torch f16, ratios).
+#   Validation is evaluated only at step 0 and at the end. A mixed run that fails (a device
+#   without SHADER_F16) leaves its column nan and does not stop the others.
 #                  bash benches/gpt.sh --contexts [LIMIT]      (default 4G)
 #   the longest context (256 .. 8192, doubling) that trains the default model at batch 8 under
 #   a memory limit of LIMIT: wgmem without and with checkpointing (--memory-limit), torch
@@ -72,13 +76,24 @@ echo "== wgmem: examples/gpt.rs ${common[*]}"
 ./.dev/gpt "${common[@]}" --sample 200 2>&1 | grep -v XDG | tee "$log/gpt_wgmem.txt"
 echo "== torch: benches/reference/torch_gpt.py ${common[*]}"
 python3 benches/reference/torch_gpt.py "${common[@]}" 2>&1 | tee "$log/gpt_torch.txt"
+echo "== wgmem: examples/gpt.rs ${common[*]} --precision mixed"
+./.dev/gpt "${common[@]}" --precision mixed --sample 200 2>&1 | grep -v XDG | tee "$log/gpt_wgmem_mixed.txt" \
+    || echo "wgmem mixed failed (see above)"
+for amp in bf16 f16; do
+    echo "== torch: benches/reference/torch_gpt.py ${common[*]} --amp $amp"
+    python3 benches/reference/torch_gpt.py "${common[@]}" --amp "$amp" 2>&1 | tee "$log/gpt_torch_$amp.txt" \
+        || echo "torch --amp $amp failed (see above)"
+done
 
 echo "== summary"
 python3 - "$log" "$steps" "$batch" <<'PY'
 import re, sys
 log, steps, batch = sys.argv[1:]
 def grab(name):
-    text = open(f"{log}/{name}").read()
+    try:
+        text = open(f"{log}/{name}").read()
+    except OSError:
+        text = ""
     step = re.search(r"step time: ([\d.]+) ms", text)
     tok = re.search(r"tokens/s: ([\d.]+)", text)
     v0 = re.search(r"val loss at step 0: ([\d.]+)", text)
@@ -87,6 +102,15 @@ def grab(name):
 ours, ref = grab("gpt_wgmem.txt"), grab("gpt_torch.txt")
 print(f"| GPT 6x384, context 256, batch {batch}, {steps} steps, fp32 | wgmem | torch | ratio | target |")
 print("|---|---|---|---|---|")
-for i, (what, target) in enumerate([("step time (ms)", "<= 2.0 (goal 1.0)"), ("tokens/s", ""), ("val loss at step 0", ""), (f"val loss after {steps} steps", "within 5%")]):
-    print(f"| {what} | {ours[i]:.4g} | {ref[i]:.4g} | {ours[i] / ref[i]:.3f} | {target} |")
+rows = [("step time (ms)", "<= 2.0 (goal 1.0)"), ("tokens/s", ""), ("val loss at step 0", ""), (f"val loss after {steps} steps", "within 5%")]
+def ratio(a, b):
+    return a / b if b == b and b != 0 else float("nan")
+for i, (what, target) in enumerate(rows):
+    print(f"| {what} | {ours[i]:.4g} | {ref[i]:.4g} | {ratio(ours[i], ref[i]):.3f} | {target} |")
+mixed, bf16, f16 = grab("gpt_wgmem_mixed.txt"), grab("gpt_torch_bf16.txt"), grab("gpt_torch_f16.txt")
+print()
+print(f"| GPT 6x384, context 256, batch {batch}, {steps} steps, mixed | wgmem mixed (f16) | torch autocast bf16 | torch autocast f16 | ratio vs bf16 | ratio vs f16 | wgmem mixed / wgmem fp32 | target |")
+print("|---|---|---|---|---|---|---|---|")
+for i, (what, target) in enumerate(rows):
+    print(f"| {what} | {mixed[i]:.4g} | {bf16[i]:.4g} | {f16[i]:.4g} | {ratio(mixed[i], bf16[i]):.3f} | {ratio(mixed[i], f16[i]):.3f} | {ratio(mixed[i], ours[i]):.3f} | {target} |")
 PY

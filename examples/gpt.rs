@@ -10,10 +10,13 @@
 //! cargo run --release --example gpt
 //! cargo run --release --example gpt -- --steps 200 --layers 2 --width 128 --context 128
 //! cargo run --release --example gpt -- --data my.txt --checkpoint sqrt --memory-limit 4G
+//! cargo run --release --example gpt -- --precision mixed
 //! ```
 //!
 //! It prints `val loss at step 0: X` first and `val loss: Y` last, each on its own line, with
-//! the median step time and a generated sample between them. `benches/gpt.sh` runs it beside
+//! the median step time and a generated sample between them. `--precision mixed` trains with
+//! f16 activations and working weights (f32 master weights, gradients and AdamW state, dynamic
+//! loss scaling; needs SHADER_F16); evaluation and sampling then run in f16 too. `benches/gpt.sh` runs it beside
 //! the PyTorch reference (`benches/reference/torch_gpt.py`).
 
 use clap::Parser;
@@ -27,6 +30,7 @@ use wgmem::nn::{GptConfig, generate};
 use wgmem::optim::{Adam, ClipGradNorm, LrSchedule, Scheduled};
 use wgmem::profile::MemoryProfiler;
 use wgmem::text::{ByteTokenizer, Split, TextCorpus};
+use wgmem::train::Precision;
 use wgmem::{
     Backend, Context, Gpu, KernelChecks, MemoryConfig, Trainer, TrainerConfig, WgpuBackend,
 };
@@ -87,8 +91,13 @@ struct Args {
     /// Bytes of text to generate at the end.
     #[arg(long, default_value_t = 300)]
     sample: usize,
+    /// Seed of the weights, the window order and the sampling.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// f32, or mixed (f16 activations and working weights, f32 master weights, gradients and
+    /// AdamW state, dynamic loss scaling; needs SHADER_F16).
+    #[arg(long, default_value = "f32")]
+    precision: String,
     /// naga's runtime checks on wgmem's kernels: no-loop-bounding (the default: index and
     /// division checks kept; see `KernelChecks`) or full (loop counters too).
     #[arg(long, default_value = "no-loop-bounding")]
@@ -120,6 +129,7 @@ fn main() {
 }
 
 fn run(args: Args) -> wgmem::Result<()> {
+    let precision: Precision = args.precision.parse()?;
     let corpus = load(&args)?;
     let train = corpus.windows(Split::Train, args.context, args.context)?;
     let val = corpus
@@ -168,7 +178,7 @@ fn run(args: Args) -> wgmem::Result<()> {
     );
     println!(
         "data: {} train / {} validation bytes, {} train windows of {}, {} validation windows; \
-         model: {} layers, {} heads, width {}, {:.2}M parameters",
+         model: {} layers, {} heads, width {}, {:.2}M parameters; precision {}",
         corpus.tokens(Split::Train).len(),
         corpus.tokens(Split::Validation).len(),
         train.len(),
@@ -177,13 +187,18 @@ fn run(args: Args) -> wgmem::Result<()> {
         args.layers,
         args.heads,
         args.width,
-        gpt.parameter_count() as f64 / 1e6
+        gpt.parameter_count() as f64 / 1e6,
+        match precision {
+            Precision::F32 => "f32",
+            Precision::Mixed => "mixed (f16, dynamic loss scaling)",
+        }
     );
     let config = TrainerConfig {
         epochs: 1,
         batch_size: args.batch_size,
         seed: args.seed,
         checkpoint: args.checkpoint.parse::<CheckpointPolicy>()?,
+        precision,
         ..TrainerConfig::default()
     };
     let mut trainer = Trainer::new(Arc::clone(&ctx), model, Box::new(optimizer), config)?;
@@ -277,6 +292,13 @@ fn run(args: Args) -> wgmem::Result<()> {
         );
         let files = p.write_all(prefix)?;
         println!("profile: {}", files.trace.display());
+    }
+
+    if let Some(scale) = trainer.report().loss_scale {
+        println!(
+            "mixed precision: {} steps skipped on f16 overflow, final loss scale {scale}",
+            trainer.report().overflow_skipped_steps
+        );
     }
 
     let prompt: Vec<u32> = corpus.tokens(Split::Validation)[..args.context.min(64)].to_vec();

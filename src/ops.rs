@@ -7,7 +7,10 @@
 //! path is the same single call the layers made before: no extra work per dispatch.
 
 use crate::DType;
-use crate::compute::{self, Activation, MatmulOptions};
+use crate::compute::{
+    self, Activation, AttentionDims, AttentionSaved, DropoutMask, EmbeddingDims, LayerNormBuffers,
+    LayerNormGrads, MatmulOptions,
+};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
@@ -139,4 +142,194 @@ pub fn convert(src: &Tensor, dst: &Tensor) -> Result<()> {
         (DType::F32, DType::F32) => compute::copy(gpu, src.raw(), dst.raw(), src.len()),
         (from, to) => compute::convert(gpu, src.raw(), from, dst.raw(), to, src.len()),
     }
+}
+
+/// The f32 or the f16 twin of a kernel (same signature), for tensors of `dtype`: a `match`,
+/// whose arms coerce the two functions to one function pointer type.
+macro_rules! twin {
+    ($dtype:expr, $f32:path, $f16:path $(,)?) => {
+        match $dtype {
+            DType::F32 => $f32,
+            DType::F16 => $f16,
+        }
+    };
+}
+
+/// `y = x + z` elementwise; all three of one type and length (a residual join).
+pub fn add(x: &Tensor, z: &Tensor, y: &Tensor) -> Result<()> {
+    z.expect_dtype("add", "the second operand", x.dtype())?;
+    y.expect_dtype("add", "the output", x.dtype())?;
+    let add = twin!(x.dtype(), compute::add, compute::add_f16);
+    add(x.context().gpu(), x.raw(), z.raw(), y.raw(), x.len())
+}
+
+/// `y += x` elementwise; both of one type and length (gradients meeting at a join).
+pub fn add_in_place(y: &Tensor, x: &Tensor) -> Result<()> {
+    x.expect_dtype("add_in_place", "the addend", y.dtype())?;
+    let gpu = y.context().gpu();
+    match y.dtype() {
+        DType::F32 => compute::add_in_place(gpu, y.raw(), x.raw(), y.len()),
+        DType::F16 => compute::accumulate_f16(gpu, x.raw(), y.raw(), y.len()),
+    }
+}
+
+/// Layer norm of `x` `[rows, width]` into `y` (both f32 or both f16); gamma, beta and the
+/// statistics are f32 either way ([`compute::layer_norm_forward`]).
+pub fn layer_norm_forward(
+    x: &Tensor,
+    y: &Tensor,
+    shape: [usize; 2],
+    eps: f32,
+    bufs: &LayerNormBuffers<'_>,
+) -> Result<()> {
+    y.expect_dtype("layer_norm", "the output", x.dtype())?;
+    let forward = twin!(
+        x.dtype(),
+        compute::layer_norm_forward,
+        compute::layer_norm_forward_f16,
+    );
+    forward(x.context().gpu(), x.raw(), y.raw(), shape, eps, bufs)
+}
+
+/// The backward pass of [`layer_norm_forward`]: `x`, `dy` and `grads.dx` of the activations'
+/// type, the parameter gradients and scratch f32 ([`compute::layer_norm_backward`]).
+pub fn layer_norm_backward(
+    x: &Tensor,
+    dy: &Tensor,
+    shape: [usize; 2],
+    bufs: &LayerNormBuffers<'_>,
+    grads: &LayerNormGrads<'_>,
+) -> Result<()> {
+    dy.expect_dtype("layer_norm_backward", "the output gradient", x.dtype())?;
+    let backward = twin!(
+        x.dtype(),
+        compute::layer_norm_backward,
+        compute::layer_norm_backward_f16,
+    );
+    backward(x.context().gpu(), x.raw(), dy.raw(), shape, bufs, grads)
+}
+
+/// Token (and position) embedding of the f32 `ids` into `out`, f32 or f16; the tables are f32
+/// either way ([`compute::embedding_forward`]).
+pub fn embedding_forward(
+    dims: EmbeddingDims,
+    ids: &Tensor,
+    table: &Tensor,
+    positions: Option<&Tensor>,
+    out: &Tensor,
+) -> Result<()> {
+    ids.expect_dtype("embedding", "the token ids", DType::F32)?;
+    table.expect_dtype("embedding", "the table", DType::F32)?;
+    let forward = twin!(
+        out.dtype(),
+        compute::embedding_forward,
+        compute::embedding_forward_f16,
+    );
+    forward(
+        out.context().gpu(),
+        dims,
+        ids.raw(),
+        table.raw(),
+        positions.map(|p| p.raw()),
+        out.raw(),
+    )
+}
+
+/// The backward pass of [`embedding_forward`]: accumulates the output gradient `dy` (f32 or
+/// f16) into the f32 gradients of the table and, if given, of the positions.
+pub fn embedding_backward(
+    dims: EmbeddingDims,
+    ids: &Tensor,
+    dy: &Tensor,
+    table_grad: &Tensor,
+    positions_grad: Option<&Tensor>,
+) -> Result<()> {
+    table_grad.expect_dtype("embedding_backward", "the table gradient", DType::F32)?;
+    let gpu = dy.context().gpu();
+    let table = twin!(
+        dy.dtype(),
+        compute::embedding_backward_table,
+        compute::embedding_backward_table_f16,
+    );
+    table(gpu, dims, ids.raw(), dy.raw(), table_grad.raw())?;
+    if let Some(p) = positions_grad {
+        p.expect_dtype("embedding_backward", "the position gradient", DType::F32)?;
+        let positions = twin!(
+            dy.dtype(),
+            compute::embedding_backward_positions,
+            compute::embedding_backward_positions_f16,
+        );
+        positions(gpu, dims, dy.raw(), p.raw())?;
+    }
+    Ok(())
+}
+
+/// Dropout of `x` into `y` (both of one type and length) with `mask`.
+pub fn dropout(mask: DropoutMask, x: &Tensor, y: &Tensor) -> Result<()> {
+    y.expect_dtype("dropout", "the output", x.dtype())?;
+    let dropout = twin!(x.dtype(), compute::dropout, compute::dropout_f16);
+    dropout(x.context().gpu(), mask, x.raw(), y.raw(), x.len())
+}
+
+/// Fused causal attention: `qkv` and `o` of one type, `lse` f32
+/// ([`compute::attention_forward`]).
+pub fn attention_forward(
+    dims: AttentionDims,
+    qkv: &Tensor,
+    o: &Tensor,
+    lse: &Tensor,
+) -> Result<()> {
+    o.expect_dtype("attention", "the output", qkv.dtype())?;
+    lse.expect_dtype("attention", "the log-sum-exp rows", DType::F32)?;
+    let forward = twin!(
+        qkv.dtype(),
+        compute::attention_forward,
+        compute::attention_forward_f16,
+    );
+    forward(qkv.context().gpu(), dims, qkv.raw(), o.raw(), lse.raw())
+}
+
+/// The tensors [`attention_backward`] reads from its forward pass.
+pub struct AttentionForward<'a> {
+    /// The packed queries, keys and values.
+    pub qkv: &'a Tensor,
+    /// The attention output.
+    pub o: &'a Tensor,
+    /// The log-sum-exp of each score row (f32).
+    pub lse: &'a Tensor,
+}
+
+/// The backward pass of [`attention_forward`]: `d_o` and `dqkv` of the forward's type, the
+/// scratch `delta` f32 ([`compute::attention_backward`]).
+pub fn attention_backward(
+    dims: AttentionDims,
+    saved: &AttentionForward<'_>,
+    d_o: &Tensor,
+    dqkv: &Tensor,
+    delta: &Tensor,
+) -> Result<()> {
+    let dtype = saved.qkv.dtype();
+    saved
+        .o
+        .expect_dtype("attention_backward", "the output", dtype)?;
+    d_o.expect_dtype("attention_backward", "the output gradient", dtype)?;
+    dqkv.expect_dtype("attention_backward", "the input gradient", dtype)?;
+    delta.expect_dtype("attention_backward", "the delta rows", DType::F32)?;
+    let backward = twin!(
+        dtype,
+        compute::attention_backward,
+        compute::attention_backward_f16,
+    );
+    backward(
+        d_o.context().gpu(),
+        dims,
+        &AttentionSaved {
+            qkv: saved.qkv.raw(),
+            o: saved.o.raw(),
+            lse: saved.lse.raw(),
+        },
+        d_o.raw(),
+        dqkv.raw(),
+        delta.raw(),
+    )
 }

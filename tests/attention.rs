@@ -1,4 +1,4 @@
-//! Causal attention: the fused kernels (`shaders/attention.wgsl`) and the naive reference
+//! Causal attention: the fused kernels (`shaders/attention/`) and the naive reference
 //! (`shaders/attention_naive.wgsl`) against an f64 CPU computation, against each other, for
 //! masking, and the `CausalSelfAttention` layer against finite differences and bad input.
 //!

@@ -23,7 +23,7 @@ fn shader_files() -> BTreeSet<String> {
 }
 
 /// The modules joined from pieces in subfolders of `shaders/` (`compute::shaders`).
-const JOINED: [&str; 9] = [
+const JOINED: [&str; 17] = [
     "matmul",
     "matmul_splitk",
     "colsum",
@@ -33,6 +33,14 @@ const JOINED: [&str; 9] = [
     "matmul_coop8_f16_f32",
     "matmul_coop8_f16_f16",
     "matmul_coop8_f32_f32",
+    "embedding",
+    "embedding_f16",
+    "layernorm",
+    "layernorm_f16",
+    "dropout",
+    "dropout_f16",
+    "attention",
+    "attention_f16",
 ];
 
 #[test]
@@ -141,7 +149,14 @@ fn cooperative_matrix_shaders_exist_and_hlsl_refuses_them_with_a_clear_error() {
 
 #[test]
 fn every_piece_in_a_subfolder_is_part_of_an_embedded_shader() {
-    for sub in ["coop", "matmul"] {
+    for sub in [
+        "coop",
+        "matmul",
+        "embedding",
+        "layernorm",
+        "dropout",
+        "attention",
+    ] {
         let dir = format!("{}/shaders/{sub}", env!("CARGO_MANIFEST_DIR"));
         for entry in std::fs::read_dir(&dir).expect("the folder exists") {
             let path = entry.expect("entry").path();

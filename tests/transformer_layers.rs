@@ -290,7 +290,7 @@ fn layer_norm_rejects_the_wrong_width_and_a_bad_eps() {
     assert!(LayerNorm::new(&ctx, 0).is_err());
 }
 
-/// The CPU twin of `shaders/dropout.wgsl`'s mask.
+/// The CPU twin of `shaders/dropout/body.wgsl`'s mask.
 fn lowbias32(mut x: u32) -> u32 {
     x ^= x >> 16;
     x = x.wrapping_mul(0x7feb_352d);

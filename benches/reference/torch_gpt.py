@@ -15,16 +15,24 @@ Optimizer (as wgmem's): AdamW betas (0.9, 0.95), eps 1e-8, weight decay 0.1 on p
 two or more dimensions only, gradient clipping at global norm 1.0, learning rate warmup over
 --warmup steps to --lr then cosine to lr / 10 at the last step. fp32 with TF32 off.
 
+Mixed precision (the reference of the example's `--precision mixed`): `--amp bf16` or `--amp f16`
+runs forward and loss under torch.autocast (fp32 master weights, AdamW state and gradients);
+f16 adds a GradScaler (dynamic loss scaling, as wgmem's), which unscales the gradients before
+they are clipped and skips a step whose gradients overflowed. Evaluation runs under the same
+autocast. The header line names the precision.
+
 One step = host-to-device copy of the batch, forward, loss, backward, clip, AdamW, and
 `loss.item()` (a sync), like wgmem's. Step time is the median over the steps after the first 3.
 
     python3 benches/reference/torch_gpt.py --steps 200 --batch-size 64
+    python3 benches/reference/torch_gpt.py --steps 200 --batch-size 64 --amp f16
     python3 benches/reference/torch_gpt.py --memory-limit 4G --context 2048 --steps 3
 
 Prints `val loss at step 0: X` first and `val loss: Y` last, like the example, and between them
 `step time: ... ms`, `tokens/s: ...` and `peak allocated: ... MiB`.
 """
 import argparse
+import contextlib
 import gzip
 import math
 import os
@@ -50,6 +58,8 @@ p.add_argument("--data", default=None)
 p.add_argument("--seed", type=int, default=0)
 p.add_argument("--memory-limit", default=None, help="e.g. 4G: set_per_process_memory_fraction")
 p.add_argument("--checkpoint", action="store_true", help="torch.utils.checkpoint per block")
+p.add_argument("--amp", choices=["bf16", "f16"], default=None,
+               help="mixed precision: torch.autocast in this type (f16 with a GradScaler)")
 args = p.parse_args()
 
 torch.backends.cuda.matmul.allow_tf32 = False
@@ -57,6 +67,17 @@ torch.backends.cudnn.allow_tf32 = False
 torch.set_float32_matmul_precision("highest")
 dev = "cuda" if torch.cuda.is_available() else "cpu"
 torch.manual_seed(args.seed)
+amp_dtype = {"bf16": torch.bfloat16, "f16": torch.float16, None: None}[args.amp]
+precision = f"autocast {args.amp}" if args.amp else "fp32"
+
+
+def autocast():
+    # A no-op context in fp32, so one code path serves both.
+    return torch.autocast(device_type=dev, dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
+
+
+# Dynamic loss scaling only for f16 (bf16 has f32's exponent range); disabled it is a pass-through.
+scaler = torch.amp.GradScaler(dev, enabled=args.amp == "f16")
 
 if args.memory_limit and dev == "cuda":
     units = {"K": 2**10, "M": 2**20, "G": 2**30}
@@ -157,15 +178,18 @@ def evaluate():
     losses = []
     for i in range(0, len(val_starts), args.batch_size):
         x, y = windows(val_tokens, val_starts[i : i + args.batch_size])
-        logits = model(x.to(dev))
-        losses.append(F.cross_entropy(logits.flatten(0, 1), y.to(dev).flatten(), reduction="sum"))
+        with autocast():
+            logits = model(x.to(dev))
+        # The loss in f32 from the (possibly low-precision) logits.
+        losses.append(F.cross_entropy(logits.float().flatten(0, 1), y.to(dev).flatten(), reduction="sum"))
     model.train()
     return (sum(losses) / (len(val_starts) * T)).item()
 
 
 params = sum(p.numel() for p in model.parameters())
 print(f"torch {torch.__version__} on {torch.cuda.get_device_name(0) if dev == 'cuda' else 'cpu'}: "
-      f"{params / 1e6:.2f}M parameters, {len(train_starts)} train / {len(val_starts)} val windows of {T}")
+      f"{params / 1e6:.2f}M parameters, {len(train_starts)} train / {len(val_starts)} val windows of {T}, "
+      f"precision {precision}")
 print(f"val loss at step 0: {evaluate():.4f}")
 gen = torch.Generator().manual_seed(args.seed)
 order, at, epoch = torch.randperm(len(train_starts), generator=gen), 0, 0
@@ -180,19 +204,22 @@ for step in range(args.steps):
     for g in opt.param_groups:
         g["lr"] = lr_at(step)
     x, y = x.to(dev), y.to(dev)
-    logits = model(x)
-    loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
+    with autocast():
+        logits = model(x)
+        loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
     opt.zero_grad(set_to_none=True)
-    loss.backward()
+    scaler.scale(loss).backward()
+    scaler.unscale_(opt)  # clip the true gradients (a no-op when the scaler is disabled)
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-    opt.step()
+    scaler.step(opt)  # skipped when a gradient overflowed (f16 only)
+    scaler.update()
     value = loss.item()
     times.append(time.perf_counter() - t0)
     if (step + 1) % args.eval_every == 0 and step + 1 < args.steps:
         print(f"step {step + 1}: loss {value:.4f}, val loss {evaluate():.4f}")
 timed = sorted(times[3:] or times)
 ms = timed[len(timed) // 2] * 1e3
-print(f"step time: {ms:.2f} ms (median of {len(timed)} steps, batch {args.batch_size}, context {T})")
+print(f"step time: {ms:.2f} ms (median of {len(timed)} steps, batch {args.batch_size}, context {T}, {precision})")
 print(f"tokens/s: {args.batch_size * T / ms * 1e3:.0f}")
 if dev == "cuda":
     print(f"peak allocated: {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB")

@@ -1,5 +1,9 @@
-//! Entry points of `shaders/attention.wgsl` (fused causal attention, FlashAttention-2 style)
-//! and `shaders/attention_naive.wgsl` (the reference that materialises `seq x seq`).
+//! Entry points of `shaders/attention/` (fused causal attention, FlashAttention-2 style) and
+//! `shaders/attention_naive.wgsl` (the reference that materialises `seq x seq`).
+//!
+//! The fused kernels exist on f32 activations and (the `_f16` twins, for mixed precision) on f16
+//! `qkv`, `o`, `d_o` and `dqkv`, with f32 arithmetic, f32 workgroup tiles and f32 `lse` and
+//! `delta`: one WGSL body, whose header piece names the activations' type.
 //!
 //! Both take the packed projection `qkv` `[batch * seq, 3 * width]` (queries, keys, values side
 //! by side; head `h` in columns `h * dim ..` of each) and write `o` `[batch * seq, width]`.
@@ -7,8 +11,9 @@
 //! probabilities tile by tile, so its memory is linear in `seq`. The naive one needs
 //! `batch * heads * seq²` floats of probabilities, kept from forward to backward.
 
-use super::validate::{distinct, distinct_written, elements, product};
+use super::validate::{distinct, distinct_written, elements, elements_of, product};
 use super::{Binding, Gpu, Kernel};
+use crate::DType;
 use crate::error::{Error, Result};
 
 /// The largest head size the kernels hold per thread.
@@ -108,6 +113,14 @@ const fn kernel(shader: &'static str, entry: &'static str) -> Kernel {
     Kernel { shader, entry }
 }
 
+/// The fused module for activations of type `act`; f16 needs `SHADER_F16`.
+fn fused(gpu: &Gpu, act: DType) -> Result<&'static str> {
+    match act {
+        DType::F32 => Ok("attention"),
+        DType::F16 => gpu.require_f16().map(|()| "attention_f16"),
+    }
+}
+
 /// Fused causal attention forward: `o = softmax(q kᵀ / sqrt(dim), causal) v` per head, and
 /// `lse[bh, i]` = the log of row `i`'s softmax denominator (with its maximum folded in).
 pub fn attention_forward(
@@ -117,19 +130,43 @@ pub fn attention_forward(
     o: &wgpu::Buffer,
     lse: &wgpu::Buffer,
 ) -> Result<()> {
+    forward(gpu, DType::F32, dims, qkv, o, lse)
+}
+
+/// As [`attention_forward`], with `qkv` and `o` f16 (f32 arithmetic, `o` rounded once); `lse`
+/// stays f32. Needs `SHADER_F16` ([`Gpu::supports_f16`]).
+pub fn attention_forward_f16(
+    gpu: &Gpu,
+    dims: AttentionDims,
+    qkv: &wgpu::Buffer,
+    o: &wgpu::Buffer,
+    lse: &wgpu::Buffer,
+) -> Result<()> {
+    forward(gpu, DType::F16, dims, qkv, o, lse)
+}
+
+fn forward(
+    gpu: &Gpu,
+    act: DType,
+    dims: AttentionDims,
+    qkv: &wgpu::Buffer,
+    o: &wgpu::Buffer,
+    lse: &wgpu::Buffer,
+) -> Result<()> {
+    let shader = fused(gpu, act)?;
     let params = dims.params("attention_forward")?;
-    elements(gpu, "attention_forward qkv", qkv, dims.qkv_len())?;
-    elements(gpu, "attention_forward o", o, dims.o_len())?;
+    elements_of(gpu, "attention_forward qkv", qkv, dims.qkv_len(), act)?;
+    elements_of(gpu, "attention_forward o", o, dims.o_len(), act)?;
     elements(gpu, "attention_forward lse", lse, dims.rows_len())?;
     distinct_written(&[o, lse])?;
     distinct(o, &[qkv])?;
     distinct(lse, &[qkv])?;
     gpu.dispatch(
-        kernel("attention", "attn_forward"),
+        kernel(shader, "attn_forward"),
         &params,
         &[
-            Binding::f32s(o, dims.o_len()),
-            Binding::f32s(qkv, dims.qkv_len()),
+            Binding::of(o, dims.o_len(), act),
+            Binding::of(qkv, dims.qkv_len(), act),
             Binding::f32s(lse, dims.rows_len()),
         ],
         dims.grid(gpu, "attention_forward")?,
@@ -158,13 +195,39 @@ pub fn attention_backward(
     dqkv: &wgpu::Buffer,
     delta: &wgpu::Buffer,
 ) -> Result<()> {
+    backward(gpu, DType::F32, dims, saved, d_o, dqkv, delta)
+}
+
+/// As [`attention_backward`], with `saved.qkv`, `saved.o`, `d_o` and `dqkv` f16 (f32
+/// arithmetic, `dqkv` rounded once); `saved.lse` and `delta` stay f32. Needs `SHADER_F16`.
+pub fn attention_backward_f16(
+    gpu: &Gpu,
+    dims: AttentionDims,
+    saved: &AttentionSaved<'_>,
+    d_o: &wgpu::Buffer,
+    dqkv: &wgpu::Buffer,
+    delta: &wgpu::Buffer,
+) -> Result<()> {
+    backward(gpu, DType::F16, dims, saved, d_o, dqkv, delta)
+}
+
+fn backward(
+    gpu: &Gpu,
+    act: DType,
+    dims: AttentionDims,
+    saved: &AttentionSaved<'_>,
+    d_o: &wgpu::Buffer,
+    dqkv: &wgpu::Buffer,
+    delta: &wgpu::Buffer,
+) -> Result<()> {
+    let shader = fused(gpu, act)?;
     let params = dims.params("attention_backward")?;
     let (q, o, r) = (dims.qkv_len(), dims.o_len(), dims.rows_len());
-    elements(gpu, "attention_backward qkv", saved.qkv, q)?;
-    elements(gpu, "attention_backward o", saved.o, o)?;
+    elements_of(gpu, "attention_backward qkv", saved.qkv, q, act)?;
+    elements_of(gpu, "attention_backward o", saved.o, o, act)?;
     elements(gpu, "attention_backward lse", saved.lse, r)?;
-    elements(gpu, "attention_backward d_o", d_o, o)?;
-    elements(gpu, "attention_backward dqkv", dqkv, q)?;
+    elements_of(gpu, "attention_backward d_o", d_o, o, act)?;
+    elements_of(gpu, "attention_backward dqkv", dqkv, q, act)?;
     elements(gpu, "attention_backward delta", delta, r)?;
     distinct_written(&[dqkv, delta, saved.lse])?;
     for w in [dqkv, delta] {
@@ -172,20 +235,15 @@ pub fn attention_backward(
     }
     let grid = dims.grid(gpu, "attention_backward")?;
     let bindings = [
-        Binding::f32s(dqkv, q),
-        Binding::f32s(saved.qkv, q),
+        Binding::of(dqkv, q, act),
+        Binding::of(saved.qkv, q, act),
         Binding::f32s(saved.lse, r),
-        Binding::f32s(d_o, o),
+        Binding::of(d_o, o, act),
         Binding::f32s(delta, r),
-        Binding::f32s(saved.o, o),
+        Binding::of(saved.o, o, act),
     ];
-    gpu.dispatch(kernel("attention", "attn_dq"), &params, &bindings, grid)?;
-    gpu.dispatch(
-        kernel("attention", "attn_dkdv"),
-        &params,
-        &bindings[..5],
-        grid,
-    )
+    gpu.dispatch(kernel(shader, "attn_dq"), &params, &bindings, grid)?;
+    gpu.dispatch(kernel(shader, "attn_dkdv"), &params, &bindings[..5], grid)
 }
 
 fn naive_groups(gpu: &Gpu, dims: &AttentionDims) -> Result<[u32; 3]> {

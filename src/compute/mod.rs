@@ -32,7 +32,10 @@
 //! - f16 storage with f32 arithmetic (mixed precision): [`matmul_f16`], [`convert`], the
 //!   `*_f16` elementwise kernels, [`column_sums_f16`], [`softmax_cross_entropy_f16`], and the
 //!   fused unscale + update + f16-copy optimizer steps [`adam_mixed`], [`sgd_mixed`] with the
-//!   overflow check [`check_finite`]. They need `SHADER_F16` ([`Gpu::supports_f16`]).
+//!   overflow check [`check_finite`]; and the transformer kernels' f16 twins
+//!   ([`embedding_forward_f16`], [`layer_norm_forward_f16`], [`dropout_f16`],
+//!   [`attention_forward_f16`], their backwards), whose tables, norm parameters and softmax
+//!   statistics stay f32. They need `SHADER_F16` ([`Gpu::supports_f16`]).
 //!
 //! naga adds runtime checks to every shader (index clamps, division guards, loop counters).
 //! wgmem's own kernels are compiled without the loop counters by default
@@ -68,8 +71,8 @@ mod user_reflect;
 mod validate;
 
 pub use attention::{
-    AttentionDims, AttentionSaved, MAX_HEAD_DIM, attention_backward, attention_forward,
-    attention_naive_backward, attention_naive_forward,
+    AttentionDims, AttentionSaved, MAX_HEAD_DIM, attention_backward, attention_backward_f16,
+    attention_forward, attention_forward_f16, attention_naive_backward, attention_naive_forward,
 };
 pub use colsum::{CHUNK_ROWS, column_sum_partials, column_sums, column_sums_f16, column_sums_of};
 pub use compress::{f16_words, pack_f16, unpack_f16};
@@ -84,10 +87,14 @@ pub use elementwise_f16::{
     activation_forward_f16, add_f16, bias_activation_f16, convert, scale_in_place_f16,
 };
 pub use embedding::{
-    DropoutMask, EmbeddingDims, dropout, embedding_backward_positions, embedding_backward_table,
-    embedding_forward,
+    DropoutMask, EmbeddingDims, dropout, dropout_f16, embedding_backward_positions,
+    embedding_backward_positions_f16, embedding_backward_table, embedding_backward_table_f16,
+    embedding_forward, embedding_forward_f16,
 };
-pub use layernorm::{LayerNormBuffers, LayerNormGrads, layer_norm_backward, layer_norm_forward};
+pub use layernorm::{
+    LayerNormBuffers, LayerNormGrads, layer_norm_backward, layer_norm_backward_f16,
+    layer_norm_forward, layer_norm_forward_f16,
+};
 pub use matmul::{MatmulOptions, MatmulTile, SplitK, matmul, split_k_slices};
 pub use matmul_coop::matmul_coop;
 pub use matmul_f16::matmul_f16;
@@ -398,22 +405,46 @@ impl Gpu {
             Cow::Borrowed(kernel.entry),
             &pipeline,
             Some(bytemuck::bytes_of(params)),
-            1,
             bindings,
+            |i| i as u32 + 1,
+            groups,
+        )
+    }
+
+    /// As [`Gpu::dispatch`], with each binding at the slot given beside it: for shaders whose
+    /// entry points share some bindings and not others (a slot holds one type, so a buffer that
+    /// is f16 in one entry point and f32 in another needs two slots).
+    pub(crate) fn dispatch_slots<P: bytemuck::Pod>(
+        &self,
+        kernel: Kernel,
+        params: &P,
+        bindings: &[(u32, Binding<'_>)],
+        groups: [u32; 3],
+    ) -> Result<()> {
+        let pipeline = self
+            .pipelines
+            .get(self.backend.device(), kernel, self.workgroup_size)?;
+        let buffers: Vec<Binding<'_>> = bindings.iter().map(|&(_, b)| b).collect();
+        self.record(
+            Cow::Borrowed(kernel.entry),
+            &pipeline,
+            Some(bytemuck::bytes_of(params)),
+            &buffers,
+            |i| bindings[i].0,
             groups,
         )
     }
 
     /// Records one dispatch of `pipeline`: `params` (when the shader has them) into the next
-    /// ring slot bound at 0, `bindings` at `first_binding`, `first_binding + 1`, ...; timed
-    /// when a profiler is attached. Shared by the crate's kernels and the application's.
+    /// ring slot bound at 0, `bindings[i]` at slot `slot(i)`; timed when a profiler is
+    /// attached. Shared by the crate's kernels and the application's.
     fn record(
         &self,
         label: Cow<'static, str>,
         pipeline: &wgpu::ComputePipeline,
         params: Option<&[u8]>,
-        first_binding: u32,
         bindings: &[Binding<'_>],
+        slot: impl Fn(usize) -> u32,
         groups: [u32; 3],
     ) -> Result<()> {
         let mut ring = lock(&self.params);
@@ -445,7 +476,7 @@ impl Gpu {
         }
         for (i, b) in bindings.iter().enumerate() {
             entries.push(wgpu::BindGroupEntry {
-                binding: i as u32 + first_binding,
+                binding: slot(i),
                 resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
                     buffer: b.buffer,
                     offset: b.offset,

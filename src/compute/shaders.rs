@@ -20,7 +20,9 @@ macro_rules! shaders {
         /// its subfolders: the fp32 matmul (`shaders/matmul/`: shared parameters and epilogue,
         /// one file per tiling) and the cooperative-matrix matmuls (`shaders/coop/`: WGSL has
         /// no generics, so the pieces name the fragment size and the input and output types the
-        /// shared body uses).
+        /// shared body uses); likewise the transformer kernels (`shaders/{embedding,layernorm,
+        /// dropout,attention}/`), whose header piece names the activations' storage type
+        /// (`act`: f32, or f16 with f32 arithmetic) for one shared body.
         pub const SHADERS: &[ShaderSource] = &[
             $(ShaderSource { name: $name, source: include_str!(concat!("../../shaders/", $name, ".wgsl")) },)*
             $(ShaderSource {
@@ -42,11 +44,7 @@ shaders![
         "softmax_f16",
         "optim",
         "optim_mixed",
-        "embedding",
-        "layernorm",
-        "attention",
         "attention_naive",
-        "dropout",
         "compress",
     ],
     joined: [
@@ -59,6 +57,14 @@ shaders![
         "matmul_coop8_f16_f32" = ["coop/head_f16_8", "coop/out_f32", "coop/body"],
         "matmul_coop8_f16_f16" = ["coop/head_f16_8", "coop/out_f16", "coop/body"],
         "matmul_coop8_f32_f32" = ["coop/head_f32_8", "coop/out_f32", "coop/body"],
+        "embedding" = ["embedding/f32", "embedding/body"],
+        "embedding_f16" = ["embedding/f16", "embedding/body"],
+        "layernorm" = ["layernorm/f32", "layernorm/body"],
+        "layernorm_f16" = ["layernorm/f16", "layernorm/body"],
+        "dropout" = ["dropout/f32", "dropout/body"],
+        "dropout_f16" = ["dropout/f16", "dropout/body"],
+        "attention" = ["attention/f32", "attention/body"],
+        "attention_f16" = ["attention/f16", "attention/body"],
     ]
 ];
 

@@ -234,8 +234,8 @@ impl Gpu {
             Cow::Owned(k.name.to_string()),
             &k.pipeline,
             k.params.map(|_| bytes),
-            first,
             bindings,
+            |i| i as u32 + first,
             groups,
         )
     }

@@ -5,10 +5,17 @@
 //! (`shaders/attention.wgsl`: online softmax, nothing of size `seq x seq` in memory, so the
 //! saved activations grow linearly in the context) or, as a reference, naive
 //! (`shaders/attention_naive.wgsl`: it keeps the `seq x seq` probabilities of every head).
+//!
+//! Mixed precision ([`Module::set_precision`] with f16): the projections keep f16 working
+//! weights, and the fused kernels read f16 queries, keys and values and write f16 outputs and
+//! gradients, with the softmax statistics (`lse`, `delta`) in f32. The naive reference has no
+//! f16 version: asking for both is an error.
 
 use super::{Linear, Module, Parameter, missing_saved};
-use crate::compute::{self, AttentionDims, AttentionSaved, MAX_HEAD_DIM};
+use crate::DType;
+use crate::compute::{self, AttentionDims, MAX_HEAD_DIM};
 use crate::error::{Error, Result};
+use crate::ops::{self, AttentionForward};
 use crate::tensor::{Context, Tensor, tags};
 use std::sync::Arc;
 
@@ -39,6 +46,7 @@ pub struct CausalSelfAttention {
     qkv: Linear,
     proj: Linear,
     kernel: AttentionKernel,
+    dtype: DType,
     saved: Option<Saved>,
 }
 
@@ -66,6 +74,7 @@ impl CausalSelfAttention {
             qkv: Linear::new(ctx, width, 3 * width, seed)?,
             proj: Linear::new(ctx, width, width, seed.wrapping_add(1))?,
             kernel: AttentionKernel::Fused,
+            dtype: DType::F32,
             saved: None,
         })
     }
@@ -74,6 +83,11 @@ impl CausalSelfAttention {
     pub fn with_kernel(mut self, kernel: AttentionKernel) -> Self {
         self.kernel = kernel;
         self
+    }
+
+    /// The type of the activations: f16 in mixed precision.
+    pub fn dtype(&self) -> DType {
+        self.dtype
     }
 
     /// Features in and out.
@@ -132,7 +146,11 @@ impl Module for CausalSelfAttention {
         let dims = self.dims(&input)?;
         let qkv = self.qkv.forward(input, save)?;
         let ctx = &self.ctx;
-        let o = ctx.uninit(&[dims.batch, dims.seq, dims.width()], tags::ACTIVATIONS)?;
+        let o = ctx.uninit_of(
+            &[dims.batch, dims.seq, dims.width()],
+            self.dtype,
+            tags::ACTIVATIONS,
+        )?;
         let tag = if save {
             tags::ACTIVATIONS
         } else {
@@ -141,7 +159,7 @@ impl Module for CausalSelfAttention {
         let rows = match self.kernel {
             AttentionKernel::Fused => {
                 let lse = ctx.uninit(&[dims.rows_len()], tag)?;
-                compute::attention_forward(ctx.gpu(), dims, qkv.raw(), o.raw(), lse.raw())?;
+                ops::attention_forward(dims, &qkv, &o, &lse)?;
                 lse
             }
             AttentionKernel::Naive => {
@@ -177,21 +195,20 @@ impl Module for CausalSelfAttention {
             .expect("asked for the input gradient");
         let ctx = &self.ctx;
         let dims = saved.dims;
-        let dqkv = ctx.uninit(saved.qkv.shape(), tags::ACTIVATIONS)?;
+        let dqkv = ctx.uninit_of(saved.qkv.shape(), self.dtype, tags::ACTIVATIONS)?;
         match self.kernel {
             AttentionKernel::Fused => {
                 let delta = ctx.uninit(&[dims.rows_len()], tags::SCRATCH)?;
-                compute::attention_backward(
-                    ctx.gpu(),
+                ops::attention_backward(
                     dims,
-                    &AttentionSaved {
-                        qkv: saved.qkv.raw(),
-                        o: saved.o.raw(),
-                        lse: saved.rows.raw(),
+                    &AttentionForward {
+                        qkv: &saved.qkv,
+                        o: &saved.o,
+                        lse: &saved.rows,
                     },
-                    d_o.raw(),
-                    dqkv.raw(),
-                    delta.raw(),
+                    &d_o,
+                    &dqkv,
+                    &delta,
                 )?;
             }
             AttentionKernel::Naive => {
@@ -210,6 +227,19 @@ impl Module for CausalSelfAttention {
         drop(saved);
         drop(d_o);
         self.qkv.backward(dqkv, input_grad)
+    }
+
+    fn set_precision(&mut self, dtype: DType) -> Result<()> {
+        if dtype == DType::F16 && self.kernel == AttentionKernel::Naive {
+            return Err(Error::invalid(
+                "attention precision",
+                "the naive reference attention runs in f32 only; use AttentionKernel::Fused for mixed precision",
+            ));
+        }
+        self.qkv.set_precision(dtype)?;
+        self.proj.set_precision(dtype)?;
+        self.dtype = dtype;
+        Ok(())
     }
 
     fn parameters(&mut self) -> Vec<&mut Parameter> {

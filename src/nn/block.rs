@@ -5,13 +5,17 @@
 //! The block is one [`Module`], so a [`super::Sequential`] of blocks is what the checkpoint
 //! planner segments: a boundary falls between blocks, never inside one, and a recomputed
 //! block runs exactly the kernels of the plain pass.
+//!
+//! [`Module::set_precision`] switches every layer inside; the residual joins then add f16
+//! activations (and f16 gradients) with the f16 kernels.
 
 use super::{
     AttentionKernel, CausalSelfAttention, Dropout, DropoutSwitch, Gelu, LayerNorm, Linear, Module,
     Parameter,
 };
-use crate::compute;
+use crate::DType;
 use crate::error::Result;
+use crate::ops;
 use crate::tensor::{Context, Tensor, tags};
 use std::sync::Arc;
 
@@ -112,8 +116,8 @@ impl Block {
             h = layer.forward(h, save)?;
         }
         let ctx = x.context();
-        let y = ctx.uninit(x.shape(), tags::ACTIVATIONS)?;
-        compute::add(ctx.gpu(), x.raw(), h.raw(), y.raw(), x.len())?;
+        let y = ctx.uninit_of(x.shape(), x.dtype(), tags::ACTIVATIONS)?;
+        ops::add(&x, &h, &y)?;
         Ok(Arc::new(y))
     }
 
@@ -125,7 +129,7 @@ impl Block {
                 .backward(g, true)?
                 .expect("asked for the input gradient");
         }
-        compute::add_in_place(grad.context().gpu(), grad.raw(), g.raw(), grad.len())?;
+        ops::add_in_place(&grad, &g)?;
         Ok(grad)
     }
 }
@@ -143,6 +147,15 @@ impl Module for Block {
     fn backward(&mut self, grad: Tensor, _input_grad: bool) -> Result<Option<Tensor>> {
         let dh = self.residual_backward(false, grad)?;
         Ok(Some(self.residual_backward(true, dh)?))
+    }
+
+    fn set_precision(&mut self, dtype: DType) -> Result<()> {
+        for first in [true, false] {
+            for layer in self.branch(first) {
+                layer.set_precision(dtype)?;
+            }
+        }
+        Ok(())
     }
 
     fn parameters(&mut self) -> Vec<&mut Parameter> {

@@ -4,9 +4,12 @@
 //! The step counter advances when a backward pass completes, not in forward: a checkpointed
 //! segment runs forward twice (once without saving, once while recomputing) and both must
 //! draw the same mask as the plain pass does, so checkpointed gradients stay bit-identical.
+//!
+//! The layer has no weights, so it runs in its input's type: f16 activations (mixed
+//! precision) take the f16 kernel, with the same mask as f32.
 
 use super::{Module, missing_saved};
-use crate::compute::{self, DropoutMask};
+use crate::compute::DropoutMask;
 use crate::error::{Error, Result};
 use crate::tensor::{Tensor, tags};
 use std::sync::Arc;
@@ -107,8 +110,8 @@ impl Module for Dropout {
             return Ok(input);
         }
         let ctx = input.context();
-        let out = ctx.uninit(input.shape(), tags::ACTIVATIONS)?;
-        compute::dropout(ctx.gpu(), self.mask(), input.raw(), out.raw(), input.len())?;
+        let out = ctx.uninit_of(input.shape(), input.dtype(), tags::ACTIVATIONS)?;
+        crate::ops::dropout(self.mask(), &input, &out)?;
         Ok(Arc::new(out))
     }
 
@@ -118,8 +121,8 @@ impl Module for Dropout {
             return Ok(Some(grad));
         }
         let ctx = grad.context();
-        let dx = ctx.uninit(grad.shape(), tags::ACTIVATIONS)?;
-        compute::dropout(ctx.gpu(), self.mask(), grad.raw(), dx.raw(), grad.len())?;
+        let dx = ctx.uninit_of(grad.shape(), grad.dtype(), tags::ACTIVATIONS)?;
+        crate::ops::dropout(self.mask(), &grad, &dx)?;
         self.step = self.step.wrapping_add(1);
         Ok(Some(dx))
     }

@@ -6,14 +6,28 @@
 //! [`Module`] like any other and a whole GPT fits a [`super::Sequential`]. The backward pass
 //! sums each table row's gradient in a fixed order (no float atomics in WGSL), so it is
 //! deterministic.
+//!
+//! Mixed precision ([`Module::set_precision`] with f16): the embedding reads its f32 tables
+//! and writes f16 vectors; its backward accumulates the f16 output gradient into the f32 table
+//! gradients. A tied head multiplies by the table, so the table then also gets an f16 working
+//! copy ([`Parameter::working`]) that the mixed optimizer step rewrites with every update; the
+//! embedding shares that copy with its [`TiedHead`], which reads it in both passes and
+//! accumulates the table's gradient in f32.
 
+use super::TiedHead;
 use super::{Module, Parameter, missing_saved};
-use crate::compute::{self, EmbeddingDims, MatmulOptions};
+use crate::DType;
+use crate::compute::EmbeddingDims;
 use crate::error::{Error, Result};
+use crate::ops;
 use crate::tensor::{Context, Tensor, tags};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex};
+
+/// The f16 working copy of a tied table, shared by the embedding (which creates and drops it
+/// in `set_precision`) and its heads (which read it): `None` in f32.
+pub(super) type SharedWorking = Arc<Mutex<Option<wgpu::Buffer>>>;
 
 /// The standard deviation of GPT-2's initialisation, used for the tables.
 pub const EMBEDDING_INIT_STD: f32 = 0.02;
@@ -74,6 +88,8 @@ pub struct Embedding {
     table: Parameter,
     positions: Option<Parameter>,
     ids: Option<Arc<Tensor>>,
+    dtype: DType,
+    working: SharedWorking,
     alive: Arc<()>,
 }
 
@@ -92,6 +108,8 @@ impl Embedding {
             table: parameter(ctx, "token", &values, &[vocab, width])?,
             positions: None,
             ids: None,
+            dtype: DType::F32,
+            working: Arc::new(Mutex::new(None)),
             alive: Arc::new(()),
         })
     }
@@ -136,6 +154,16 @@ impl Embedding {
         self.positions.as_ref()
     }
 
+    /// The type of the output vectors: f16 in mixed precision.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// Whether a [`TiedHead`] of this table exists (it shares the working-copy slot).
+    fn is_tied(&self) -> bool {
+        Arc::strong_count(&self.working) > 1
+    }
+
     /// [`token_tensor`] with this table's vocabulary, and the context checked too.
     pub fn tokens(&self, ids: &[u32], batch: usize, seq: usize) -> Result<Tensor> {
         self.check_seq(seq)?;
@@ -150,6 +178,7 @@ impl Embedding {
             ctx: Arc::clone(&self.ctx),
             table: self.table.value.raw().clone(),
             grad: self.table.grad.raw().clone(),
+            working: Arc::clone(&self.working),
             vocab: self.vocab(),
             width: self.width(),
             owner: Arc::downgrade(&self.alive),
@@ -193,20 +222,21 @@ impl Module for Embedding {
         let [batch, seq] = input.dims2("Embedding::forward")?;
         self.check_seq(seq)?;
         let width = self.width();
-        let out = self.ctx.uninit(&[batch, seq, width], tags::ACTIVATIONS)?;
+        let out = self
+            .ctx
+            .uninit_of(&[batch, seq, width], self.dtype, tags::ACTIVATIONS)?;
         let dims = EmbeddingDims {
             rows: batch * seq,
             seq,
             width,
             vocab: self.vocab(),
         };
-        compute::embedding_forward(
-            self.ctx.gpu(),
+        ops::embedding_forward(
             dims,
-            input.raw(),
-            self.table.value.raw(),
-            self.positions.as_ref().map(|p| p.value.raw()),
-            out.raw(),
+            &input,
+            &self.table.value,
+            self.positions.as_ref().map(|p| &p.value),
+            &out,
         )?;
         if save {
             self.ids = Some(input);
@@ -231,13 +261,37 @@ impl Module for Embedding {
                 reason: "the output gradient must match the forward output".into(),
             });
         }
-        let gpu = self.ctx.gpu();
-        compute::embedding_backward_table(gpu, dims, ids.raw(), grad.raw(), self.table.grad.raw())?;
-        if let Some(p) = &self.positions {
-            compute::embedding_backward_positions(gpu, dims, grad.raw(), p.grad.raw())?;
-        }
+        grad.expect_dtype("Embedding::backward", "the output gradient", self.dtype)?;
+        ops::embedding_backward(
+            dims,
+            &ids,
+            &grad,
+            &self.table.grad,
+            self.positions.as_ref().map(|p| &p.grad),
+        )?;
         // Token ids have no gradient.
         Ok(None)
+    }
+
+    /// f16: f16 output; and, when a [`TiedHead`] shares the table, an f16 working copy of it
+    /// (the head's operand). The tables themselves and their gradients stay f32.
+    fn set_precision(&mut self, dtype: DType) -> Result<()> {
+        let working = match dtype {
+            DType::F16 if self.is_tied() => {
+                self.ctx.gpu().require_f16()?;
+                let w = self
+                    .ctx
+                    .uninit_of(self.table.value.shape(), DType::F16, tags::PARAMS)?;
+                ops::convert(&self.table.value, &w)?;
+                Some(w)
+            }
+            _ => None,
+        };
+        *self.working.lock().unwrap_or_else(|e| e.into_inner()) =
+            working.as_ref().map(|w| w.raw().clone());
+        self.table.working = working;
+        self.dtype = dtype;
+        Ok(())
     }
 
     fn parameters(&mut self) -> Vec<&mut Parameter> {
@@ -252,122 +306,5 @@ impl Module for Embedding {
 
     fn forward_flops(&self, batch: usize) -> u64 {
         (batch * self.width()) as u64
-    }
-}
-
-/// The output layer tied to an [`Embedding`]'s token table (see [`Embedding::tied_head`]).
-/// It owns no parameter; using it after its embedding was dropped is an error.
-pub struct TiedHead {
-    ctx: Arc<Context>,
-    table: wgpu::Buffer,
-    grad: wgpu::Buffer,
-    vocab: usize,
-    width: usize,
-    owner: Weak<()>,
-    input: Option<Arc<Tensor>>,
-}
-
-impl TiedHead {
-    fn check_owner(&self) -> Result<()> {
-        if self.owner.strong_count() == 0 {
-            return Err(Error::invalid(
-                "TiedHead",
-                "its embedding was dropped; keep the embedding in the model",
-            ));
-        }
-        Ok(())
-    }
-}
-
-impl Module for TiedHead {
-    fn name(&self) -> String {
-        format!("TiedHead({}→{})", self.width, self.vocab)
-    }
-
-    fn forward(&mut self, input: Arc<Tensor>, save: bool) -> Result<Arc<Tensor>> {
-        self.check_owner()?;
-        let features = input.shape().last().copied().unwrap_or(0);
-        if features != self.width {
-            return Err(Error::Shape {
-                op: "TiedHead::forward",
-                left: input.shape().to_vec(),
-                right: vec![self.vocab, self.width],
-                reason: format!("the input needs {} features", self.width),
-            });
-        }
-        let rows = input.len() / self.width;
-        let mut shape = input.shape().to_vec();
-        *shape.last_mut().expect("checked above") = self.vocab;
-        let out = self.ctx.uninit(&shape, tags::ACTIVATIONS)?;
-        let trans_b = MatmulOptions {
-            trans_b: true,
-            ..Default::default()
-        };
-        compute::matmul(
-            self.ctx.gpu(),
-            input.raw(),
-            [rows, self.width],
-            &self.table,
-            [self.vocab, self.width],
-            out.raw(),
-            &trans_b,
-        )?;
-        if save {
-            self.input = Some(input);
-        }
-        Ok(Arc::new(out))
-    }
-
-    fn backward(&mut self, grad: Tensor, input_grad: bool) -> Result<Option<Tensor>> {
-        self.check_owner()?;
-        let input = self.input.take().ok_or_else(|| missing_saved("TiedHead"))?;
-        let rows = input.len() / self.width;
-        if grad.len() != rows * self.vocab {
-            return Err(Error::Shape {
-                op: "TiedHead::backward",
-                left: grad.shape().to_vec(),
-                right: vec![rows, self.vocab],
-                reason: "the output gradient must match the forward output".into(),
-            });
-        }
-        let gpu = self.ctx.gpu();
-        // d table += dyᵀ · x
-        let accumulate = MatmulOptions {
-            trans_a: true,
-            accumulate: true,
-            ..Default::default()
-        };
-        compute::matmul(
-            gpu,
-            grad.raw(),
-            [rows, self.vocab],
-            input.raw(),
-            [rows, self.width],
-            &self.grad,
-            &accumulate,
-        )?;
-        if !input_grad {
-            return Ok(None);
-        }
-        // dx = dy · table
-        let dx = self.ctx.uninit(input.shape(), tags::ACTIVATIONS)?;
-        compute::matmul(
-            gpu,
-            grad.raw(),
-            [rows, self.vocab],
-            &self.table,
-            [self.vocab, self.width],
-            dx.raw(),
-            &MatmulOptions::default(),
-        )?;
-        Ok(Some(dx))
-    }
-
-    fn clear_saved(&mut self) {
-        self.input = None;
-    }
-
-    fn forward_flops(&self, batch: usize) -> u64 {
-        2 * (batch * self.width * self.vocab) as u64
     }
 }

@@ -5,6 +5,10 @@
 //! One builder serves the example, the tests and the benchmark, so all three train the same
 //! model as the PyTorch reference (`benches/reference/torch_gpt.py`): its shapes, and its
 //! initialisation (Linear uniform in `±1/sqrt(in)`, tables `N(0, 0.02²)`, norms 1 and 0).
+//!
+//! The model's `set_precision(DType::F16)` (what `Precision::Mixed` in the trainer calls)
+//! switches every layer: f16 activations from the embedding to the logits, f16 working copies
+//! of the matrices (the tied table's included); [`generate`] then runs in f16 too.
 
 use super::{Block, BlockConfig, Embedding, LayerNorm, Module, Sequential};
 use crate::error::{Error, Result};

@@ -1,8 +1,14 @@
 //! `LayerNorm` over the last dimension, with learned scale and shift.
+//!
+//! In mixed precision ([`Module::set_precision`] with f16) the input, output and their
+//! gradients are f16 while gamma, beta, their gradients and the row statistics stay f32: the
+//! kernels normalise in f32 and round once.
 
 use super::{Module, Parameter, missing_saved};
-use crate::compute::{self, LayerNormBuffers, LayerNormGrads};
+use crate::DType;
+use crate::compute::{LayerNormBuffers, LayerNormGrads, column_sum_partials};
 use crate::error::{Error, Result};
+use crate::ops;
 use crate::tensor::{Context, Tensor, tags};
 use std::sync::Arc;
 
@@ -13,6 +19,7 @@ pub struct LayerNorm {
     gamma: Parameter,
     beta: Parameter,
     eps: f32,
+    dtype: DType,
     saved: Option<(Arc<Tensor>, Tensor)>,
 }
 
@@ -35,6 +42,7 @@ impl LayerNorm {
             gamma: param("gamma", 1.0)?,
             beta: param("beta", 0.0)?,
             eps: 1e-5,
+            dtype: DType::F32,
             saved: None,
         })
     }
@@ -66,7 +74,13 @@ impl LayerNorm {
         &self.beta
     }
 
+    /// The type of the activations: f16 in mixed precision.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
     fn rows(&self, t: &Tensor, op: &'static str) -> Result<usize> {
+        t.expect_dtype(op, "the activations", self.dtype)?;
         match t.shape().last() {
             Some(&w) if w == self.width() => Ok(t.len() / w),
             _ => Err(Error::Shape {
@@ -87,17 +101,18 @@ impl Module for LayerNorm {
     fn forward(&mut self, input: Arc<Tensor>, save: bool) -> Result<Arc<Tensor>> {
         let rows = self.rows(&input, "LayerNorm::forward")?;
         let width = self.width();
-        let out = self.ctx.uninit(input.shape(), tags::ACTIVATIONS)?;
+        let out = self
+            .ctx
+            .uninit_of(input.shape(), self.dtype, tags::ACTIVATIONS)?;
         let tag = if save {
             tags::ACTIVATIONS
         } else {
             tags::SCRATCH
         };
         let stats = self.ctx.uninit(&[2 * rows], tag)?;
-        compute::layer_norm_forward(
-            self.ctx.gpu(),
-            input.raw(),
-            out.raw(),
+        ops::layer_norm_forward(
+            &input,
+            &out,
             [rows, width],
             self.eps,
             &LayerNormBuffers {
@@ -126,14 +141,18 @@ impl Module for LayerNorm {
             });
         }
         let rows = self.rows(&input, "LayerNorm::backward")?;
+        grad.expect_dtype("LayerNorm::backward", "the output gradient", self.dtype)?;
         let width = self.width();
-        let dx = self.ctx.uninit(input.shape(), tags::ACTIVATIONS)?;
+        let dx = self
+            .ctx
+            .uninit_of(input.shape(), self.dtype, tags::ACTIVATIONS)?;
         let product = self.ctx.uninit(input.shape(), tags::SCRATCH)?;
-        let column = self.ctx.uninit(&[width], tags::SCRATCH)?;
-        compute::layer_norm_backward(
-            self.ctx.gpu(),
-            input.raw(),
-            grad.raw(),
+        let partials = column_sum_partials(rows, width).unwrap_or(0);
+        let column = self.ctx.uninit(&[partials.max(width)], tags::SCRATCH)?;
+        // The scratch (`dy * xhat` and a column sum) is f32 in both precisions.
+        ops::layer_norm_backward(
+            &input,
+            &grad,
             [rows, width],
             &LayerNormBuffers {
                 gamma: self.gamma.value.raw(),
@@ -148,6 +167,12 @@ impl Module for LayerNorm {
             },
         )?;
         Ok(input_grad.then_some(dx))
+    }
+
+    /// Gamma and beta stay f32 (no working copy): only the activations change type.
+    fn set_precision(&mut self, dtype: DType) -> Result<()> {
+        self.dtype = dtype;
+        Ok(())
     }
 
     fn parameters(&mut self) -> Vec<&mut Parameter> {

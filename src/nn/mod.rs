@@ -17,17 +17,19 @@ mod layernorm;
 mod linear;
 mod loss;
 mod sequential;
+mod tied_head;
 
 pub use activation::{Gelu, Relu};
 pub use attention::{AttentionKernel, CausalSelfAttention};
 pub use block::{Block, BlockConfig};
 pub use dropout::{Dropout, DropoutSwitch};
-pub use embedding::{EMBEDDING_INIT_STD, Embedding, TiedHead, token_tensor};
+pub use embedding::{EMBEDDING_INIT_STD, Embedding, token_tensor};
 pub use gpt::{GptConfig, generate};
 pub use layernorm::LayerNorm;
 pub use linear::Linear;
 pub use loss::{LossOutput, softmax_cross_entropy, softmax_cross_entropy_scaled};
 pub use sequential::Sequential;
+pub use tied_head::TiedHead;
 
 use crate::DType;
 use crate::error::Result;

@@ -140,7 +140,17 @@ impl Optimizer for Adam {
     fn step_mixed(&mut self, mut params: Vec<&mut Parameter>, inv_scale: f32) -> Result<()> {
         self.prepare(params.iter_mut().map(|p| &mut **p).collect())?;
         self.step += 1;
+        let undecayed = AdamParams {
+            weight_decay: 0.0,
+            ..self.hp
+        };
         for (p, (m, v)) in params.into_iter().zip(&self.moments) {
+            // The same decay mask as the f32 step: biases and norms are not decayed.
+            let hp = if self.mask.decays(p.value.shape()) {
+                &self.hp
+            } else {
+                &undecayed
+            };
             compute::adam_mixed(
                 p.value.context().gpu(),
                 p.value.raw(),
@@ -150,7 +160,7 @@ impl Optimizer for Adam {
                 p.working.as_ref().map(|w| w.raw()),
                 p.value.len(),
                 self.step,
-                &self.hp,
+                hp,
                 inv_scale,
             )?;
         }

@@ -71,6 +71,31 @@ impl Optimizer for ClipGradNorm {
         self.inner.step(params)
     }
 
+    /// Clips on the true gradient norm: the gradients carry the loss scale, so their norm is
+    /// multiplied by `inv_scale` before it is compared with `max_norm`, and the clipping
+    /// factor is folded into the inner step's `inv_scale` (no extra pass over the gradients).
+    /// A non-finite norm (an f16 overflow the trainer did not catch first) skips the step:
+    /// the gradients are zeroed and nothing is updated, rather than scaling every gradient by
+    /// zero or NaN.
+    fn step_mixed(&mut self, params: Vec<&mut Parameter>, inv_scale: f32) -> Result<()> {
+        let scaled = global_grad_norm(&params)?;
+        let norm = scaled.map(|n| n * inv_scale);
+        self.last_norm = norm;
+        match norm {
+            Some(n) if !n.is_finite() => {
+                log::warn!("gradient norm is {n}: step skipped, not clipped");
+                for p in params {
+                    p.zero_grad()?;
+                }
+                Ok(())
+            }
+            Some(n) if n > self.max_norm => self
+                .inner
+                .step_mixed(params, inv_scale * (self.max_norm / n)),
+            _ => self.inner.step_mixed(params, inv_scale),
+        }
+    }
+
     fn prepare(&mut self, params: Vec<&mut Parameter>) -> Result<()> {
         self.inner.prepare(params)
     }

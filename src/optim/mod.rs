@@ -39,7 +39,7 @@ pub trait Optimizer: Send + std::any::Any {
         let _ = (params, inv_scale);
         Err(crate::error::Error::invalid(
             "optimizer",
-            "this optimizer has no mixed-precision step; use Adam or Sgd, or Precision::F32",
+            "this optimizer has no mixed-precision step; use Adam or Sgd (alone or in ClipGradNorm and Scheduled), or Precision::F32",
         ))
     }
 

@@ -95,6 +95,13 @@ impl Optimizer for Scheduled {
         Ok(())
     }
 
+    fn step_mixed(&mut self, params: Vec<&mut Parameter>, inv_scale: f32) -> Result<()> {
+        self.inner.set_learning_rate(self.schedule.at(self.steps));
+        self.inner.step_mixed(params, inv_scale)?;
+        self.steps += 1;
+        Ok(())
+    }
+
     fn prepare(&mut self, params: Vec<&mut Parameter>) -> Result<()> {
         self.inner.prepare(params)
     }

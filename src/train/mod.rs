@@ -84,7 +84,8 @@ pub enum Precision {
     /// Mixed precision: f32 master weights, gradients and optimizer state; f16 working weights,
     /// inputs, activations and activation gradients with f32 accumulation; dynamic loss scaling
     /// ([`TrainerConfig::loss_scale`]). Needs `SHADER_F16` and an optimizer with a mixed step
-    /// (Adam, Sgd); not combined with data parallelism yet.
+    /// (Adam, Sgd, and the wrappers `ClipGradNorm` and `Scheduled` around them); not combined
+    /// with data parallelism yet. A GPT's tied token table gets an f16 working copy too.
     Mixed,
 }
 

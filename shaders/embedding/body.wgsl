@@ -8,6 +8,11 @@
 //   embed_grad_table: a workgroup owns (vocabulary row v, 64 columns) and scans the token ids
 //     in chunks held in workgroup memory, adding dy[r, c] for every r whose id is v;
 //   embed_grad_pos: a thread owns (t, c) and sums dy[b * seq + t, c] over b.
+//
+// Storage: the output and its gradient dy are `act` (f32 or f16, from the header piece
+// shaders/embedding/f32.wgsl or f16.wgsl, which also gives `act_nan`); the token ids, the
+// tables and their gradients are f32, and every sum is f32. The forward and backward entry
+// points bind different slots, since a slot has one type.
 
 override WG: u32 = 256u; // Unused: the workgroup sizes below are fixed.
 
@@ -24,15 +29,14 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
-// The table (forward) or the output gradient dy (backward).
-@group(0) @binding(2) var<storage, read> src: array<f32>;
+// embed_forward: out, table, ids, positions (1 to 4).
+@group(0) @binding(1) var<storage, read_write> out: array<act>;
+@group(0) @binding(2) var<storage, read> table: array<f32>;
 @group(0) @binding(3) var<storage, read> ids: array<f32>;
 @group(0) @binding(4) var<storage, read> positions: array<f32>;
-
-fn nan() -> f32 {
-    return bitcast<f32>(0x7fc00000u);
-}
+// embed_grad_table: ids, grad, dy (3, 5, 6); embed_grad_pos: grad, dy (5, 6).
+@group(0) @binding(5) var<storage, read_write> grad: array<f32>;
+@group(0) @binding(6) var<storage, read> dy: array<act>;
 
 // out[r, c] = table[id(r), c] + positions[r % seq, c]; NaN where the id is not a valid
 // integer below vocab (the loss then shows it).
@@ -47,14 +51,14 @@ fn embed_forward(@builtin(global_invocation_id) gid: vec3<u32>) {
     let c = i % params.width;
     let v = ids[r];
     if (!(v >= 0.0 && v < f32(params.vocab) && v == floor(v))) {
-        out[i] = nan();
+        out[i] = act_nan();
         return;
     }
-    var x = src[u32(v) * params.width + c];
+    var x = table[u32(v) * params.width + c];
     if (params.has_pos != 0u) {
         x += positions[(r % params.seq) * params.width + c];
     }
-    out[i] = x;
+    out[i] = act(x);
 }
 
 
@@ -81,7 +85,7 @@ fn embed_grad_table(
         if (c < params.width) {
             for (var j = 0u; j < 64u; j++) {
                 if (chunk[j] == v) {
-                    acc += src[(base + j) * params.width + c];
+                    acc += f32(dy[(base + j) * params.width + c]);
                     hit = true;
                 }
             }
@@ -89,7 +93,7 @@ fn embed_grad_table(
     }
     if (c < params.width && hit) {
         let o = wg.y * params.width + c;
-        out[o] = out[o] + acc;
+        grad[o] = grad[o] + acc;
     }
 }
 
@@ -105,7 +109,7 @@ fn embed_grad_pos(@builtin(global_invocation_id) gid: vec3<u32>) {
     let batch = params.rows / params.seq;
     var acc = 0.0;
     for (var b = 0u; b < batch; b++) {
-        acc += src[(b * params.seq + t) * params.width + c];
+        acc += f32(dy[(b * params.seq + t) * params.width + c]);
     }
-    out[i] = out[i] + acc;
+    grad[i] = grad[i] + acc;
 }

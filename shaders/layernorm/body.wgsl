@@ -8,6 +8,10 @@
 //                dx = rstd * (g - mean(g) - xhat * mean(g * xhat)),
 //                and writes dy * xhat so that column sums give the gamma gradient
 //                (deterministically, through reduce.wgsl's col_sums).
+//
+// Storage: the activations x, y, dx and dy are `act` (f32 or f16, from the header piece
+// shaders/layernorm/f32.wgsl or f16.wgsl); gamma, beta, the statistics and dy * xhat are f32.
+// Arithmetic and workgroup memory are f32 in both.
 
 override WG: u32 = 256u; // Unused: the workgroup sizes below are fixed.
 
@@ -20,15 +24,16 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> params: Params;
 // ln_forward: y. ln_backward: dx.
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
-@group(0) @binding(2) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> out: array<act>;
+@group(0) @binding(2) var<storage, read> x: array<act>;
 @group(0) @binding(3) var<storage, read> gamma: array<f32>;
-// ln_forward: beta. ln_backward: dy.
-@group(0) @binding(4) var<storage, read> b4: array<f32>;
+// ln_forward only.
+@group(0) @binding(4) var<storage, read> beta: array<f32>;
 // [0, rows): mean; [rows, 2 rows): rstd. Written by ln_forward, read by ln_backward.
 @group(0) @binding(5) var<storage, read_write> stats: array<f32>;
-// ln_backward: dy * xhat.
+// ln_backward only: dy * xhat, and dy.
 @group(0) @binding(6) var<storage, read_write> dy_xhat: array<f32>;
+@group(0) @binding(7) var<storage, read> dy: array<act>;
 
 var<workgroup> red: array<f32, 64>;
 
@@ -57,17 +62,17 @@ fn ln_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_in
     let base = r * n;
     var s = 0.0;
     for (var c = l; c < n; c += 64u) {
-        s += x[base + c];
+        s += f32(x[base + c]);
     }
     let mean = workgroup_sum(l, s) / f32(n);
     var q = 0.0;
     for (var c = l; c < n; c += 64u) {
-        let d = x[base + c] - mean;
+        let d = f32(x[base + c]) - mean;
         q += d * d;
     }
     let rstd = inverseSqrt(workgroup_sum(l, q) / f32(n) + params.eps);
     for (var c = l; c < n; c += 64u) {
-        out[base + c] = (x[base + c] - mean) * rstd * gamma[c] + b4[c];
+        out[base + c] = act((f32(x[base + c]) - mean) * rstd * gamma[c] + beta[c]);
     }
     if (l == 0u) {
         stats[r] = mean;
@@ -88,17 +93,18 @@ fn ln_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
     var sg = 0.0;
     var sgx = 0.0;
     for (var c = l; c < n; c += 64u) {
-        let xhat = (x[base + c] - mean) * rstd;
-        let g = gamma[c] * b4[base + c];
+        let xhat = (f32(x[base + c]) - mean) * rstd;
+        let dyc = f32(dy[base + c]);
+        let g = gamma[c] * dyc;
         sg += g;
         sgx += g * xhat;
-        dy_xhat[base + c] = b4[base + c] * xhat;
+        dy_xhat[base + c] = dyc * xhat;
     }
     let mg = workgroup_sum(l, sg) / f32(n);
     let mgx = workgroup_sum(l, sgx) / f32(n);
     for (var c = l; c < n; c += 64u) {
-        let xhat = (x[base + c] - mean) * rstd;
-        let g = gamma[c] * b4[base + c];
-        out[base + c] = rstd * (g - mg - xhat * mgx);
+        let xhat = (f32(x[base + c]) - mean) * rstd;
+        let g = gamma[c] * f32(dy[base + c]);
+        out[base + c] = act(rstd * (g - mg - xhat * mgx));
     }
 }

@@ -5,6 +5,10 @@
 //
 // The hash is Wellons' lowbias32 applied to a chain of the three words (a strong 32-bit
 // integer mixer, cheap on every GPU).
+//
+// Storage: x and y are `act` (f32 or f16, from the header piece shaders/dropout/f32.wgsl or
+// f16.wgsl); the mask depends only on (seed, step, i), so both storage types drop the same
+// elements.
 
 override WG: u32 = 256u; // Unused: the workgroup sizes below are fixed.
 
@@ -20,8 +24,8 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read_write> y: array<f32>;
-@group(0) @binding(2) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> y: array<act>;
+@group(0) @binding(2) var<storage, read> x: array<act>;
 
 fn lowbias32(v: u32) -> u32 {
     var x = v;
@@ -45,5 +49,5 @@ fn dropout_apply(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (i >= params.n) {
         return;
     }
-    y[i] = select(0.0, x[i] * params.scale, keep(i));
+    y[i] = act(select(0.0, f32(x[i]) * params.scale, keep(i)));
 }

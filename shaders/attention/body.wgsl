@@ -20,6 +20,10 @@
 // zero, and every loop over them has the constant trip count D4: a compiler can unroll them and
 // keep the per-thread arrays in registers (a loop bounded by the runtime head size would force
 // them into local memory). A head of 64 wastes nothing; smaller heads compute on zeros.
+//
+// Storage: qkv, o, do and dqkv are `act` (f32 or f16, from the header piece
+// shaders/attention/f32.wgsl or f16.wgsl), converted to f32 as they are loaded; lse, delta,
+// the workgroup tiles and all arithmetic are f32 in both.
 
 override WG: u32 = 256u; // Unused: the workgroup sizes below are fixed.
 
@@ -36,14 +40,14 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> params: Params;
 // attn_forward: o. attn_dq, attn_dkdv: dqkv (each writes its own part).
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
-@group(0) @binding(2) var<storage, read> qkv: array<f32>;
+@group(0) @binding(1) var<storage, read_write> out: array<act>;
+@group(0) @binding(2) var<storage, read> qkv: array<act>;
 // Written by attn_forward, read by the backward kernels.
 @group(0) @binding(3) var<storage, read_write> lse: array<f32>;
-@group(0) @binding(4) var<storage, read> dout: array<f32>;
+@group(0) @binding(4) var<storage, read> dout: array<act>;
 // delta[i] = dot(do_i, o_i): written by attn_dq, read by attn_dkdv.
 @group(0) @binding(5) var<storage, read_write> delta: array<f32>;
-@group(0) @binding(6) var<storage, read> o: array<f32>;
+@group(0) @binding(6) var<storage, read> o: array<act>;
 
 const DMAX: u32 = 64u;
 const D4: u32 = 16u;
@@ -78,7 +82,7 @@ fn qkv4(base: u32, c: u32) -> vec4<f32> {
     var v = vec4<f32>(0.0);
     for (var k = 0u; k < 4u; k++) {
         if (4u * c + k < params.dim) {
-            v[k] = qkv[base + 4u * c + k];
+            v[k] = f32(qkv[base + 4u * c + k]);
         }
     }
     return v;
@@ -88,7 +92,7 @@ fn dout4(base: u32, c: u32) -> vec4<f32> {
     var v = vec4<f32>(0.0);
     for (var k = 0u; k < 4u; k++) {
         if (4u * c + k < params.dim) {
-            v[k] = dout[base + 4u * c + k];
+            v[k] = f32(dout[base + 4u * c + k]);
         }
     }
     return v;
@@ -98,7 +102,7 @@ fn o4(base: u32, c: u32) -> vec4<f32> {
     var v = vec4<f32>(0.0);
     for (var k = 0u; k < 4u; k++) {
         if (4u * c + k < params.dim) {
-            v[k] = o[base + 4u * c + k];
+            v[k] = f32(o[base + 4u * c + k]);
         }
     }
     return v;
@@ -108,7 +112,7 @@ fn o4(base: u32, c: u32) -> vec4<f32> {
 fn store4(base: u32, c: u32, v: vec4<f32>) {
     for (var k = 0u; k < 4u; k++) {
         if (4u * c + k < params.dim) {
-            out[base + 4u * c + k] = v[k];
+            out[base + 4u * c + k] = act(v[k]);
         }
     }
 }
