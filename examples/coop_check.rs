@@ -16,7 +16,7 @@
 use half::f16;
 use std::sync::Arc;
 use wgmem::DType;
-use wgmem::compute::{Activation, MatmulOptions, matmul_coop};
+use wgmem::compute::{Activation, MatmulOptions, SplitK, matmul_coop};
 use wgmem::{Backend, BufferUsage, Gpu, WgpuBackend};
 
 struct Rng(u64);
@@ -69,6 +69,8 @@ struct Case {
     out: DType,
     /// F32 runs Metal's simdgroup f32 kernel (inputs: the same f16-exact values, as f32).
     input: DType,
+    /// K slices (split-K through a scratch buffer); 0 for none.
+    split: u32,
 }
 
 /// Runs one case; returns the largest error as a fraction of its tolerance (pass: <= 1).
@@ -113,12 +115,17 @@ fn run(b: &WgpuBackend, gpu: &Gpu, case: Case, rng: &mut Rng) -> f64 {
         bytemuck::cast_slice(&v).to_vec()
     };
     let gc = upload(b, &c_init);
+    let scratch = (case.split > 0).then(|| upload(b, &vec![0u8; case.split as usize * m * n * 4]));
     let opts = MatmulOptions {
         trans_a: case.trans_a,
         trans_b: case.trans_b,
         bias: case.bias.then_some(&gbias),
         activation: case.act,
         accumulate: case.accumulate,
+        split_k: scratch.as_ref().map(|scratch| SplitK {
+            slices: case.split,
+            scratch,
+        }),
         ..Default::default()
     };
     matmul_coop(
@@ -212,6 +219,7 @@ fn main() {
         accumulate: false,
         out: DType::F32,
         input: DType::F16,
+        split: 0,
     };
     let mut cases = Vec::new();
     for &(m, k, n) in &shapes {
@@ -256,6 +264,33 @@ fn main() {
             ..base
         });
     }
+    // Split-K (f32 output): slices of whole K steps (32), a last slice short, more slices
+    // than steps, with every epilogue.
+    for (m, k, n, split) in [
+        (129, 1000, 70, 3),
+        (64, 2049, 40, 5),
+        (17, 33, 9, 4),
+        (300, 784, 10, 4),
+    ] {
+        for (trans_a, trans_b) in [(false, false), (true, false), (false, true), (true, true)] {
+            cases.push(Case {
+                m,
+                k,
+                n,
+                trans_a,
+                trans_b,
+                bias: trans_b,
+                act: if trans_a {
+                    Activation::Gelu
+                } else {
+                    Activation::None
+                },
+                accumulate: trans_a != trans_b,
+                split,
+                ..plain
+            });
+        }
+    }
     if kernels.f32.kernel().is_some() {
         // Metal with WGMEM_COOP=on: the f32 simdgroup kernel on every f32-output case.
         let f32_cases: Vec<Case> = cases
@@ -270,7 +305,7 @@ fn main() {
     }
     let mut rng = Rng(11);
     let (mut passed, mut failed) = (0, 0);
-    for (label, g) in [("checked", &gpu), ("unchecked", &ugpu)] {
+    for (label, g) in [("default checks", &gpu), ("unchecked", &ugpu)] {
         for &case in &cases {
             let worst = run(&backend, g, case, &mut rng);
             let ok = worst <= 1.0;
@@ -279,9 +314,9 @@ fn main() {
             } else {
                 failed += 1;
             }
-            if !ok || case.m == 200 {
+            if !ok || case.m == 200 || case.split > 0 {
                 println!(
-                    "{} {label} {:?} in {}x{}x{} ta {} tb {} bias {} {:?} acc {} out {:?}: error/tolerance {worst:.3}",
+                    "{} {label} {:?} in {}x{}x{} ta {} tb {} bias {} {:?} acc {} out {:?} split {}: error/tolerance {worst:.3}",
                     if ok { "ok  " } else { "FAIL" },
                     case.input,
                     case.m,
@@ -292,7 +327,8 @@ fn main() {
                     case.bias,
                     case.act,
                     case.accumulate,
-                    case.out
+                    case.out,
+                    case.split
                 );
             }
         }

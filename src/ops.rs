@@ -25,7 +25,7 @@ pub fn matmul(a: &Tensor, b: &Tensor, c: &Tensor, opts: &MatmulOptions<'_>) -> R
     let b_shape = b.matrix_dims("matmul")?;
     let gpu = a.context().gpu();
     match (a.dtype(), b.dtype(), c.dtype()) {
-        (DType::F32, DType::F32, DType::F32) => {
+        (DType::F32, DType::F32, DType::F32) | (DType::F16, DType::F16, DType::F32) => {
             let [m, k] = if opts.trans_a {
                 [a_shape[1], a_shape[0]]
             } else {
@@ -33,24 +33,41 @@ pub fn matmul(a: &Tensor, b: &Tensor, c: &Tensor, opts: &MatmulOptions<'_>) -> R
             };
             let n = if opts.trans_b { b_shape[0] } else { b_shape[1] };
             let slices = match (opts.split_k, opts.tile) {
-                (None, compute::MatmulTile::Auto) => compute::split_k_slices(gpu, m, n, k),
+                (None, compute::MatmulTile::Auto) => {
+                    compute::split_k_slices(gpu, a.dtype(), m, n, k)
+                }
                 _ => 1,
             };
-            if slices == 1 {
-                return compute::matmul(gpu, a.raw(), a_shape, b.raw(), b_shape, c.raw(), opts);
-            }
-            let scratch = a
-                .context()
-                .uninit(&[slices as usize, m, n], crate::tensor::tags::SCRATCH)?;
-            let split = compute::SplitK {
-                slices,
-                scratch: scratch.raw(),
-            };
+            let scratch = (slices > 1)
+                .then(|| {
+                    a.context()
+                        .uninit(&[slices as usize, m, n], crate::tensor::tags::SCRATCH)
+                })
+                .transpose()?;
             let opts = MatmulOptions {
-                split_k: Some(split),
+                split_k: scratch
+                    .as_ref()
+                    .map(|s| compute::SplitK {
+                        slices,
+                        scratch: s.raw(),
+                    })
+                    .or(opts.split_k),
                 ..*opts
             };
-            compute::matmul(gpu, a.raw(), a_shape, b.raw(), b_shape, c.raw(), &opts)
+            let (a_raw, b_raw, c_raw) = (a.raw(), b.raw(), c.raw());
+            match a.dtype() {
+                DType::F32 => compute::matmul(gpu, a_raw, a_shape, b_raw, b_shape, c_raw, &opts),
+                DType::F16 => compute::matmul_f16(
+                    gpu,
+                    a_raw,
+                    a_shape,
+                    b_raw,
+                    b_shape,
+                    c_raw,
+                    DType::F32,
+                    &opts,
+                ),
+            }
         }
         (DType::F16, DType::F16, c_dtype) => compute::matmul_f16(
             gpu,

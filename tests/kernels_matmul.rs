@@ -6,7 +6,7 @@ mod common;
 
 use common::{Rng, download, gpu, gpu_backend, upload};
 use wgmem::compute::{Activation, MatmulOptions, MatmulTile, SplitK, matmul};
-use wgmem::{Backend, BufferUsage, Error, Gpu, KernelChecks};
+use wgmem::{Backend, BufferUsage, DType, Error, Gpu, KernelChecks};
 
 fn gelu(x: f64) -> f64 {
     0.5 * x * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x)).tanh())
@@ -393,11 +393,27 @@ fn split_k_matches_f64_reference() {
 fn split_k_is_chosen_for_small_outputs_with_long_k() {
     let gpu = gpu();
     // One 128 tile and K = 2048: four slices of 512.
-    assert_eq!(wgmem::compute::split_k_slices(&gpu, 100, 100, 2048), 4);
+    assert_eq!(
+        wgmem::compute::split_k_slices(&gpu, DType::F32, 100, 100, 2048),
+        4
+    );
     // A short K or an output that fills the GPU: no split.
-    assert_eq!(wgmem::compute::split_k_slices(&gpu, 100, 100, 700), 1);
-    assert_eq!(wgmem::compute::split_k_slices(&gpu, 2048, 2048, 4096), 1);
-    assert_eq!(wgmem::compute::split_k_slices(&gpu, 0, 100, 4096), 1);
+    assert_eq!(
+        wgmem::compute::split_k_slices(&gpu, DType::F32, 100, 100, 700),
+        1
+    );
+    assert_eq!(
+        wgmem::compute::split_k_slices(&gpu, DType::F32, 2048, 2048, 4096),
+        1
+    );
+    assert_eq!(
+        wgmem::compute::split_k_slices(&gpu, DType::F32, 0, 100, 4096),
+        1
+    );
+    // f16 splits only on the cooperative-matrix kernels (not on lavapipe, say).
+    let coop = gpu.matmul_kernels().f16.kernel().is_some();
+    let f16_slices = wgmem::compute::split_k_slices(&gpu, DType::F16, 100, 100, 2048);
+    assert_eq!(f16_slices, if coop { 4 } else { 1 });
 }
 
 #[test]

@@ -101,6 +101,7 @@ pub fn matmul_coop(
             ));
         }
     }
+    let at_least_4 = |bytes: u64| bytes.next_multiple_of(4).max(4);
     let edge = kernel.tile();
     let groups = super::matmul::output_grid(gpu, m32, n32, edge)?;
     // Vector loads need the contiguous dimension of each stored operand to be a multiple of 4.
@@ -110,8 +111,26 @@ pub fn matmul_coop(
         | (u32::from(opts.trans_b) << 3)
         | (u32::from(a_contig % 4 == 0) << 4)
         | (u32::from(b_contig % 4 == 0) << 5);
-    let params = Params::new(m32, n32, k32, opts, layout);
-    let at_least_4 = |bytes: u64| bytes.next_multiple_of(4).max(4);
+    let mut params = Params::new(m32, n32, k32, opts, layout);
+    let mut out = (c, at_least_4(bytes_c));
+    let mut slices = 1;
+    if let Some(split) = opts.split_k {
+        if output != DType::F32 {
+            return Err(Error::invalid(
+                "matmul split_k",
+                "split-K sums f32 partial products: use an f32 output",
+            ));
+        }
+        let mut others = vec![a, b, c];
+        others.extend(opts.bias);
+        // Slices of whole K steps of the kernel (32), so the vector loads stay aligned.
+        let (n_slices, k_split, partial_len) =
+            super::matmul_split::checked_split(gpu, split, [m32, n32, k32], 32, &others)?;
+        params = Params::new(m32, n32, k32, &MatmulOptions::default(), layout);
+        params.set_k_split(k_split);
+        out = (split.scratch, partial_len as u64 * 4);
+        slices = n_slices;
+    }
     // The vector views cover the whole vectors inside the matrix: the kernel reads a vector only
     // when all its elements are.
     let vector_view = |bytes: u64| (bytes / vec_bytes * vec_bytes).max(vec_bytes);
@@ -132,13 +151,19 @@ pub fn matmul_coop(
         },
         &params,
         &[
-            bind(c, at_least_4(bytes_c)),
+            bind(out.0, out.1),
             bind(a, at_least_4(bytes_a)),
             bind(b, at_least_4(bytes_b)),
             bind(bias, at_least_4(bias_bytes)),
             bind(a, vector_view(bytes_a)),
             bind(b, vector_view(bytes_b)),
         ],
-        groups,
-    )
+        [groups[0], groups[1], slices],
+    )?;
+    match opts.split_k {
+        Some(split) => {
+            super::matmul_split::sum_slices(gpu, c, split.scratch, [m32, n32, slices], opts, a)
+        }
+        None => Ok(()),
+    }
 }

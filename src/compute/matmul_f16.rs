@@ -106,6 +106,13 @@ pub fn matmul_f16(
     {
         return super::matmul_coop(gpu, DType::F16, a, a_shape, b, b_shape, c, c_dtype, opts);
     }
+    if opts.split_k.is_some() {
+        return Err(Error::invalid(
+            "matmul_f16 split_k",
+            "the plain f16 tiles do not split K (only the f32 tiles and the cooperative-matrix \
+             kernels do); leave split_k None",
+        ));
+    }
     let storage = gpu.limits().max_compute_workgroup_storage_size;
     let fits = storage >= T128_WORKGROUP_BYTES;
     let wide = match opts.tile {

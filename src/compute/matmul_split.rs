@@ -14,6 +14,7 @@ use super::matmul::{
 };
 use super::validate::{distinct, elements, product};
 use super::{Binding, Gpu, Kernel};
+use crate::DType;
 use crate::error::{Error, Result};
 
 /// The slices of a split-K product and the scratch their partial products go to.
@@ -32,13 +33,14 @@ const MIN_SLICE_K: usize = 512;
 /// Slices at most: the scratch is `slices * m * n` f32s.
 const MAX_SLICES: u64 = 32;
 
-/// How many K slices [`crate::ops::matmul`] splits an f32 `[m, k] · [k, n]` product into: more
-/// than 1 only where the output has fewer 128 x 128 tiles than fill a large GPU and K is long
-/// enough to give every slice at least 512. 1 where the device runs a simdgroup f32 kernel
-/// instead of the tiles. Tuned for the H200 like the tile choice; on a GPU of a few cores the
-/// second pass costs a few percent more than it gains.
-pub fn split_k_slices(gpu: &Gpu, m: usize, n: usize, k: usize) -> u32 {
-    if gpu.matmul_kernels().f32.kernel().is_some() {
+/// How many K slices [`crate::ops::matmul`] splits an `[m, k] · [k, n]` product of `input`s
+/// with an f32 output into: more than 1 only where the output has fewer 128 x 128 tiles than
+/// fill a large GPU and K is long enough to give every slice at least 512. The f32 tiles and
+/// the cooperative-matrix kernels split; the plain f16 tiles do not (1). Tuned for the H200
+/// like the tile choice; on a GPU of a few cores the second pass costs a few percent more than
+/// it gains.
+pub fn split_k_slices(gpu: &Gpu, input: DType, m: usize, n: usize, k: usize) -> u32 {
+    if input == DType::F16 && gpu.matmul_kernels().f16.kernel().is_none() {
         return 1;
     }
     let tiles = (m as u64).div_ceil(128) * (n as u64).div_ceil(128);
@@ -62,23 +64,28 @@ struct SumParams {
     _pad: [u32; 2],
 }
 
-/// The two passes of a split product; `matmul` has validated A, B, C and the bias.
-pub(super) fn matmul_split(
+/// The slices to run (at most one per `granule` k's, so none is empty) and the scratch length,
+/// after checking `split` against the product; `others` are the buffers the scratch must not be.
+pub(super) fn checked_split(
     gpu: &Gpu,
-    [a, b, c]: [&wgpu::Buffer; 3],
-    [m, n, k]: [u32; 3],
-    [len_a, len_b, len_c]: [usize; 3],
-    opts: &MatmulOptions<'_>,
     split: SplitK<'_>,
-) -> Result<()> {
+    [m, n, k]: [u32; 3],
+    granule: u32,
+    others: &[&wgpu::Buffer],
+) -> Result<(u32, u32, usize)> {
     if split.slices == 0 {
         return Err(Error::invalid(
             "matmul split_k",
             "0 slices; use at least 1 (or no split_k)",
         ));
     }
-    // More slices than k's would leave some empty; a slice needs at least one k.
-    let slices = split.slices.min(k.max(1));
+    // Slices of a whole number of granules; more slices than that would leave some empty.
+    let k_split = k
+        .div_ceil(split.slices)
+        .next_multiple_of(granule)
+        .max(granule);
+    let slices = k.div_ceil(k_split).max(1);
+    let len_c = product("matmul C", m as usize, n as usize)?;
     let partial_len = product("matmul split_k scratch", len_c, slices as usize)?;
     if u32::try_from(partial_len).is_err() {
         return Err(Error::invalid(
@@ -87,9 +94,7 @@ pub(super) fn matmul_split(
         ));
     }
     elements(gpu, "matmul split_k scratch", split.scratch, partial_len)?;
-    let mut others = vec![a, b, c];
-    others.extend(opts.bias);
-    distinct(split.scratch, &others)?;
+    distinct(split.scratch, others)?;
     let max = gpu.max_groups_per_dim();
     if slices > max {
         return Err(Error::invalid(
@@ -97,30 +102,21 @@ pub(super) fn matmul_split(
             format!("{slices} slices exceed the device's {max} workgroups per dimension"),
         ));
     }
+    Ok((slices, k_split, partial_len))
+}
 
-    // The slices fill the GPU together: the 128 tile where it fits, as for a large output.
-    let tile = match opts.tile {
-        MatmulTile::Auto => choose_tile(gpu, MatmulTile::Auto, 1 << 20, 1 << 20, false)?,
-        asked => choose_tile(gpu, asked, m as usize, n as usize, false)?,
-    };
-    let edge = if tile == MatmulTile::T64 { 64 } else { 128 };
-    let [gx, gy, _] = output_grid(gpu, m, n, edge)?;
-    let mut params = Params::new(m, n, k, &MatmulOptions::default(), 0);
-    params.set_k_split(k.div_ceil(slices));
-    gpu.dispatch(
-        kernel(tile, opts.trans_a, opts.trans_b),
-        &params,
-        &[
-            Binding::f32s(split.scratch, partial_len),
-            Binding::f32s(a, len_a),
-            Binding::f32s(b, len_b),
-            Binding::f32s(a, 1),
-        ],
-        [gx, gy, slices],
-    )?;
-
+/// The second pass: `c = act(sum of the slices' partials + bias) (+ c)`, f32.
+pub(super) fn sum_slices(
+    gpu: &Gpu,
+    c: &wgpu::Buffer,
+    scratch: &wgpu::Buffer,
+    [m, n, slices]: [u32; 3],
+    opts: &MatmulOptions<'_>,
+    fallback: &wgpu::Buffer,
+) -> Result<()> {
+    let len_c = m as usize * n as usize;
     let groups = fold_groups(gpu, (len_c as u64).div_ceil(256))?;
-    let bias = opts.bias.unwrap_or(a);
+    let bias = opts.bias.unwrap_or(fallback);
     gpu.dispatch(
         Kernel {
             shader: "matmul_splitk",
@@ -137,9 +133,44 @@ pub(super) fn matmul_split(
         },
         &[
             Binding::f32s(c, len_c),
-            Binding::f32s(split.scratch, partial_len),
+            Binding::f32s(scratch, slices as usize * len_c),
             Binding::f32s(bias, if opts.bias.is_some() { n as usize } else { 1 }),
         ],
         groups,
     )
+}
+
+/// The two passes of a split f32 product; `matmul` has validated A, B, C and the bias.
+pub(super) fn matmul_split(
+    gpu: &Gpu,
+    [a, b, c]: [&wgpu::Buffer; 3],
+    [m, n, k]: [u32; 3],
+    [len_a, len_b, _]: [usize; 3],
+    opts: &MatmulOptions<'_>,
+    split: SplitK<'_>,
+) -> Result<()> {
+    let mut others = vec![a, b, c];
+    others.extend(opts.bias);
+    let (slices, k_split, partial_len) = checked_split(gpu, split, [m, n, k], 1, &others)?;
+    // The slices fill the GPU together: the 128 tile where it fits, as for a large output.
+    let tile = match opts.tile {
+        MatmulTile::Auto => choose_tile(gpu, MatmulTile::Auto, 1 << 20, 1 << 20, false)?,
+        asked => choose_tile(gpu, asked, m as usize, n as usize, false)?,
+    };
+    let edge = if tile == MatmulTile::T64 { 64 } else { 128 };
+    let [gx, gy, _] = output_grid(gpu, m, n, edge)?;
+    let mut params = Params::new(m, n, k, &MatmulOptions::default(), 0);
+    params.set_k_split(k_split);
+    gpu.dispatch(
+        kernel(tile, opts.trans_a, opts.trans_b),
+        &params,
+        &[
+            Binding::f32s(split.scratch, partial_len),
+            Binding::f32s(a, len_a),
+            Binding::f32s(b, len_b),
+            Binding::f32s(a, 1),
+        ],
+        [gx, gy, slices],
+    )?;
+    sum_slices(gpu, c, split.scratch, [m, n, slices], opts, a)
 }

@@ -402,7 +402,7 @@ impl Gpu {
             .pipelines
             .get(self.backend.device(), kernel, self.workgroup_size)?;
         self.record(
-            Cow::Borrowed(kernel.entry),
+            Cow::Borrowed(kernel.label()),
             &pipeline,
             Some(bytemuck::bytes_of(params)),
             bindings,
@@ -426,7 +426,7 @@ impl Gpu {
             .get(self.backend.device(), kernel, self.workgroup_size)?;
         let buffers: Vec<Binding<'_>> = bindings.iter().map(|&(_, b)| b).collect();
         self.record(
-            Cow::Borrowed(kernel.entry),
+            Cow::Borrowed(kernel.label()),
             &pipeline,
             Some(bytemuck::bytes_of(params)),
             &buffers,

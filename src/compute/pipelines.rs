@@ -15,6 +15,18 @@ pub(crate) struct Kernel {
     pub(crate) entry: &'static str,
 }
 
+impl Kernel {
+    /// The name in labels and the profiler's kernel times: the entry point, or the shader where
+    /// the entry point is `main` (the cooperative-matrix modules, one per fragment and type).
+    pub(crate) fn label(&self) -> &'static str {
+        if self.entry == "main" {
+            self.shader
+        } else {
+            self.entry
+        }
+    }
+}
+
 type PipelineKey = (Kernel, u32);
 
 /// naga's runtime checks on the crate's kernels: [`KernelChecks`] plus the unsafe
