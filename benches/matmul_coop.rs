@@ -15,7 +15,7 @@ use half::f16;
 use std::sync::Arc;
 use std::time::Instant;
 use wgmem::DType;
-use wgmem::compute::{MatmulOptions, matmul_coop};
+use wgmem::compute::{MatmulOptions, SplitK, matmul_coop, split_k_slices};
 use wgmem::{Backend, BufferUsage, Gpu, KernelChecks, WgpuBackend};
 
 const REPEATS: usize = 7;
@@ -83,7 +83,19 @@ fn main() {
     const NN: (bool, bool) = (false, false);
     const TN: (bool, bool) = (true, false);
     const NT: (bool, bool) = (false, true);
-    let shapes: [Shape; 9] = [
+    // WGMEM_BENCH_SHAPES=gpt: the default GPT's products (batch 64 x context 256), as in
+    // benches/kernels.rs.
+    let gpt: Vec<Shape> = vec![
+        (16384, 1152, 384, NN, true),
+        (384, 1152, 16384, TN, false),
+        (16384, 384, 1152, NT, true),
+        (16384, 1536, 384, NN, true),
+        (384, 1536, 16384, TN, false),
+        (16384, 384, 1536, NN, true),
+        (1536, 384, 16384, TN, false),
+        (16384, 1536, 384, NT, true),
+    ];
+    let mlp: Vec<Shape> = vec![
         (4096, 4096, 4096, NN, true),
         (1024, 4096, 784, NN, false),
         (1024, 4096, 4096, NN, true),
@@ -94,6 +106,11 @@ fn main() {
         (1024, 4096, 4096, NT, false),
         (1024, 4096, 10, NT, false),
     ];
+    let shapes = if std::env::var("WGMEM_BENCH_SHAPES").is_ok_and(|s| s == "gpt") {
+        gpt
+    } else {
+        mlp
+    };
     let mut tsv = String::new();
     println!(
         "{:<44} {:>10} {:>10} {:>10}",
@@ -169,6 +186,39 @@ fn main() {
                     secs * 1e3
                 );
                 tsv.push_str(&format!("{name}\t{}\t{tflops}\tTFLOP/s\n", secs * 1e3));
+            }
+            // Split-K where ops::matmul would split (f32 output), with the default checks.
+            let slices = split_k_slices(&gpu, DType::F16, m, n, k);
+            if out == DType::F32 && slices > 1 {
+                let scratch = backend
+                    .allocate((slices as usize * m * n * 4) as u64, BufferUsage::Storage)
+                    .expect("allocate");
+                let split = MatmulOptions {
+                    split_k: Some(SplitK {
+                        slices,
+                        scratch: &scratch,
+                    }),
+                    ..opts
+                };
+                let secs = time(&lgpu, iters, || {
+                    matmul_coop(
+                        &lgpu,
+                        DType::F16,
+                        &ga,
+                        a_shape,
+                        &gb,
+                        b_shape,
+                        &gc,
+                        out,
+                        &split,
+                    )
+                    .expect("matmul_coop split")
+                });
+                let name = format!("coop f16 {label} {m}x{n}x{k} no-loop-bounding split {slices}");
+                let tflops = flops / secs / 1e12;
+                println!("{name:<44} {:>10.4} {tflops:>10.1}", secs * 1e3);
+                tsv.push_str(&format!("{name}\t{}\t{tflops}\tTFLOP/s\n", secs * 1e3));
+                backend.free(scratch);
             }
         }
     }
