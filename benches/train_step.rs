@@ -10,7 +10,8 @@
 //! - Checkpointing: 32 layers, hidden 2048, batch 512: activation peak (from the manager's
 //!   account) and step time for none, sqrt(n) and budgets.
 //!
-//! `--precision mixed` runs every table in mixed precision, as the trainer's `Precision::Mixed`
+//! `--checks full` compiles the kernels with all of naga's runtime checks (default: without its
+//! loop counters, as `Context::new`). `--precision mixed` runs every table in mixed precision, as the trainer's `Precision::Mixed`
 //! step does: f16 inputs, working weights, activations and activation gradients; the loss
 //! gradient scaled (fixed 2^16 here), the GPU overflow check over every gradient with its one
 //! 4-byte read, and the fused unscale + Adam + f16-copy update.
@@ -22,10 +23,26 @@ use wgmem::memory::human_bytes;
 use wgmem::nn::{Linear, Module, Sequential, softmax_cross_entropy_scaled};
 use wgmem::optim::{Adam, Optimizer};
 use wgmem::tensor::tags;
-use wgmem::{Backend, Context, DType, MemoryConfig, WgpuBackend};
+use wgmem::{Backend, Context, DType, Gpu, KernelChecks, MemoryConfig, WgpuBackend};
 
 /// The loss scale of the mixed step (the trainer's default initial scale).
 const LOSS_SCALE: f32 = 65536.0;
+
+/// A context with the kernel checks `--checks full|no-loop-bounding` asks for (default: what
+/// `Context::new` uses, no-loop-bounding).
+fn context(backend: &Arc<WgpuBackend>) -> Arc<Context> {
+    let args: Vec<String> = std::env::args().collect();
+    let checks = args
+        .windows(2)
+        .find(|w| w[0] == "--checks")
+        .map(|w| {
+            w[1].parse::<KernelChecks>()
+                .expect("--checks full|no-loop-bounding")
+        })
+        .unwrap_or_default();
+    let gpu = Gpu::with_checks(Arc::clone(backend), checks).unwrap();
+    Context::with_gpu(gpu, MemoryConfig::default()).unwrap()
+}
 
 /// `--precision mixed` on the command line.
 fn mixed() -> bool {
@@ -138,7 +155,7 @@ fn hit_latency_ns(ctx: &Arc<Context>) -> f64 {
 }
 
 fn mlp_step(backend: &Arc<WgpuBackend>, s: &Shape, warmup: usize, timed: usize) {
-    let ctx = Context::new(Arc::clone(backend), MemoryConfig::default()).unwrap();
+    let ctx = context(backend);
     let mut model = mlp(&ctx, s);
     let mut opt = Adam::new(1e-4);
     let mut ck = GradientCheckpointer::new(CheckpointPolicy::None);
@@ -185,7 +202,7 @@ fn mlp_step(backend: &Arc<WgpuBackend>, s: &Shape, warmup: usize, timed: usize) 
 fn profiler_overhead(backend: &Arc<WgpuBackend>, s: &Shape, timed: usize) {
     use wgmem::MemoryProfiler;
     use wgmem::profile::ProfileMode;
-    let ctx = Context::new(Arc::clone(backend), MemoryConfig::default()).unwrap();
+    let ctx = context(backend);
     let mut model = mlp(&ctx, s);
     let mut opt = Adam::new(1e-4);
     let mut ck = GradientCheckpointer::new(CheckpointPolicy::None);
@@ -230,7 +247,7 @@ fn profiler_overhead(backend: &Arc<WgpuBackend>, s: &Shape, timed: usize) {
 }
 
 fn checkpointing(backend: &Arc<WgpuBackend>, s: &Shape, timed: usize) {
-    let ctx = Context::new(Arc::clone(backend), MemoryConfig::default()).unwrap();
+    let ctx = context(backend);
     let mut model = mlp(&ctx, s);
     let mut opt = Adam::new(1e-5);
     let (x, y) = data(s);
