@@ -153,9 +153,20 @@ pub(super) fn matmul_split(
     others.extend(opts.bias);
     let (slices, k_split, partial_len) = checked_split(gpu, split, [m, n, k], 1, &others)?;
     // The slices fill the GPU together: the 128 tile where it fits, as for a large output.
+    let transposed = opts.trans_a || opts.trans_b;
     let tile = match opts.tile {
-        MatmulTile::Auto => choose_tile(gpu, MatmulTile::Auto, 1 << 20, 1 << 20, false)?,
-        asked => choose_tile(gpu, asked, m as usize, n as usize, false)?,
+        MatmulTile::Auto => choose_tile(
+            gpu,
+            MatmulTile::Auto,
+            [1 << 20, 1 << 20, k_split as usize],
+            transposed,
+        )?,
+        asked => choose_tile(
+            gpu,
+            asked,
+            [m as usize, n as usize, k_split as usize],
+            transposed,
+        )?,
     };
     let edge = if tile == MatmulTile::T64 { 64 } else { 128 };
     let [gx, gy, _] = output_grid(gpu, m, n, edge)?;
