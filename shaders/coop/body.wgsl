@@ -84,16 +84,8 @@ var<workgroup> tile_a: array<In, BM * SA>;
 var<workgroup> tile_b: array<In, BK * SB>;
 var<workgroup> scratch: array<f32, 8u * FRAG * FRAG>;
 
-// This workgroup's slice of K, [k_lo, k_hi), and where its output starts in C.
-var<private> k_lo: u32;
-var<private> k_hi: u32;
-var<private> c_base: u32;
-
-fn begin_slice(z: u32) {
-    k_lo = min(z * p.k_split, p.k);
-    k_hi = min(p.k, k_lo + p.k_split);
-    c_base = z * p.m * p.n;
-}
+// This workgroup's slice of K, [k_lo(), k_hi()), and where its output starts in C
+// (c_base()): matmul/whole.wgsl (all of K) or matmul/sliced.wgsl (split K) defines them.
 
 const SQRT_2_OVER_PI: f32 = 0.7978845608028654;
 
@@ -174,16 +166,16 @@ fn fetch_a(v: u32, row0: u32, k0: u32) -> V4 {
     if (trans) {
         // Stored [K, M]: the run goes along M.
         let e = kk * p.m + r;
-        if (vec_ok && kk < k_hi && r + VEC <= p.m) {
+        if (vec_ok && kk < k_hi() && r + VEC <= p.m) {
             return a_v[e / VEC];
         }
-        return gather_a(e, select(0u, run_len(r, p.m), kk < k_hi));
+        return gather_a(e, select(0u, run_len(r, p.m), kk < k_hi()));
     }
     let e = r * p.k + kk;
-    if (vec_ok && r < p.m && kk + VEC <= k_hi) {
+    if (vec_ok && r < p.m && kk + VEC <= k_hi()) {
         return a_v[e / VEC];
     }
-    return gather_a(e, select(0u, run_len(kk, k_hi), r < p.m));
+    return gather_a(e, select(0u, run_len(kk, k_hi()), r < p.m));
 }
 
 fn fetch_b(v: u32, k0: u32, col0: u32) -> V4 {
@@ -195,16 +187,16 @@ fn fetch_b(v: u32, k0: u32, col0: u32) -> V4 {
     if (trans) {
         // Stored [N, K]: the run goes along K.
         let e = col * p.k + kk;
-        if (vec_ok && col < p.n && kk + VEC <= k_hi) {
+        if (vec_ok && col < p.n && kk + VEC <= k_hi()) {
             return b_v[e / VEC];
         }
-        return gather_b(e, select(0u, run_len(kk, k_hi), col < p.n));
+        return gather_b(e, select(0u, run_len(kk, k_hi()), col < p.n));
     }
     let e = kk * p.n + col;
-    if (vec_ok && kk < k_hi && col + VEC <= p.n) {
+    if (vec_ok && kk < k_hi() && col + VEC <= p.n) {
         return b_v[e / VEC];
     }
-    return gather_b(e, select(0u, run_len(col, p.n), kk < k_hi));
+    return gather_b(e, select(0u, run_len(col, p.n), kk < k_hi()));
 }
 
 // Writes vector v of op(A)'s tile. Unrolled in the source, like every loop over registers
@@ -292,7 +284,7 @@ fn emit(base: u32, r0: u32, c0: u32, lane: u32, lanes: u32) {
                 x += bias[col];
             }
             x = activate(x);
-            let idx = c_base + r * p.n + col;
+            let idx = c_base() + r * p.n + col;
             if ((p.flags & 2u) != 0u) {
                 x += out_load(idx);
             }
@@ -319,7 +311,7 @@ fn main(
     let sr = (sg / 4u) * SUB_M * FRAG;
     let sc = (sg % 4u) * SUB_N * FRAG;
 
-    var staged = fetch_step(t, row0, col0, k_lo);
+    var staged = fetch_step(t, row0, col0, k_lo());
     // Zero accumulators, loaded from a zeroed fragment of scratch.
     for (var i = t; i < FRAG * FRAG; i += THREADS) {
         scratch[i] = 0.0;
@@ -335,14 +327,14 @@ fn main(
     var c30 = c00;
     var c31 = c00;
 
-    let steps = (k_hi - k_lo + BK - 1u) / BK;
+    let steps = (k_hi() - k_lo() + BK - 1u) / BK;
     for (var s = 0u; s < steps; s++) {
         // Everyone is done reading the previous step's tiles (and the zero fragment).
         workgroupBarrier();
         put_step(t, staged);
         workgroupBarrier();
         if (s + 1u < steps) {
-            staged = fetch_step(t, row0, col0, k_lo + (s + 1u) * BK);
+            staged = fetch_step(t, row0, col0, k_lo() + (s + 1u) * BK);
         }
         // The two FRAG-deep halves of the step, unrolled.
         {

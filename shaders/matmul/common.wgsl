@@ -43,21 +43,12 @@ struct Params {
 @group(0) @binding(3) var<storage, read> b: array<f32>;
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
 
-// This workgroup's slice of K, [k_lo, k_hi), and where its output starts in c.
-var<private> k_lo: u32;
-var<private> k_hi: u32;
-var<private> c_base: u32;
-
-// Selects slice z of K (workgroup_id.z); every entry point calls it first.
-fn begin_slice(z: u32) {
-    k_lo = min(z * p.k_split, p.k);
-    k_hi = min(p.k, k_lo + p.k_split);
-    c_base = z * p.m * p.n;
-}
+// This workgroup's slice of K, [k_lo(), k_hi()), and where its output starts in c
+// (c_base()): matmul/whole.wgsl (all of K) or matmul/sliced.wgsl (split K) defines them.
 
 // Steps of `step` k's over this slice.
 fn slice_steps(step: u32) -> u32 {
-    return (k_hi - k_lo + step - 1u) / step;
+    return (k_hi() - k_lo() + step - 1u) / step;
 }
 
 // Writes up to four consecutive outputs of one row, applying the epilogue.
@@ -73,7 +64,7 @@ fn store4(row: u32, col: u32, v: vec4<f32>) {
                 x += bias[cj];
             }
             x = activate(x, p.act);
-            let idx = c_base + row * p.n + cj;
+            let idx = c_base() + row * p.n + cj;
             if ((p.flags & 2u) != 0u) {
                 x += c[idx];
             }
@@ -84,7 +75,7 @@ fn store4(row: u32, col: u32, v: vec4<f32>) {
 
 // Element (r, kk) of op(A): r < M, kk < the slice's end; zero outside.
 fn load_a(r: u32, kk: u32, trans: bool) -> f32 {
-    if (r >= p.m || kk >= k_hi) {
+    if (r >= p.m || kk >= k_hi()) {
         return 0.0;
     }
     if (trans) {
@@ -95,7 +86,7 @@ fn load_a(r: u32, kk: u32, trans: bool) -> f32 {
 
 // Element (kk, col) of op(B): kk < the slice's end, col < N; zero outside.
 fn load_b(kk: u32, col: u32, trans: bool) -> f32 {
-    if (kk >= k_hi || col >= p.n) {
+    if (kk >= k_hi() || col >= p.n) {
         return 0.0;
     }
     if (trans) {

@@ -100,8 +100,8 @@ fn mm128k16(group: vec2<u32>, t: u32, tx: u32, ty: u32, ta: bool, tb: bool) {
     }
 
     let steps = slice_steps(16u);
-    var ra = fetch_a16(t, row0, k_lo, ta);
-    var rb = fetch_b16(t, col0, k_lo, tb);
+    var ra = fetch_a16(t, row0, k_lo(), ta);
+    var rb = fetch_b16(t, col0, k_lo(), tb);
     put_tile16(true, 0u, t, ra, !ta);
     put_tile16(false, 0u, t, rb, tb);
     workgroupBarrier();
@@ -110,8 +110,8 @@ fn mm128k16(group: vec2<u32>, t: u32, tx: u32, ty: u32, ta: bool, tb: bool) {
         let cur = (s & 1u) * BUF16;
         let more = s + 1u < steps;
         if (more) {
-            ra = fetch_a16(t, row0, k_lo + (s + 1u) * 16u, ta);
-            rb = fetch_b16(t, col0, k_lo + (s + 1u) * 16u, tb);
+            ra = fetch_a16(t, row0, k_lo() + (s + 1u) * 16u, ta);
+            rb = fetch_b16(t, col0, k_lo() + (s + 1u) * 16u, tb);
         }
         for (var kk = 0u; kk < 16u; kk += 4u) {
             let o = cur + kk * S128;

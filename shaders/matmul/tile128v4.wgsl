@@ -132,8 +132,8 @@ fn mm128p(group: vec2<u32>, t: u32, tx: u32, ty: u32, ta: bool, tb: bool) {
     }
 
     let steps = slice_steps(8u);
-    var ra = fetch_a128(t, row0, k_lo, ta);
-    var rb = fetch_b128(t, col0, k_lo, tb);
+    var ra = fetch_a128(t, row0, k_lo(), ta);
+    var rb = fetch_b128(t, col0, k_lo(), tb);
     put_a128(0u, t, ra, ta);
     put_b128(0u, t, rb, tb);
     workgroupBarrier();
@@ -142,8 +142,8 @@ fn mm128p(group: vec2<u32>, t: u32, tx: u32, ty: u32, ta: bool, tb: bool) {
         let cur = (s & 1u) * BUF128;
         let more = s + 1u < steps;
         if (more) {
-            ra = fetch_a128(t, row0, k_lo + (s + 1u) * 8u, ta);
-            rb = fetch_b128(t, col0, k_lo + (s + 1u) * 8u, tb);
+            ra = fetch_a128(t, row0, k_lo() + (s + 1u) * 8u, ta);
+            rb = fetch_b128(t, col0, k_lo() + (s + 1u) * 8u, tb);
         }
         let f0 = frag128(cur, tx, ty);
         let f1 = frag128(cur + S128, tx, ty);
@@ -243,8 +243,8 @@ fn mm128s(group: vec2<u32>, t: u32, tx: u32, ty: u32, ta: bool, tb: bool) {
     }
 
     let steps = slice_steps(16u);
-    var ra = fetch_a16(t, row0, k_lo, ta);
-    var rb = fetch_b16(t, col0, k_lo, tb);
+    var ra = fetch_a16(t, row0, k_lo(), ta);
+    var rb = fetch_b16(t, col0, k_lo(), tb);
     put_tiles(true, 0u, t, ra, !ta);
     put_tiles(false, 0u, t, rb, tb);
     workgroupBarrier();
@@ -253,8 +253,8 @@ fn mm128s(group: vec2<u32>, t: u32, tx: u32, ty: u32, ta: bool, tb: bool) {
         let cur = (s & 1u) * SBUF;
         let more = s + 1u < steps;
         if (more) {
-            ra = fetch_a16(t, row0, k_lo + (s + 1u) * 16u, ta);
-            rb = fetch_b16(t, col0, k_lo + (s + 1u) * 16u, tb);
+            ra = fetch_a16(t, row0, k_lo() + (s + 1u) * 16u, ta);
+            rb = fetch_b16(t, col0, k_lo() + (s + 1u) * 16u, tb);
         }
         let f0 = frags(cur, 0u, tx, ty);
         let f1 = frags(cur, 1u, tx, ty);

@@ -57,8 +57,8 @@ fn mm64(group: vec2<u32>, t: u32, tx: u32, ty: u32, ta: bool, tb: bool) {
     var acc = array<vec4<f32>, 4>(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
 
     let steps = slice_steps(8u);
-    var ra = fetch_a64(t, row0, k_lo, ta);
-    var rb = fetch_b64(t, col0, k_lo, tb);
+    var ra = fetch_a64(t, row0, k_lo(), ta);
+    var rb = fetch_b64(t, col0, k_lo(), tb);
     put_a64(0u, t, ra, ta);
     put_b64(0u, t, rb, tb);
     workgroupBarrier();
@@ -67,8 +67,8 @@ fn mm64(group: vec2<u32>, t: u32, tx: u32, ty: u32, ta: bool, tb: bool) {
         let cur = (s & 1u) * BUF64;
         let more = s + 1u < steps;
         if (more) {
-            ra = fetch_a64(t, row0, k_lo + (s + 1u) * 8u, ta);
-            rb = fetch_b64(t, col0, k_lo + (s + 1u) * 8u, tb);
+            ra = fetch_a64(t, row0, k_lo() + (s + 1u) * 8u, ta);
+            rb = fetch_b64(t, col0, k_lo() + (s + 1u) * 8u, tb);
         }
         fma_4x4(&acc, cur, tx, ty);
         fma_4x4(&acc, cur + S64, tx, ty);

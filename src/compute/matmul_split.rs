@@ -173,7 +173,10 @@ pub(super) fn matmul_split(
     let mut params = Params::new(m, n, k, &MatmulOptions::default(), 0);
     params.set_k_split(k_split);
     gpu.dispatch(
-        kernel(tile, opts.trans_a, opts.trans_b),
+        Kernel {
+            shader: "matmul_sliced",
+            ..kernel(tile, opts.trans_a, opts.trans_b)
+        },
         &params,
         &[
             Binding::f32s(split.scratch, partial_len),
