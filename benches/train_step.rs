@@ -10,7 +10,7 @@
 //! - Checkpointing: 32 layers, hidden 2048, batch 512: activation peak (from the manager's
 //!   account) and step time for none, sqrt(n) and budgets.
 //!
-//! `--checks full` compiles the kernels with all of naga's runtime checks (default: without its
+//! `--kernels` prints the GPU time per kernel of the MLP step. `--checks full` compiles the kernels with all of naga's runtime checks (default: without its
 //! loop counters, as `Context::new`). `--precision mixed` runs every table in mixed precision, as the trainer's `Precision::Mixed`
 //! step does: f16 inputs, working weights, activations and activation gradients; the loss
 //! gradient scaled (fixed 2^16 here), the GPU overflow check over every gradient with its one
@@ -195,6 +195,18 @@ fn mlp_step(backend: &Arc<WgpuBackend>, s: &Shape, warmup: usize, timed: usize) 
         per_step_allocs * hit / (ms * 1e6) * 100.0,
         loss
     );
+    if std::env::args().any(|a| a == "--kernels") {
+        // GPU time per kernel over 5 more steps (timestamp queries; the steps then wait for them).
+        let profiler = Arc::new(wgmem::profile::MemoryProfiler::full());
+        if ctx.gpu().set_profiler(Some(Arc::clone(&profiler))).unwrap() {
+            for _ in 0..5 {
+                step(&ctx, &mut model, &mut opt, &mut ck, &x, &y, s);
+            }
+            ctx.gpu().collect_kernel_times().unwrap();
+            println!("GPU time by kernel over 5 steps:\n{}", profiler.by_kernel());
+            ctx.gpu().set_profiler(None).unwrap();
+        }
+    }
 }
 
 /// Step time with the profiler off, tracking, full, and full with GPU kernel timing; the modes

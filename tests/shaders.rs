@@ -23,12 +23,9 @@ fn shader_files() -> BTreeSet<String> {
 }
 
 /// The modules joined from pieces in subfolders of `shaders/` (`compute::shaders`).
-const JOINED: [&str; 21] = [
+const JOINED: [&str; 18] = [
     "matmul",
     "matmul_sliced",
-    "matmul_coop16_f16_f32_sliced",
-    "matmul_coop8_f16_f32_sliced",
-    "matmul_coop8_f32_f32_sliced",
     "matmul_splitk",
     "colsum",
     "colsum_f16",

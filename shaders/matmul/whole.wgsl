@@ -1,5 +1,5 @@
-// The slice of an unsplit product: all of K, output at the start of C. Joined into the matmul
-// and cooperative-matrix modules (whose parameters are `p`); the functions inline to the
+// The slice of an unsplit product: all of K, output at the start of C. Joined into the f32
+// matmul module (whose parameters are `p`); the functions inline to the
 // uniform reads the kernels had before split-K existed (a per-thread copy of the bounds cost
 // the f32 A·B tiles 15% on the H200).
 

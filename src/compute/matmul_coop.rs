@@ -13,13 +13,12 @@ use super::{Binding, Gpu, Kernel};
 use crate::DType;
 use crate::error::{Error, Result};
 
-/// The module of `kernel` with an `out` output; `sliced` for the slices of a split-K product
-/// (f32 outputs only).
-fn shader(kernel: CoopKernel, out: DType, sliced: bool) -> Result<&'static str> {
+/// The module of `kernel` with an `out` output. Every one reads its K bounds through
+/// matmul/sliced.wgsl (an unsplit product is one slice): on the H200 that ran the 16x16x16
+/// kernel at 50 TFLOP/s where the uniform bounds of matmul/whole.wgsl gave 28 (GPT shapes,
+/// BENCHMARKS.md 2026-12-01).
+fn shader(kernel: CoopKernel, out: DType) -> Result<&'static str> {
     Ok(match (kernel, out) {
-        (CoopKernel::F16x16, DType::F32) if sliced => "matmul_coop16_f16_f32_sliced",
-        (CoopKernel::F16x8, DType::F32) if sliced => "matmul_coop8_f16_f32_sliced",
-        (CoopKernel::F32x8, DType::F32) if sliced => "matmul_coop8_f32_f32_sliced",
         (CoopKernel::F16x16, DType::F32) => "matmul_coop16_f16_f32",
         (CoopKernel::F16x16, DType::F16) => "matmul_coop16_f16_f16",
         (CoopKernel::F16x8, DType::F32) => "matmul_coop8_f16_f32",
@@ -71,7 +70,7 @@ pub fn matmul_coop(
     })?;
     let (m, k, n) = super::matmul::product_dims("matmul", a_shape, b_shape, opts)?;
     let half_in = kernel.input() == DType::F16;
-    let name = shader(kernel, output, opts.split_k.is_some())?;
+    let name = shader(kernel, output)?;
     let len_a = product("matmul A", m, k)?;
     let len_b = product("matmul B", k, n)?;
     let len_c = product("matmul C", m, n)?;
