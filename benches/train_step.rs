@@ -10,7 +10,7 @@
 //! - Checkpointing: 32 layers, hidden 2048, batch 512: activation peak (from the manager's
 //!   account) and step time for none, sqrt(n) and budgets.
 //!
-//! `--kernels` prints the GPU time per kernel of the MLP step. `--checks full` compiles the kernels with all of naga's runtime checks (default: without its
+//! `--kernels` prints the GPU time per kernel of the MLP step; `--mlp-only` stops after it. `--checks full` compiles the kernels with all of naga's runtime checks (default: without its
 //! loop counters, as `Context::new`). `--precision mixed` runs every table in mixed precision, as the trainer's `Precision::Mixed`
 //! step does: f16 inputs, working weights, activations and activation gradients; the loss
 //! gradient scaled (fixed 2^16 here), the GPU overflow check over every gradient with its one
@@ -372,6 +372,9 @@ fn main() {
     );
     println!("|---|---|---|---|---|---|---|");
     mlp_step(&backend, &mlp_shape, 3, timed);
+    if std::env::args().any(|a| a == "--mlp-only") {
+        return;
+    }
     profiler_overhead(&backend, &mlp_shape, timed);
     checkpointing(&backend, &ck_shape, timed.min(10));
 }

@@ -26,8 +26,13 @@ struct Params {
 }
 
 /// The f32 values a chunked column sum of `[rows, cols]` needs for its partial sums, or `None`
-/// where one pass is as fast (at most two chunks).
+/// where one pass is as fast (at most two chunks). `WGMEM_COLSUM_CHUNKS=off` (read once) makes
+/// it `None` always, for benchmarks that time the step without chunks.
 pub fn column_sum_partials(rows: usize, cols: usize) -> Option<usize> {
+    static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if *OFF.get_or_init(|| std::env::var("WGMEM_COLSUM_CHUNKS").is_ok_and(|v| v == "off")) {
+        return None;
+    }
     (rows > 2 * CHUNK_ROWS).then(|| rows.div_ceil(CHUNK_ROWS) * cols)
 }
 

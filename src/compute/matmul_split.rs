@@ -39,7 +39,13 @@ const MAX_SLICES: u64 = 32;
 /// the cooperative-matrix kernels split; the plain f16 tiles do not (1). Tuned for the H200
 /// like the tile choice; on a GPU of a few cores the second pass costs a few percent more than
 /// it gains.
+///
+/// `WGMEM_SPLIT_K=off` (read once) turns it off, for benchmarks that time the step without it.
 pub fn split_k_slices(gpu: &Gpu, input: DType, m: usize, n: usize, k: usize) -> u32 {
+    static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if *OFF.get_or_init(|| std::env::var("WGMEM_SPLIT_K").is_ok_and(|v| v == "off")) {
+        return 1;
+    }
     if input == DType::F16 && gpu.matmul_kernels().f16.kernel().is_none() {
         return 1;
     }
