@@ -16,9 +16,8 @@ use crate::error::{Error, Result};
 pub enum MatmulTile {
     /// The 64 x 64 tile when the device lacks the workgroup memory for the 128 tile or the
     /// output has too few 128 tiles to fill a large GPU. Otherwise, as measured on an H200
-    /// (BENCHMARKS.md, v4 and 2026-12-01): with naga's index checks ([`Gpu::new`]),
-    /// [`MatmulTile::T128S`] for `A·B` with K of at least 768 and [`MatmulTile::T128P`] for
-    /// the rest; split K ([`SplitK`]) for long-K products of few tiles; on a
+    /// (BENCHMARKS.md, v4 and 2026-12-01): [`MatmulTile::T128P`] with naga's index checks
+    /// ([`Gpu::new`], with or without its loop counters); on a
     /// [`Gpu::new_unchecked`], [`MatmulTile::T128S`] for `A·B` (and for the transposes on a
     /// device with 32 KiB of workgroup memory) and [`MatmulTile::T128K16`] for the transposes
     /// where its 33 KiB fit: the fastest unchecked kernels there (`A·B`: 6-8% over the K-16
@@ -126,10 +125,6 @@ const T128S_WORKGROUP_BYTES: u32 = 2 * 1024 * 16;
 /// products too small to matter.
 pub(super) const T128_MIN_TILES_H200_TUNED: u64 = 96;
 
-/// The K from which [`MatmulTile::Auto`] runs `A·B` on [`MatmulTile::T128S`] rather than
-/// [`MatmulTile::T128P`] (both with naga's index checks); measured on the H200.
-const T128S_MIN_K: usize = 768;
-
 /// The tilings `WGMEM_MATMUL_TILE` names, in the spelling it accepts.
 const TILE_NAMES: [(&str, MatmulTile); 4] = [
     ("T64", MatmulTile::T64),
@@ -195,7 +190,7 @@ fn auto_override() -> Option<MatmulTile> {
 pub(super) fn choose_tile(
     gpu: &Gpu,
     asked: MatmulTile,
-    [m, n, k]: [usize; 3],
+    [m, n]: [usize; 2],
     transposed: bool,
 ) -> Result<MatmulTile> {
     let asked = match (asked, auto_override()) {
@@ -223,15 +218,7 @@ pub(super) fn choose_tile(
             Ok(if !(t128_fits && tiles >= T128_MIN_TILES_H200_TUNED) {
                 MatmulTile::T64
             } else if !gpu.unchecked() {
-                // H200, 2026-12-01 (BENCHMARKS.md): without naga's loop counters and with them,
-                // the swizzled K-16 tile beats the K-8 one on A·B once K is long (1024x4096x4096:
-                // 27.1 vs 23.1 TFLOP/s; K 784 and 1536: 4-6%), and loses on short K (K 384: up
-                // to 12%) and on the transposes (A·Bᵀ, Aᵀ·B: 26.8 vs 33.3).
-                if !transposed && k >= T128S_MIN_K && swizzled_fits {
-                    MatmulTile::T128S
-                } else {
-                    MatmulTile::T128P
-                }
+                MatmulTile::T128P
             } else if k16_fits && transposed {
                 MatmulTile::T128K16
             } else if swizzled_fits {
@@ -319,7 +306,7 @@ pub fn matmul(
             split,
         );
     }
-    let tile = choose_tile(gpu, opts.tile, [m, n, k], opts.trans_a || opts.trans_b)?;
+    let tile = choose_tile(gpu, opts.tile, [m, n], opts.trans_a || opts.trans_b)?;
     let edge = if tile == MatmulTile::T64 { 64 } else { 128 };
     let groups = output_grid(gpu, m32, n32, edge)?;
     let params = Params::new(m32, n32, k32, opts, 0);

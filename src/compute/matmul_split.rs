@@ -161,18 +161,8 @@ pub(super) fn matmul_split(
     // The slices fill the GPU together: the 128 tile where it fits, as for a large output.
     let transposed = opts.trans_a || opts.trans_b;
     let tile = match opts.tile {
-        MatmulTile::Auto => choose_tile(
-            gpu,
-            MatmulTile::Auto,
-            [1 << 20, 1 << 20, k_split as usize],
-            transposed,
-        )?,
-        asked => choose_tile(
-            gpu,
-            asked,
-            [m as usize, n as usize, k_split as usize],
-            transposed,
-        )?,
+        MatmulTile::Auto => choose_tile(gpu, MatmulTile::Auto, [1 << 20, 1 << 20], transposed)?,
+        asked => choose_tile(gpu, asked, [m as usize, n as usize], transposed)?,
     };
     let edge = if tile == MatmulTile::T64 { 64 } else { 128 };
     let [gx, gy, _] = output_grid(gpu, m, n, edge)?;
