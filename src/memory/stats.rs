@@ -26,6 +26,9 @@ pub struct MemoryStats {
     pub pool_hits: u64,
     /// Acquisitions that had to create a buffer.
     pub pool_misses: u64,
+    /// Misses that waited for the GPU to reuse a cached buffer still in flight, instead of
+    /// allocating a new one.
+    pub pending_waits: u64,
     /// Buffers destroyed to make room or on pressure.
     pub evictions: u64,
     /// Bytes destroyed by eviction.
