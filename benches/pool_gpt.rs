@@ -57,6 +57,9 @@ struct Args {
     /// that rule (a request never waits for the GPU).
     #[arg(long, default_value_t = MemoryConfig::default().in_flight_ratio)]
     in_flight_ratio: f64,
+    /// The pool's reuse cap (`MemoryConfig::max_reuse_ratio`).
+    #[arg(long, default_value_t = MemoryConfig::default().max_reuse_ratio)]
+    max_reuse_ratio: f64,
     /// Size classes listed in the breakdown (largest reserved first).
     #[arg(long, default_value_t = 16)]
     top: usize,
@@ -241,6 +244,7 @@ fn main() -> wgmem::Result<()> {
     println!("adapter: {}", backend.adapter());
     let memory_config = MemoryConfig {
         in_flight_ratio: args.in_flight_ratio,
+        max_reuse_ratio: args.max_reuse_ratio,
         ..MemoryConfig::default()
     };
     let ctx = Context::with_gpu(Gpu::new(backend)?, memory_config)?;
@@ -266,7 +270,7 @@ fn main() -> wgmem::Result<()> {
     let optimizer = Box::new(Adam::adamw(1e-3, 0.1));
     let mut trainer = Trainer::new(Arc::clone(&ctx), model, optimizer, config)?;
     println!(
-        "model: {} layers, width {}, heads {}, context {}, batch {}, precision {}; eval every {} steps on {} windows; in-flight ratio {}",
+        "model: {} layers, width {}, heads {}, context {}, batch {}, precision {}; eval every {} steps on {} windows; in-flight ratio {}, reuse cap {}",
         args.layers,
         args.width,
         args.heads,
@@ -275,7 +279,8 @@ fn main() -> wgmem::Result<()> {
         args.precision,
         args.eval_every,
         val.len(),
-        args.in_flight_ratio
+        args.in_flight_ratio,
+        args.max_reuse_ratio
     );
     println!(
         "| step | live at end | peak live | peak reserved | reserved / live | cached at end | hits | misses | waits | seconds |"

@@ -8,7 +8,7 @@
 //! The model also keeps the buffers it knows are cached (released since the last eviction and
 //! not reused; a subset of what the pool holds) and checks the in-flight rule at every pool
 //! miss: no known cached buffer that fits was reusable, and when one that fits was still
-//! pending, the new buffer kept reserved bytes within `in_flight_ratio` of live bytes (so at
+//! pending, the new buffer kept reserved bytes within `in_flight_ratio` of peak live bytes (so at
 //! 1.0 a miss happens only when nothing known to be cached fits).
 
 use proptest::prelude::*;
@@ -124,11 +124,11 @@ proptest! {
                                 if !fits.is_empty() {
                                     let s = manager.stats();
                                     prop_assert!(
-                                        s.reserved_bytes() as f64 <= in_flight_ratio * s.live_bytes as f64,
+                                        s.reserved_bytes() as f64 <= in_flight_ratio * s.peak_live_bytes as f64,
                                         "allocated beside an in-flight buffer past the ratio {in_flight_ratio}: \
-                                         reserved {} live {}",
+                                         reserved {} peak live {}",
                                         s.reserved_bytes(),
-                                        s.live_bytes
+                                        s.peak_live_bytes
                                     );
                                 }
                             }

@@ -14,7 +14,7 @@
 //!   never holds more buffers than it had live at once: `peak reserved <= sum over classes of
 //!   the class's peak live bytes`.
 //! - any ratio `r`: after the last allocation beside an in-flight buffer the reserve was at
-//!   most `r * live`; every later miss adds a buffer to a class with no cached one, so
+//!   most `r * peak live`; every later miss adds a buffer to a class with no cached one, so
 //!   `peak reserved <= r * peak live + sum over classes of the class's peak live bytes`.
 //! - the pool before the rule (`r = inf`) breaks the first bound on this pattern (so the
 //!   check can fail), and every finite ratio reserves less than it.

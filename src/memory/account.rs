@@ -43,10 +43,17 @@ impl<T> State<T> {
     }
 
     /// Whether a new buffer of `class` bytes, made beside a cached one still in flight, keeps
-    /// the reserve within the in-flight ratio of the live bytes (both counted after it).
+    /// the reserve (after it) within the in-flight ratio of the peak live bytes (since the
+    /// last [`super::MemoryManager::reset_peaks`], counting it). The peak, not the bytes live
+    /// now: in a backward pass live bytes fall while buffers are released, and a reserve
+    /// measured against them would make every request there wait.
     pub(super) fn may_allocate_beside_in_flight(&self, class: u64) -> bool {
         let reserved = (self.reserved() + class) as f64;
-        reserved <= self.in_flight_ratio * (self.stats.live_bytes + class) as f64
+        let live = self
+            .stats
+            .peak_live_bytes
+            .max(self.stats.live_bytes + class);
+        reserved <= self.in_flight_ratio * live as f64
     }
 
     pub(super) fn update_peaks(&mut self) {

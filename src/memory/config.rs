@@ -20,9 +20,12 @@ pub struct MemoryConfig {
     pub report_top: usize,
     /// When only a cached buffer still in use by the GPU would fit a request, a new buffer is
     /// created beside it only while reserved bytes (after it) stay at most this multiple of
-    /// live bytes (after it); otherwise the request waits for the GPU and reuses the cached
-    /// one. 1.0 always waits (the tightest reserve: a miss only when nothing cached fits);
-    /// `f64::INFINITY` never waits (the GPU is never stalled, the reserve follows its lag).
+    /// the peak live bytes (since the last `reset_peaks`, counting it); otherwise the request
+    /// waits for the GPU and reuses the cached one. 1.0 always waits (the tightest reserve: a
+    /// miss only when nothing cached fits); `f64::INFINITY` never waits (the GPU is never
+    /// stalled, and the reserve grows with how far the GPU lags behind the host). The trade:
+    /// a wait drains the GPU queue; in a steady training loop the pool stops growing and the
+    /// requests that find their buffer still in flight wait (`MemoryStats::pending_waits`).
     pub in_flight_ratio: f64,
 }
 

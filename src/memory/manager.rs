@@ -14,7 +14,7 @@
 //!    allocations. Nothing aborts.
 //!
 //! A request that only a cached buffer still in flight would fit creates a new buffer only
-//! while the reserve stays within [`MemoryConfig::in_flight_ratio`] of the live bytes; past
+//! while the reserve stays within [`MemoryConfig::in_flight_ratio`] of the peak live bytes; past
 //! that it waits for the GPU and reuses the buffer. Without the rule, buffers released while
 //! the GPU lagged behind were never reused within the step and the pool kept them all: on the
 //! small GPT of `benches/pool_gpt.rs`, 63 of 201 warm-up misses (22 MiB) happened while a
@@ -282,8 +282,8 @@ impl<B: Backend> MemoryManager<B> {
                 && !state.may_allocate_beside_in_flight(class)
             {
                 // A cached buffer fits but the GPU may still use it, and another buffer beside
-                // it would take the reserve over the in-flight ratio: wait for the GPU and
-                // reuse it. Only such misses wait.
+                // it would take the reserve over the in-flight ratio of the peak live bytes:
+                // wait for the GPU and reuse it. Only such requests wait.
                 state.stats.pending_waits += 1;
                 drop(state);
                 self.shared.backend.wait_idle()?;
