@@ -364,6 +364,45 @@ mod tests {
     }
 
     #[test]
+    fn pending_fits_sees_in_flight_buffers_within_the_cap_until_they_leave_pending() {
+        let mut p = pool();
+        let storage = BufferUsage::Storage;
+        let class = p.classes().class_of(4096);
+        let pooled = |buffer| Pooled {
+            buffer,
+            usage: storage,
+            class,
+        };
+        assert!(!p.pending_fits(storage, 4096));
+        p.release(pooled(1), 3, 2);
+        p.release(pooled(2), 3, 2);
+        assert!(p.take(storage, 4096).is_none(), "in flight: not reusable");
+        assert!(p.pending_fits(storage, 4096));
+        assert!(
+            p.pending_fits(storage, 3500),
+            "4096 is within 1.25x of the 3584 class"
+        );
+        assert!(!p.pending_fits(storage, 2048), "4096 is 2x the 2048 class");
+        assert!(
+            !p.pending_fits(BufferUsage::Uniform, 4096),
+            "usages are kept apart"
+        );
+        assert_eq!(
+            p.evict_one().unwrap().buffer,
+            1,
+            "the oldest pending goes first"
+        );
+        assert!(p.pending_fits(storage, 4096), "one still pending");
+        assert_eq!(p.reclaim(3), 1);
+        assert!(
+            !p.pending_fits(storage, 4096),
+            "reclaimed: reusable, no longer pending"
+        );
+        assert_eq!(p.take(storage, 4096).unwrap().buffer, 2);
+        assert!(p.is_empty());
+    }
+
+    #[test]
     fn evict_fraction_frees_at_least_that_share() {
         let mut p = pool();
         for i in 0..10 {

@@ -96,11 +96,12 @@ impl fmt::Display for MemoryStats {
         )?;
         write!(
             f,
-            "allocations {}, pool hit rate {:.1}% ({} hits, {} misses), evictions {} ({}), retries {}, OOMs {}, pressure events {}",
+            "allocations {}, pool hit rate {:.1}% ({} hits, {} misses, {} waits for buffers in flight), evictions {} ({}), retries {}, OOMs {}, pressure events {}",
             self.allocations,
             self.hit_rate() * 100.0,
             self.pool_hits,
             self.pool_misses,
+            self.pending_waits,
             self.evictions,
             human_bytes(self.evicted_bytes),
             self.retries,
