@@ -17,8 +17,9 @@
 //! while the reserve stays within [`MemoryConfig::in_flight_ratio`] of the peak live bytes; past
 //! that it waits for the GPU and reuses the buffer. Without the rule, buffers released while
 //! the GPU lagged behind were never reused within the step and the pool kept them all: on the
-//! small GPT of `benches/pool_gpt.rs`, 63 of 201 warm-up misses (22 MiB) happened while a
-//! buffer of the very class was pending, and the reserve stayed at 1.7x the peak live bytes.
+//! small GPT of `benches/pool_gpt.rs`, about 60 of 200 warm-up misses (20 to 22 MiB, with
+//! GPU timing) happened while a buffer of the very class was pending, and the reserve stayed
+//! at 1.7x the peak live bytes (1.25x with the rule at its default ratio).
 //!
 //! One mutex guards the account and the pool; a pool hit is a lock, a map lookup and a few
 //! additions. Backend allocation (slow on a GPU) happens outside the lock, with its bytes
