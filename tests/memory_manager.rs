@@ -335,7 +335,13 @@ mod gpu {
 
     #[test]
     fn a_buffer_in_unsubmitted_work_is_not_reused_until_that_work_completes() {
-        let (backend, m) = manager();
+        // A ratio of infinity: the pool allocates beside the in-flight buffer, never waits.
+        let backend = common::fresh_gpu_backend();
+        let config = MemoryConfig {
+            in_flight_ratio: f64::INFINITY,
+            ..MemoryConfig::default()
+        };
+        let m = MemoryManager::with_config(Arc::clone(&backend), config).unwrap();
         let src = m.acquire(4096, BufferUsage::Storage, "src").unwrap();
         let dst = m.acquire(4096, BufferUsage::Storage, "dst").unwrap();
         src.write(0, &[5u8; 4096]).unwrap();
@@ -347,6 +353,7 @@ mod gpu {
             0,
             "the released buffer is still in recorded work"
         );
+        assert_eq!(m.stats().pending_waits, 0);
         drop(other);
         backend.wait_idle().unwrap();
         let mut out = [0u8; 4096];
@@ -355,6 +362,29 @@ mod gpu {
         let reused = m.acquire(4096, BufferUsage::Storage, "reused").unwrap();
         assert_eq!(m.stats().pool_hits, 1, "reusable once the work completed");
         drop(reused);
+    }
+
+    #[test]
+    fn a_request_that_only_an_in_flight_buffer_fits_waits_for_it_instead_of_allocating() {
+        // The default ratio (1.25): a second 4 KiB buffer beside the in-flight one would make
+        // 12 KiB reserved for 8 KiB live, so the request waits for the copy and reuses it.
+        let (backend, m) = manager();
+        let src = m.acquire(4096, BufferUsage::Storage, "src").unwrap();
+        let dst = m.acquire(4096, BufferUsage::Storage, "dst").unwrap();
+        src.write(0, &[5u8; 4096]).unwrap();
+        backend.copy(src.raw(), 0, dst.raw(), 0, 4096).unwrap(); // recorded, not submitted
+        drop(src);
+        let created = backend.buffers_created();
+        let other = m.acquire(4096, BufferUsage::Storage, "other").unwrap();
+        let s = m.stats();
+        assert_eq!((s.pool_hits, s.pending_waits), (1, 1));
+        assert_eq!(backend.buffers_created(), created, "no new buffer");
+        assert_eq!(s.reserved_bytes(), 2 * 4096);
+        // The copy ran before the buffer was handed out again: overwriting it changes nothing.
+        other.write(0, &[9u8; 4096]).unwrap();
+        let mut out = [0u8; 4096];
+        dst.read(0, &mut out).unwrap();
+        assert!(out.iter().all(|&b| b == 5));
     }
 
     #[test]

@@ -4,6 +4,12 @@
 //! holds beyond them, the hard limit is never crossed, an acquisition fails only when the
 //! request truly cannot fit, no buffer is handed out twice, and no buffer is reused before
 //! the work that last used it has completed.
+//!
+//! The model also keeps the buffers it knows are cached (released since the last eviction and
+//! not reused; a subset of what the pool holds) and checks the in-flight rule at every pool
+//! miss: no known cached buffer that fits was reusable, and when one that fits was still
+//! pending, the new buffer kept reserved bytes within `in_flight_ratio` of peak live bytes (so at
+//! 1.0 a miss happens only when nothing known to be cached fits).
 
 use proptest::prelude::*;
 use std::collections::{HashMap, HashSet};
@@ -37,6 +43,9 @@ fn op() -> impl Strategy<Value = Op> {
 
 struct Model {
     held: Vec<ManagedBuffer<HostBackend>>,
+    /// Buffers known to be cached: raw id -> (usage, class, submission stamp of its release).
+    /// Emptied by anything that may evict, and not kept while a limit can trim the cache.
+    cached: HashMap<u64, (BufferUsage, u64, u64)>,
     /// Submission stamp at which each released buffer id was last released.
     released_at: HashMap<u64, u64>,
     limit: Option<u64>,
@@ -74,19 +83,55 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
     #[test]
-    fn pool_and_account_match_the_model(ops in prop::collection::vec(op(), 1..120)) {
+    fn pool_and_account_match_the_model(
+        ops in prop::collection::vec(op(), 1..120),
+        in_flight_ratio in prop_oneof![Just(1.0), Just(1.25), Just(f64::INFINITY)],
+    ) {
         let backend = Arc::new(HostBackend::new());
         backend.hold_completion(true);
-        let manager = MemoryManager::with_config(Arc::clone(&backend), MemoryConfig::default()).unwrap();
-        let mut model = Model { held: Vec::new(), released_at: HashMap::new(), limit: None };
+        let config = MemoryConfig { in_flight_ratio, ..MemoryConfig::default() };
+        let reuse = config.max_reuse_ratio;
+        let manager = MemoryManager::with_config(Arc::clone(&backend), config).unwrap();
+        let mut model = Model {
+            held: Vec::new(),
+            cached: HashMap::new(),
+            released_at: HashMap::new(),
+            limit: None,
+        };
         for op in ops {
             match op {
                 Op::Acquire { size, uniform } => {
                     let usage = if uniform { BufferUsage::Uniform } else { BufferUsage::Storage };
                     let class = manager.size_classes().class_of(size);
                     let live: u64 = model.held.iter().map(|b| b.size()).sum();
+                    let created = backend.allocation_count();
+                    let completed = backend.completed_submission();
                     match manager.acquire(size, usage, "test") {
                         Ok(buffer) => {
+                            model.cached.remove(&buffer.raw().id());
+                            if backend.allocation_count() > created && model.limit.is_none() {
+                                let cap = ((class as f64 * reuse) as u64).max(class);
+                                let fits: Vec<u64> = model
+                                    .cached
+                                    .values()
+                                    .filter(|(u, c, _)| *u == usage && (class..=cap).contains(c))
+                                    .map(|(_, _, stamp)| *stamp)
+                                    .collect();
+                                prop_assert!(
+                                    fits.iter().all(|stamp| *stamp > completed),
+                                    "a miss although a fitting cached buffer was reusable"
+                                );
+                                if !fits.is_empty() {
+                                    let s = manager.stats();
+                                    prop_assert!(
+                                        s.reserved_bytes() as f64 <= in_flight_ratio * s.peak_live_bytes as f64,
+                                        "allocated beside an in-flight buffer past the ratio {in_flight_ratio}: \
+                                         reserved {} peak live {}",
+                                        s.reserved_bytes(),
+                                        s.peak_live_bytes
+                                    );
+                                }
+                            }
                             if let Some(limit) = model.limit {
                                 prop_assert!(live + buffer.size() <= limit);
                             }
@@ -106,7 +151,11 @@ proptest! {
                 }
                 Op::Release(i) if !model.held.is_empty() => {
                     let buffer = model.held.swap_remove(i % model.held.len());
-                    model.released_at.insert(buffer.raw().id(), backend.last_submission());
+                    let stamp = backend.last_submission();
+                    model.released_at.insert(buffer.raw().id(), stamp);
+                    if model.limit.is_none() {
+                        model.cached.insert(buffer.raw().id(), (buffer.usage(), buffer.size(), stamp));
+                    }
                 }
                 Op::Use(i) if !model.held.is_empty() => {
                     let buffer = &model.held[i % model.held.len()];
@@ -114,16 +163,19 @@ proptest! {
                 }
                 Op::Complete => backend.complete_all(),
                 Op::Evict(f) => {
+                    model.cached.clear();
                     let before = manager.stats().cached_bytes;
                     let freed = manager.evict_fraction(f);
                     prop_assert!(freed as f64 >= (before as f64 * f).floor());
                     prop_assert_eq!(manager.stats().cached_bytes, before - freed);
                 }
                 Op::SetLimit(limit) => {
+                    model.cached.clear();
                     manager.set_hard_limit(limit).unwrap();
                     model.limit = limit;
                 }
                 Op::Clear => {
+                    model.cached.clear();
                     manager.clear_cache();
                     prop_assert_eq!(manager.stats().cached_bytes, 0);
                 }

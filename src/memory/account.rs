@@ -18,6 +18,8 @@ pub(super) struct State<T> {
     pub(super) live: HashMap<u64, (&'static str, u64)>,
     pub(super) hard_limit: Option<u64>,
     pub(super) soft_limit: Option<u64>,
+    /// See [`super::MemoryConfig::in_flight_ratio`].
+    pub(super) in_flight_ratio: f64,
     /// Told of every account change while the lock is held, so its events are in order.
     pub(super) profiler: Option<Arc<MemoryProfiler>>,
 }
@@ -38,6 +40,20 @@ impl<T> State<T> {
 
     pub(super) fn reserved(&self) -> u64 {
         self.stats.live_bytes + self.pool.cached_bytes()
+    }
+
+    /// Whether a new buffer of `class` bytes, made beside a cached one still in flight, keeps
+    /// the reserve (after it) within the in-flight ratio of the peak live bytes (since the
+    /// last [`super::MemoryManager::reset_peaks`], counting it). The peak, not the bytes live
+    /// now: in a backward pass live bytes fall while buffers are released, and a reserve
+    /// measured against them would make every request there wait.
+    pub(super) fn may_allocate_beside_in_flight(&self, class: u64) -> bool {
+        let reserved = (self.reserved() + class) as f64;
+        let live = self
+            .stats
+            .peak_live_bytes
+            .max(self.stats.live_bytes + class);
+        reserved <= self.in_flight_ratio * live as f64
     }
 
     pub(super) fn update_peaks(&mut self) {

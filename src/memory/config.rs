@@ -5,7 +5,7 @@ use super::size_class::SizeClasses;
 use crate::error::{Error, Result};
 
 /// Configuration of a [`super::MemoryManager`]. `Default` gives no limits, 8 size classes per
-/// doubling and a reuse cap of 1.25.
+/// doubling, a reuse cap of 1.25 and an in-flight ratio of 1.25.
 #[derive(Debug, Clone)]
 pub struct MemoryConfig {
     /// Reserved bytes (live + cached) are never allowed above this.
@@ -18,6 +18,15 @@ pub struct MemoryConfig {
     pub max_reuse_ratio: f64,
     /// How many of the largest live allocations an out-of-memory report lists.
     pub report_top: usize,
+    /// When only a cached buffer still in use by the GPU would fit a request, a new buffer is
+    /// created beside it only while reserved bytes (after it) stay at most this multiple of
+    /// the peak live bytes (since the last `reset_peaks`, counting it); otherwise the request
+    /// waits for the GPU and reuses the cached one. 1.0 always waits (the tightest reserve: a
+    /// miss only when nothing cached fits); `f64::INFINITY` never waits (the GPU is never
+    /// stalled, and the reserve grows with how far the GPU lags behind the host). The trade:
+    /// a wait drains the GPU queue; in a steady training loop the pool stops growing and the
+    /// requests that find their buffer still in flight wait (`MemoryStats::pending_waits`).
+    pub in_flight_ratio: f64,
 }
 
 impl Default for MemoryConfig {
@@ -28,6 +37,7 @@ impl Default for MemoryConfig {
             size_classes: SizeClasses::default(),
             max_reuse_ratio: 1.25,
             report_top: 8,
+            in_flight_ratio: 1.25,
         }
     }
 }
@@ -72,6 +82,15 @@ impl MemoryConfig {
             return Err(Error::invalid(
                 "max_reuse_ratio",
                 format!("{} must be at least 1.0", self.max_reuse_ratio),
+            ));
+        }
+        if self.in_flight_ratio.is_nan() || self.in_flight_ratio < 1.0 {
+            return Err(Error::invalid(
+                "in_flight_ratio",
+                format!(
+                    "{} must be at least 1.0 (reserved bytes include the live ones)",
+                    self.in_flight_ratio
+                ),
             ));
         }
         Ok(())

@@ -11,6 +11,10 @@
 //! complete ([`BufferPool::reclaim`]). Reuse takes the exact class first, then the smallest
 //! larger class within `max_reuse_ratio` of the request, so a buffer is never much larger
 //! than what was asked.
+//!
+//! When nothing reusable fits but a pending buffer would, [`BufferPool::pending_fits`] says so;
+//! the manager then either waits for the GPU and reuses it or creates a new buffer beside it,
+//! by its in-flight ratio (see [`MemoryConfig::in_flight_ratio`](super::MemoryConfig)).
 
 #![deny(unsafe_code)]
 
@@ -42,6 +46,8 @@ pub struct BufferPool<T> {
     lru: BTreeMap<u64, Key>,
     /// Released buffers the GPU may still use, in release order.
     pending: VecDeque<(SubmissionIndex, Key, T)>,
+    /// How many pending buffers each key has (keys with none are removed).
+    pending_keys: BTreeMap<Key, usize>,
     tick: u64,
     reusable_bytes: u64,
     pending_bytes: u64,
@@ -57,6 +63,7 @@ impl<T> BufferPool<T> {
             free: BTreeMap::new(),
             lru: BTreeMap::new(),
             pending: VecDeque::new(),
+            pending_keys: BTreeMap::new(),
             tick: 0,
             reusable_bytes: 0,
             pending_bytes: 0,
@@ -93,14 +100,19 @@ impl<T> BufferPool<T> {
         !self.pending.is_empty()
     }
 
+    /// The keys a request of `size` bytes may be served from: its class up to the reuse cap.
+    fn fitting(&self, usage: BufferUsage, size: u64) -> std::ops::RangeInclusive<Key> {
+        let class = self.classes.class_of(size);
+        let cap = (((class as f64) * self.max_reuse_ratio) as u64).max(class);
+        (usage, class)..=(usage, cap)
+    }
+
     /// Takes a reusable buffer for a request of `size` bytes: the exact class, else the
     /// smallest larger class within the reuse cap. Most recently released first.
     pub fn take(&mut self, usage: BufferUsage, size: u64) -> Option<Pooled<T>> {
-        let class = self.classes.class_of(size);
-        let cap = ((class as f64) * self.max_reuse_ratio) as u64;
         let key = self
             .free
-            .range((usage, class)..=(usage, cap.max(class)))
+            .range(self.fitting(usage, size))
             .find(|(_, list)| !list.is_empty())
             .map(|(k, _)| *k)?;
         let list = self.free.get_mut(&key)?;
@@ -117,6 +129,16 @@ impl<T> BufferPool<T> {
         })
     }
 
+    /// True when a buffer that the GPU may still be using would fit the request (its class
+    /// up to the reuse cap): waiting for the GPU and [`BufferPool::reclaim`] would then let
+    /// [`BufferPool::take`] serve it, where a new allocation adds a buffer beside it.
+    pub fn pending_fits(&self, usage: BufferUsage, size: u64) -> bool {
+        self.pending_keys
+            .range(self.fitting(usage, size))
+            .next()
+            .is_some()
+    }
+
     /// Puts a released buffer in the pool. It is reusable at once when `stamp` (the
     /// submission covering its last use) is at most `completed`, else once
     /// [`BufferPool::reclaim`] sees `stamp` complete.
@@ -131,6 +153,7 @@ impl<T> BufferPool<T> {
             self.push_free(key, buffer.buffer);
         } else {
             self.pending_bytes += buffer.class;
+            *self.pending_keys.entry(key).or_default() += 1;
             self.pending.push_back((stamp, key, buffer.buffer));
         }
     }
@@ -150,6 +173,15 @@ impl<T> BufferPool<T> {
         self.reusable_bytes += key.1;
     }
 
+    fn forget_pending(&mut self, key: Key) {
+        if let Some(n) = self.pending_keys.get_mut(&key) {
+            *n -= 1;
+            if *n == 0 {
+                self.pending_keys.remove(&key);
+            }
+        }
+    }
+
     /// Moves every pending buffer whose stamp is at most `completed` to the reusable set.
     /// Returns how many moved.
     pub fn reclaim(&mut self, completed: SubmissionIndex) -> usize {
@@ -158,6 +190,7 @@ impl<T> BufferPool<T> {
         while let Some((stamp, key, buffer)) = self.pending.pop_front() {
             if stamp <= completed {
                 self.pending_bytes -= key.1;
+                self.forget_pending(key);
                 self.push_free(key, buffer);
                 moved += 1;
             } else {
@@ -185,6 +218,7 @@ impl<T> BufferPool<T> {
         }
         let (_, key, buffer) = self.pending.pop_front()?;
         self.pending_bytes -= key.1;
+        self.forget_pending(key);
         Some(Pooled {
             buffer,
             usage: key.0,
@@ -327,6 +361,45 @@ mod tests {
             8,
             "already complete: reusable at once"
         );
+    }
+
+    #[test]
+    fn pending_fits_sees_in_flight_buffers_within_the_cap_until_they_leave_pending() {
+        let mut p = pool();
+        let storage = BufferUsage::Storage;
+        let class = p.classes().class_of(4096);
+        let pooled = |buffer| Pooled {
+            buffer,
+            usage: storage,
+            class,
+        };
+        assert!(!p.pending_fits(storage, 4096));
+        p.release(pooled(1), 3, 2);
+        p.release(pooled(2), 3, 2);
+        assert!(p.take(storage, 4096).is_none(), "in flight: not reusable");
+        assert!(p.pending_fits(storage, 4096));
+        assert!(
+            p.pending_fits(storage, 3500),
+            "4096 is within 1.25x of the 3584 class"
+        );
+        assert!(!p.pending_fits(storage, 2048), "4096 is 2x the 2048 class");
+        assert!(
+            !p.pending_fits(BufferUsage::Uniform, 4096),
+            "usages are kept apart"
+        );
+        assert_eq!(
+            p.evict_one().unwrap().buffer,
+            1,
+            "the oldest pending goes first"
+        );
+        assert!(p.pending_fits(storage, 4096), "one still pending");
+        assert_eq!(p.reclaim(3), 1);
+        assert!(
+            !p.pending_fits(storage, 4096),
+            "reclaimed: reusable, no longer pending"
+        );
+        assert_eq!(p.take(storage, 4096).unwrap().buffer, 2);
+        assert!(p.is_empty());
     }
 
     #[test]

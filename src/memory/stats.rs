@@ -26,6 +26,9 @@ pub struct MemoryStats {
     pub pool_hits: u64,
     /// Acquisitions that had to create a buffer.
     pub pool_misses: u64,
+    /// Misses that waited for the GPU to reuse a cached buffer still in flight, instead of
+    /// allocating a new one.
+    pub pending_waits: u64,
     /// Buffers destroyed to make room or on pressure.
     pub evictions: u64,
     /// Bytes destroyed by eviction.
@@ -93,11 +96,12 @@ impl fmt::Display for MemoryStats {
         )?;
         write!(
             f,
-            "allocations {}, pool hit rate {:.1}% ({} hits, {} misses), evictions {} ({}), retries {}, OOMs {}, pressure events {}",
+            "allocations {}, pool hit rate {:.1}% ({} hits, {} misses, {} waits for buffers in flight), evictions {} ({}), retries {}, OOMs {}, pressure events {}",
             self.allocations,
             self.hit_rate() * 100.0,
             self.pool_hits,
             self.pool_misses,
+            self.pending_waits,
             self.evictions,
             human_bytes(self.evicted_bytes),
             self.retries,
