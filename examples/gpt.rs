@@ -98,6 +98,11 @@ struct Args {
     /// AdamW state, dynamic loss scaling; needs SHADER_F16).
     #[arg(long, default_value = "f32")]
     precision: String,
+    /// The pool's in-flight ratio (`MemoryConfig::in_flight_ratio`): a buffer is created beside
+    /// one the GPU still uses only while reserved stays within this multiple of peak live;
+    /// `inf` never waits for the GPU.
+    #[arg(long, default_value_t = MemoryConfig::default().in_flight_ratio)]
+    in_flight_ratio: f64,
     /// naga's runtime checks on wgmem's kernels: no-loop-bounding (the default: index and
     /// division checks kept; see `KernelChecks`) or full (loop counters too).
     #[arg(long, default_value = "no-loop-bounding")]
@@ -143,6 +148,7 @@ fn run(args: Args) -> wgmem::Result<()> {
         Gpu::with_checks(backend, checks)?,
         MemoryConfig {
             hard_limit: limit,
+            in_flight_ratio: args.in_flight_ratio,
             ..MemoryConfig::default()
         },
     )?;
@@ -271,9 +277,11 @@ fn run(args: Args) -> wgmem::Result<()> {
     }
     let stats = ctx.memory().stats();
     println!(
-        "memory: peak live {}, peak reserved {}; micro-batch {}{}",
+        "memory: peak live {}, peak reserved {}, {} waits for the GPU (in-flight ratio {}); micro-batch {}{}",
         human_bytes(stats.peak_live_bytes),
         human_bytes(stats.peak_reserved_bytes),
+        stats.pending_waits,
+        args.in_flight_ratio,
         trainer.micro_batch(),
         match trainer.report().adaptations.len() {
             0 => String::new(),
