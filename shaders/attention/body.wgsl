@@ -10,8 +10,14 @@
 // time from workgroup memory (online softmax); it saves only lse = m + log(l) per row. The
 // backward pass recomputes the probabilities p = exp(s - lse) tile by tile. With no float
 // atomics in WGSL, the gradients are split by owner instead of accumulated across
-// workgroups: attn_dq gives each thread a query row (dq), attn_dkdv each thread a key row
-// (dk, dv). Every sum runs in a fixed order, so results are bit-for-bit repeatable.
+// workgroups: attn_dq owns query rows (dq), attn_dkdv key rows (dk, dv). Every sum runs in a
+// fixed order, so results are bit-for-bit repeatable.
+//
+// Register blocking: a kernel that gives each thread one whole row reads every K/V element it
+// uses from workgroup memory once per 4 FMAs, and is bound by that bandwidth. The blocked
+// kernels (see each one's comment) give each thread a small block of rows x keys for the
+// scores and of rows x columns for the outputs, so that one load feeds 8 to 16 FMAs, with
+// the tiles' rows padded against bank conflicts.
 //
 // Masking: key j is visible to query i iff j <= i. Tiles wholly above the diagonal are
 // skipped; masked scores are -1e30, whose exp underflows to exactly 0 (no inf arithmetic).
@@ -58,9 +64,20 @@ const KEYS: u32 = 32u;
 const QUERIES: u32 = 16u;
 const MASKED: f32 = -1e30;
 
-// K and V tiles of attn_forward and attn_dq: 2 x 8 KiB (WebGPU's 16 KiB default limit).
+// K and V tiles of attn_dq: 2 x 8 KiB (WebGPU's 16 KiB default limit).
 var<workgroup> tile_a: array<vec4<f32>, 512>;
 var<workgroup> tile_b: array<vec4<f32>, 512>;
+// attn_forward's tiles: Q and K with rows padded to PAD vec4 (2 x 8.5 KiB), V (8 KiB), the
+// scores and then probabilities [key][row / 4] (4.5 KiB), and a value per row: 29.6 KiB.
+const BR: u32 = 32u;
+const BK: u32 = 32u;
+const PAD: u32 = 17u;
+const PSTRIDE: u32 = 9u;
+var<workgroup> tile_fq: array<vec4<f32>, 544>;
+var<workgroup> tile_fk: array<vec4<f32>, 544>;
+var<workgroup> tile_fv: array<vec4<f32>, 512>;
+var<workgroup> tile_p: array<vec4<f32>, 288>;
+var<workgroup> tile_row: array<f32, 32>;
 // Q and dO tiles of attn_dkdv: 2 x 4 KiB.
 var<workgroup> tile_q: array<vec4<f32>, 256>;
 var<workgroup> tile_do: array<vec4<f32>, 256>;
@@ -132,71 +149,136 @@ fn load_kv(l: u32, b: u32, h: u32, k0: u32) {
     }
 }
 
+// attn_forward is register-blocked: a workgroup of 64 threads owns BR = 32 query rows and walks
+// the keys in tiles of BK = 32. Per tile, (1) every thread computes a 4 x 4 block of scores
+// (rows 4 rg + r, keys kg + 8 n) from the Q and K tiles in workgroup memory: per vec4 column,
+// 4 + 4 loads feed 16 dot products (64 FMAs), where one row per thread needed one load per 4
+// FMAs; (2) thread l < BR runs the online softmax of row l over the tile's scores, leaving the
+// probabilities in tile_p and the rescale factor in tile_row; (3) every thread accumulates a
+// 4 x 8 block of the output (rows 4 rg + r, vec4 columns kg and kg + 8): per key, 1 + 2 loads
+// feed 32 FMAs. Every sum runs in a fixed order (deterministic). Q and K rows are padded to
+// PAD = 17 vec4 so that the 8 threads of a quarter-warp, reading 8 rows at one column, hit 8
+// different banks; tile_p's key rows likewise to 9 vec4.
 @compute @workgroup_size(64)
 fn attn_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l: u32) {
     let b = wg.y / params.heads;
     let h = wg.y % params.heads;
-    let q0 = wg.x * ROWS;
-    let i = q0 + l;
-    let valid = i < params.seq;
-    var q: array<vec4<f32>, 16>;
-    var acc: array<vec4<f32>, 16>;
-    for (var c = 0u; c < D4; c++) {
-        acc[c] = vec4<f32>(0.0);
-        q[c] = vec4<f32>(0.0);
-        if (valid) {
-            q[c] = qkv4(qkv_row(b, i, 0u, h), c) * params.scale;
+    let q0 = wg.x * BR;
+    let rg = l / 8u;
+    let kg = l % 8u;
+    for (var e = l; e < BR * D4; e += ROWS) {
+        let i = q0 + e / D4;
+        var v = vec4<f32>(0.0);
+        if (i < params.seq) {
+            v = qkv4(qkv_row(b, i, 0u, h), e % D4) * params.scale;
         }
+        tile_fq[(e / D4) * PAD + e % D4] = v;
     }
+    // acc[2 r + half]: row 4 rg + r, vec4 column kg + 8 half.
+    var acc: array<vec4<f32>, 8>;
+    for (var x = 0u; x < 8u; x++) {
+        acc[x] = vec4<f32>(0.0);
+    }
+    // The softmax state of row q0 + l (threads l < BR).
+    let i_own = q0 + l;
     var m = MASKED;
     var sum = 0.0;
     // Key tiles up to the diagonal of this workgroup's last row.
-    let last = min(params.seq, q0 + ROWS) - 1u;
-    let tiles = last / KEYS + 1u;
+    let last = min(params.seq, q0 + BR) - 1u;
+    let tiles = last / BK + 1u;
     for (var kt = 0u; kt < tiles; kt++) {
-        let k0 = kt * KEYS;
+        let k0 = kt * BK;
         workgroupBarrier();
-        load_kv(l, b, h, k0);
+        for (var e = l; e < BK * D4; e += ROWS) {
+            let key = k0 + e / D4;
+            var k = vec4<f32>(0.0);
+            var v = vec4<f32>(0.0);
+            if (key < params.seq) {
+                k = qkv4(qkv_row(b, key, 1u, h), e % D4);
+                v = qkv4(qkv_row(b, key, 2u, h), e % D4);
+            }
+            tile_fk[(e / D4) * PAD + e % D4] = k;
+            tile_fv[e] = v;
+        }
         workgroupBarrier();
-        if (valid && k0 <= i) {
-            var s: array<f32, 32>;
+        // (1) s[n][r]: the score of row 4 rg + r against key kg + 8 n.
+        var s: array<vec4<f32>, 4>;
+        for (var n = 0u; n < 4u; n++) {
+            s[n] = vec4<f32>(0.0);
+        }
+        for (var c = 0u; c < D4; c++) {
+            let qa = tile_fq[(4u * rg) * PAD + c];
+            let qb = tile_fq[(4u * rg + 1u) * PAD + c];
+            let qc = tile_fq[(4u * rg + 2u) * PAD + c];
+            let qd = tile_fq[(4u * rg + 3u) * PAD + c];
+            for (var n = 0u; n < 4u; n++) {
+                let kk = tile_fk[(kg + 8u * n) * PAD + c];
+                s[n] += vec4<f32>(dot(qa, kk), dot(qb, kk), dot(qc, kk), dot(qd, kk));
+            }
+        }
+        for (var n = 0u; n < 4u; n++) {
+            tile_p[(kg + 8u * n) * PSTRIDE + rg] = s[n];
+        }
+        workgroupBarrier();
+        // (2) Online softmax of row i_own; masked keys get probability exactly 0.
+        if (l < BR) {
+            let col = l / 4u;
+            let comp = l % 4u;
             var tile_max = MASKED;
-            for (var j = 0u; j < KEYS; j++) {
-                var v = MASKED;
-                if (k0 + j <= i) {
-                    v = 0.0;
-                    for (var c = 0u; c < D4; c++) {
-                        v += dot(q[c], tile_a[j * D4 + c]);
-                    }
+            for (var j = 0u; j < BK; j++) {
+                if (k0 + j <= i_own) {
+                    tile_max = max(tile_max, tile_p[j * PSTRIDE + col][comp]);
                 }
-                s[j] = v;
-                tile_max = max(tile_max, v);
             }
             let m_new = max(m, tile_max);
             let correction = exp(m - m_new);
             sum *= correction;
-            for (var c = 0u; c < D4; c++) {
-                acc[c] *= correction;
-            }
-            for (var j = 0u; j < KEYS; j++) {
-                if (k0 + j <= i) {
-                    let p = exp(s[j] - m_new);
-                    sum += p;
-                    for (var c = 0u; c < D4; c++) {
-                        acc[c] += p * tile_b[j * D4 + c];
-                    }
+            for (var j = 0u; j < BK; j++) {
+                var p = 0.0;
+                if (k0 + j <= i_own) {
+                    p = exp(tile_p[j * PSTRIDE + col][comp] - m_new);
                 }
+                sum += p;
+                tile_p[j * PSTRIDE + col][comp] = p;
             }
             m = m_new;
+            tile_row[l] = correction;
+        }
+        workgroupBarrier();
+        // (3) acc = acc * correction + p v over the tile's keys.
+        for (var r = 0u; r < 4u; r++) {
+            let correction = tile_row[4u * rg + r];
+            acc[2u * r] *= correction;
+            acc[2u * r + 1u] *= correction;
+        }
+        for (var j = 0u; j < BK; j++) {
+            let p = tile_p[j * PSTRIDE + rg];
+            let va = tile_fv[j * D4 + kg];
+            let vb = tile_fv[j * D4 + kg + 8u];
+            acc[0] += p.x * va;
+            acc[1] += p.x * vb;
+            acc[2] += p.y * va;
+            acc[3] += p.y * vb;
+            acc[4] += p.z * va;
+            acc[5] += p.z * vb;
+            acc[6] += p.w * va;
+            acc[7] += p.w * vb;
         }
     }
-    if (valid) {
-        let inv = 1.0 / sum;
-        let base = o_row(b, i, h);
-        for (var c = 0u; c < D4; c++) {
-            store4(base, c, acc[c] * inv);
+    workgroupBarrier();
+    if (l < BR && i_own < params.seq) {
+        tile_row[l] = 1.0 / sum;
+        lse[wg.y * params.seq + i_own] = m + log(sum);
+    }
+    workgroupBarrier();
+    for (var r = 0u; r < 4u; r++) {
+        let i = q0 + 4u * rg + r;
+        if (i < params.seq) {
+            let inv = tile_row[4u * rg + r];
+            let base = o_row(b, i, h);
+            store4(base, kg, acc[2u * r] * inv);
+            store4(base, kg + 8u, acc[2u * r + 1u] * inv);
         }
-        lse[wg.y * params.seq + i] = m + log(sum);
     }
 }
 

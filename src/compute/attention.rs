@@ -19,8 +19,14 @@ use crate::error::{Error, Result};
 /// The largest head size the kernels hold per thread.
 pub const MAX_HEAD_DIM: usize = 64;
 
-/// Rows of queries (or keys) one workgroup of the fused kernels owns.
+/// Rows of queries (or keys) one workgroup of the fused backward kernels owns.
 const ROWS: usize = 64;
+
+/// Query rows one workgroup of the fused forward kernel owns (`BR` in the shader).
+const FORWARD_ROWS: usize = 32;
+
+/// Workgroup memory of the fused forward kernel (its Q, K, V, probability and row tiles).
+const FORWARD_WORKGROUP_BYTES: u32 = (544 + 544 + 512 + 288) * 16 + 32 * 4;
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -95,8 +101,8 @@ impl AttentionDims {
         })
     }
 
-    fn grid(&self, gpu: &Gpu, op: &'static str) -> Result<[u32; 3]> {
-        let tiles = self.seq.div_ceil(ROWS);
+    fn grid(&self, gpu: &Gpu, op: &'static str, rows: usize) -> Result<[u32; 3]> {
+        let tiles = self.seq.div_ceil(rows);
         let heads = self.batch * self.heads;
         let max = gpu.max_groups_per_dim() as usize;
         if tiles > max || heads > max {
@@ -107,6 +113,18 @@ impl AttentionDims {
         }
         Ok([tiles as u32, heads as u32, 1])
     }
+}
+
+/// [`Error::InvalidArgument`] unless the device gives a workgroup `bytes` of memory.
+fn workgroup_storage(gpu: &Gpu, op: &'static str, bytes: u32) -> Result<()> {
+    let storage = gpu.limits().max_compute_workgroup_storage_size;
+    if storage < bytes {
+        return Err(Error::invalid(
+            "attention workgroup memory",
+            format!("{op} needs {bytes} bytes of workgroup memory; this device has {storage}"),
+        ));
+    }
+    Ok(())
 }
 
 const fn kernel(shader: &'static str, entry: &'static str) -> Kernel {
@@ -161,6 +179,7 @@ fn forward(
     distinct_written(&[o, lse])?;
     distinct(o, &[qkv])?;
     distinct(lse, &[qkv])?;
+    workgroup_storage(gpu, "attention_forward", FORWARD_WORKGROUP_BYTES)?;
     gpu.dispatch(
         kernel(shader, "attn_forward"),
         &params,
@@ -169,7 +188,7 @@ fn forward(
             Binding::of(qkv, dims.qkv_len(), act),
             Binding::f32s(lse, dims.rows_len()),
         ],
-        dims.grid(gpu, "attention_forward")?,
+        dims.grid(gpu, "attention_forward", FORWARD_ROWS)?,
     )
 }
 
@@ -233,7 +252,7 @@ fn backward(
     for w in [dqkv, delta] {
         distinct(w, &[saved.qkv, saved.o, d_o])?;
     }
-    let grid = dims.grid(gpu, "attention_backward")?;
+    let grid = dims.grid(gpu, "attention_backward", ROWS)?;
     let bindings = [
         Binding::of(dqkv, q, act),
         Binding::of(saved.qkv, q, act),
