@@ -57,32 +57,41 @@ struct Params {
 
 const DMAX: u32 = 64u;
 const D4: u32 = 16u;
-// Rows per workgroup (one per thread), keys per tile in forward and attn_dq, queries per tile
-// in attn_dkdv.
+// attn_dkdv: one key row per thread, 64 per workgroup, query tiles of 16.
 const ROWS: u32 = 64u;
-const KEYS: u32 = 32u;
 const QUERIES: u32 = 16u;
 const MASKED: f32 = -1e30;
-
-// K and V tiles of attn_dq: 2 x 8 KiB (WebGPU's 16 KiB default limit).
-var<workgroup> tile_a: array<vec4<f32>, 512>;
-var<workgroup> tile_b: array<vec4<f32>, 512>;
-// attn_forward's tiles: Q and K with rows padded to PAD vec4 (2 x 8.5 KiB), V (8 KiB), the
-// scores and then probabilities [key][row / 4] (4.5 KiB), and a value per row: 29.6 KiB.
+// The blocked kernels: 64 threads own BR = 32 rows (queries, or keys in attn_dkdv), walk the
+// other side in tiles of BK = 32 (attn_forward) or BN = 16 (attn_dq, attn_dkdv), with rows
+// padded to PAD vec4 in the tiles the score products read and [column][row / 4] score blocks
+// padded to PSTRIDE vec4 per column.
+const THREADS: u32 = 64u;
 const BR: u32 = 32u;
 const BK: u32 = 32u;
+const BN: u32 = 16u;
 const PAD: u32 = 17u;
 const PSTRIDE: u32 = 9u;
-var<workgroup> tile_fq: array<vec4<f32>, 544>;
-var<workgroup> tile_fk: array<vec4<f32>, 544>;
+// Tiles of BR padded rows (2 x 8.5 KiB). attn_forward: Q and K. attn_dq: Q and dO.
+var<workgroup> tile_wide_a: array<vec4<f32>, 544>;
+var<workgroup> tile_wide_b: array<vec4<f32>, 544>;
+// attn_forward: V (8 KiB) and the scores, then probabilities, [key][row / 4] (4.5 KiB).
+// With the wide tiles and tile_row: 29.6 KiB.
 var<workgroup> tile_fv: array<vec4<f32>, 512>;
 var<workgroup> tile_p: array<vec4<f32>, 288>;
-var<workgroup> tile_row: array<f32, 32>;
+// Tiles of BN padded rows (2 x 4.25 KiB). attn_dq: K and V.
+var<workgroup> tile_narrow_a: array<vec4<f32>, 272>;
+var<workgroup> tile_narrow_b: array<vec4<f32>, 272>;
+// Score blocks of BN columns (2.25 KiB). attn_dq: ds [key][row / 4].
+var<workgroup> tile_blk_a: array<vec4<f32>, 144>;
 // Q and dO tiles of attn_dkdv: 2 x 4 KiB.
 var<workgroup> tile_q: array<vec4<f32>, 256>;
 var<workgroup> tile_do: array<vec4<f32>, 256>;
 var<workgroup> tile_lse: array<f32, 16>;
 var<workgroup> tile_delta: array<f32, 16>;
+// A value per row: attn_forward's rescale factors and 1 / l; attn_dq's lse and delta (with
+// tile_row2). attn_dq in all: 28 KiB.
+var<workgroup> tile_row: array<f32, 32>;
+var<workgroup> tile_row2: array<f32, 32>;
 
 // Index into qkv (and dqkv) of component 0 of row (b, t), part 0/1/2 (q/k/v), head h.
 fn qkv_row(b: u32, t: u32, part: u32, h: u32) -> u32 {
@@ -134,21 +143,6 @@ fn store4(base: u32, c: u32, v: vec4<f32>) {
     }
 }
 
-// Loads keys [k0, k0 + KEYS) of head (b, h) into tile_a (K) and tile_b (V); zeros past seq.
-fn load_kv(l: u32, b: u32, h: u32, k0: u32) {
-    for (var e = l; e < KEYS * D4; e += ROWS) {
-        let key = k0 + e / D4;
-        var k = vec4<f32>(0.0);
-        var v = vec4<f32>(0.0);
-        if (key < params.seq) {
-            k = qkv4(qkv_row(b, key, 1u, h), e % D4);
-            v = qkv4(qkv_row(b, key, 2u, h), e % D4);
-        }
-        tile_a[e] = k;
-        tile_b[e] = v;
-    }
-}
-
 // attn_forward is register-blocked: a workgroup of 64 threads owns BR = 32 query rows and walks
 // the keys in tiles of BK = 32. Per tile, (1) every thread computes a 4 x 4 block of scores
 // (rows 4 rg + r, keys kg + 8 n) from the Q and K tiles in workgroup memory: per vec4 column,
@@ -166,13 +160,13 @@ fn attn_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
     let q0 = wg.x * BR;
     let rg = l / 8u;
     let kg = l % 8u;
-    for (var e = l; e < BR * D4; e += ROWS) {
+    for (var e = l; e < BR * D4; e += THREADS) {
         let i = q0 + e / D4;
         var v = vec4<f32>(0.0);
         if (i < params.seq) {
             v = qkv4(qkv_row(b, i, 0u, h), e % D4) * params.scale;
         }
-        tile_fq[(e / D4) * PAD + e % D4] = v;
+        tile_wide_a[(e / D4) * PAD + e % D4] = v;
     }
     // acc[2 r + half]: row 4 rg + r, vec4 column kg + 8 half.
     var acc: array<vec4<f32>, 8>;
@@ -189,7 +183,7 @@ fn attn_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
     for (var kt = 0u; kt < tiles; kt++) {
         let k0 = kt * BK;
         workgroupBarrier();
-        for (var e = l; e < BK * D4; e += ROWS) {
+        for (var e = l; e < BK * D4; e += THREADS) {
             let key = k0 + e / D4;
             var k = vec4<f32>(0.0);
             var v = vec4<f32>(0.0);
@@ -197,7 +191,7 @@ fn attn_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
                 k = qkv4(qkv_row(b, key, 1u, h), e % D4);
                 v = qkv4(qkv_row(b, key, 2u, h), e % D4);
             }
-            tile_fk[(e / D4) * PAD + e % D4] = k;
+            tile_wide_b[(e / D4) * PAD + e % D4] = k;
             tile_fv[e] = v;
         }
         workgroupBarrier();
@@ -207,12 +201,12 @@ fn attn_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
             s[n] = vec4<f32>(0.0);
         }
         for (var c = 0u; c < D4; c++) {
-            let qa = tile_fq[(4u * rg) * PAD + c];
-            let qb = tile_fq[(4u * rg + 1u) * PAD + c];
-            let qc = tile_fq[(4u * rg + 2u) * PAD + c];
-            let qd = tile_fq[(4u * rg + 3u) * PAD + c];
+            let qa = tile_wide_a[(4u * rg) * PAD + c];
+            let qb = tile_wide_a[(4u * rg + 1u) * PAD + c];
+            let qc = tile_wide_a[(4u * rg + 2u) * PAD + c];
+            let qd = tile_wide_a[(4u * rg + 3u) * PAD + c];
             for (var n = 0u; n < 4u; n++) {
-                let kk = tile_fk[(kg + 8u * n) * PAD + c];
+                let kk = tile_wide_b[(kg + 8u * n) * PAD + c];
                 s[n] += vec4<f32>(dot(qa, kk), dot(qb, kk), dot(qc, kk), dot(qd, kk));
             }
         }
@@ -283,60 +277,124 @@ fn attn_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
 }
 
 // dq_i = scale * sum_j p_ij (dp_ij - delta_i) k_j, with dp_ij = do_i . v_j.
+// Blocked: 64 threads own BR = 32 query rows and walk the keys in tiles of BN = 16. Per tile,
+// (1) every thread computes s and dp for rows 4 rg + r and keys kg, kg + 8 from the Q, dO, K
+// and V tiles (per vec4 column, 4 + 4 + 2 + 2 loads feed 16 dot products, 64 FMAs) and leaves
+// ds = p (dp - delta) in tile_blk_a (exactly 0 where masked); (2) accumulates a 4 x 8 block of
+// dq (rows 4 rg + r, vec4 columns kg and kg + 8): per key, 1 + 2 loads feed 32 FMAs.
 @compute @workgroup_size(64)
 fn attn_dq(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l: u32) {
     let b = wg.y / params.heads;
     let h = wg.y % params.heads;
-    let q0 = wg.x * ROWS;
-    let i = q0 + l;
-    let valid = i < params.seq;
-    var q: array<vec4<f32>, 16>;
-    var g: array<vec4<f32>, 16>;
-    var dq: array<vec4<f32>, 16>;
-    var di = 0.0;
-    var li = 0.0;
-    for (var c = 0u; c < D4; c++) {
-        dq[c] = vec4<f32>(0.0);
-        q[c] = vec4<f32>(0.0);
-        g[c] = vec4<f32>(0.0);
-        if (valid) {
-            q[c] = qkv4(qkv_row(b, i, 0u, h), c) * params.scale;
-            g[c] = dout4(o_row(b, i, h), c);
-            di += dot(g[c], o4(o_row(b, i, h), c));
+    let q0 = wg.x * BR;
+    let rg = l / 8u;
+    let kg = l % 8u;
+    for (var e = l; e < BR * D4; e += THREADS) {
+        let i = q0 + e / D4;
+        var qe = vec4<f32>(0.0);
+        var ge = vec4<f32>(0.0);
+        if (i < params.seq) {
+            qe = qkv4(qkv_row(b, i, 0u, h), e % D4) * params.scale;
+            ge = dout4(o_row(b, i, h), e % D4);
         }
+        tile_wide_a[(e / D4) * PAD + e % D4] = qe;
+        tile_wide_b[(e / D4) * PAD + e % D4] = ge;
     }
-    if (valid) {
-        li = lse[wg.y * params.seq + i];
-        delta[wg.y * params.seq + i] = di;
+    if (l < BR) {
+        let i = q0 + l;
+        var li = 0.0;
+        var di = 0.0;
+        if (i < params.seq) {
+            for (var c = 0u; c < D4; c++) {
+                di += dot(dout4(o_row(b, i, h), c), o4(o_row(b, i, h), c));
+            }
+            li = lse[wg.y * params.seq + i];
+            delta[wg.y * params.seq + i] = di;
+        }
+        tile_row[l] = li;
+        tile_row2[l] = di;
     }
-    let last = min(params.seq, q0 + ROWS) - 1u;
-    let tiles = last / KEYS + 1u;
+    workgroupBarrier();
+    let r0 = 4u * rg;
+    let lse_r = vec4<f32>(tile_row[r0], tile_row[r0 + 1u], tile_row[r0 + 2u], tile_row[r0 + 3u]);
+    let delta_r = vec4<f32>(
+        tile_row2[r0],
+        tile_row2[r0 + 1u],
+        tile_row2[r0 + 2u],
+        tile_row2[r0 + 3u],
+    );
+    let rows = vec4<u32>(q0 + r0) + vec4<u32>(0u, 1u, 2u, 3u);
+    // dq[2 r + half]: row 4 rg + r, vec4 column kg + 8 half.
+    var dq: array<vec4<f32>, 8>;
+    for (var x = 0u; x < 8u; x++) {
+        dq[x] = vec4<f32>(0.0);
+    }
+    let last = min(params.seq, q0 + BR) - 1u;
+    let tiles = last / BN + 1u;
     for (var kt = 0u; kt < tiles; kt++) {
-        let k0 = kt * KEYS;
+        let k0 = kt * BN;
         workgroupBarrier();
-        load_kv(l, b, h, k0);
+        for (var e = l; e < BN * D4; e += THREADS) {
+            let key = k0 + e / D4;
+            var k = vec4<f32>(0.0);
+            var v = vec4<f32>(0.0);
+            if (key < params.seq) {
+                k = qkv4(qkv_row(b, key, 1u, h), e % D4);
+                v = qkv4(qkv_row(b, key, 2u, h), e % D4);
+            }
+            tile_narrow_a[(e / D4) * PAD + e % D4] = k;
+            tile_narrow_b[(e / D4) * PAD + e % D4] = v;
+        }
         workgroupBarrier();
-        if (valid && k0 <= i) {
-            for (var j = 0u; j < KEYS; j++) {
-                if (k0 + j <= i) {
-                    var s = 0.0;
-                    var dp = 0.0;
-                    for (var c = 0u; c < D4; c++) {
-                        s += dot(q[c], tile_a[j * D4 + c]);
-                        dp += dot(g[c], tile_b[j * D4 + c]);
-                    }
-                    let ds = exp(s - li) * (dp - di);
-                    for (var c = 0u; c < D4; c++) {
-                        dq[c] += ds * tile_a[j * D4 + c];
-                    }
-                }
+        // s[n][r], dp[n][r]: row 4 rg + r against key kg + 8 n.
+        var s: array<vec4<f32>, 2>;
+        var dp: array<vec4<f32>, 2>;
+        for (var n = 0u; n < 2u; n++) {
+            s[n] = vec4<f32>(0.0);
+            dp[n] = vec4<f32>(0.0);
+        }
+        for (var c = 0u; c < D4; c++) {
+            let qa = tile_wide_a[r0 * PAD + c];
+            let qb = tile_wide_a[(r0 + 1u) * PAD + c];
+            let qc = tile_wide_a[(r0 + 2u) * PAD + c];
+            let qd = tile_wide_a[(r0 + 3u) * PAD + c];
+            let ga = tile_wide_b[r0 * PAD + c];
+            let gb = tile_wide_b[(r0 + 1u) * PAD + c];
+            let gc = tile_wide_b[(r0 + 2u) * PAD + c];
+            let gd = tile_wide_b[(r0 + 3u) * PAD + c];
+            for (var n = 0u; n < 2u; n++) {
+                let kk = tile_narrow_a[(kg + 8u * n) * PAD + c];
+                let vv = tile_narrow_b[(kg + 8u * n) * PAD + c];
+                s[n] += vec4<f32>(dot(qa, kk), dot(qb, kk), dot(qc, kk), dot(qd, kk));
+                dp[n] += vec4<f32>(dot(ga, vv), dot(gb, vv), dot(gc, vv), dot(gd, vv));
             }
         }
+        for (var n = 0u; n < 2u; n++) {
+            let visible = vec4<u32>(k0 + kg + 8u * n) <= rows;
+            let ds = exp(s[n] - lse_r) * (dp[n] - delta_r);
+            tile_blk_a[(kg + 8u * n) * PSTRIDE + rg] = select(vec4<f32>(0.0), ds, visible);
+        }
+        workgroupBarrier();
+        for (var j = 0u; j < BN; j++) {
+            let ds = tile_blk_a[j * PSTRIDE + rg];
+            let ka = tile_narrow_a[j * PAD + kg];
+            let kb = tile_narrow_a[j * PAD + kg + 8u];
+            dq[0] += ds.x * ka;
+            dq[1] += ds.x * kb;
+            dq[2] += ds.y * ka;
+            dq[3] += ds.y * kb;
+            dq[4] += ds.z * ka;
+            dq[5] += ds.z * kb;
+            dq[6] += ds.w * ka;
+            dq[7] += ds.w * kb;
+        }
     }
-    if (valid) {
-        let base = qkv_row(b, i, 0u, h);
-        for (var c = 0u; c < D4; c++) {
-            store4(base, c, dq[c] * params.scale);
+    for (var r = 0u; r < 4u; r++) {
+        let i = q0 + r0 + r;
+        if (i < params.seq) {
+            let base = qkv_row(b, i, 0u, h);
+            store4(base, kg, dq[2u * r] * params.scale);
+            store4(base, kg + 8u, dq[2u * r + 1u] * params.scale);
         }
     }
 }

@@ -19,14 +19,17 @@ use crate::error::{Error, Result};
 /// The largest head size the kernels hold per thread.
 pub const MAX_HEAD_DIM: usize = 64;
 
-/// Rows of queries (or keys) one workgroup of the fused backward kernels owns.
+/// Key rows one workgroup of `attn_dkdv` owns.
 const ROWS: usize = 64;
 
-/// Query rows one workgroup of the fused forward kernel owns (`BR` in the shader).
-const FORWARD_ROWS: usize = 32;
+/// Rows one workgroup of the register-blocked kernels owns (`BR` in the shader).
+const BLOCKED_ROWS: usize = 32;
 
 /// Workgroup memory of the fused forward kernel (its Q, K, V, probability and row tiles).
 const FORWARD_WORKGROUP_BYTES: u32 = (544 + 544 + 512 + 288) * 16 + 32 * 4;
+
+/// Workgroup memory of the fused backward kernels (`attn_dq`'s is the larger).
+const BACKWARD_WORKGROUP_BYTES: u32 = (544 + 544 + 272 + 272 + 144) * 16 + 2 * 32 * 4;
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -188,7 +191,7 @@ fn forward(
             Binding::of(qkv, dims.qkv_len(), act),
             Binding::f32s(lse, dims.rows_len()),
         ],
-        dims.grid(gpu, "attention_forward", FORWARD_ROWS)?,
+        dims.grid(gpu, "attention_forward", BLOCKED_ROWS)?,
     )
 }
 
@@ -252,7 +255,9 @@ fn backward(
     for w in [dqkv, delta] {
         distinct(w, &[saved.qkv, saved.o, d_o])?;
     }
-    let grid = dims.grid(gpu, "attention_backward", ROWS)?;
+    workgroup_storage(gpu, "attention_backward", BACKWARD_WORKGROUP_BYTES)?;
+    let grid_dq = dims.grid(gpu, "attention_backward", BLOCKED_ROWS)?;
+    let grid_dkdv = dims.grid(gpu, "attention_backward", ROWS)?;
     let bindings = [
         Binding::of(dqkv, q, act),
         Binding::of(saved.qkv, q, act),
@@ -261,8 +266,13 @@ fn backward(
         Binding::f32s(delta, r),
         Binding::of(saved.o, o, act),
     ];
-    gpu.dispatch(kernel(shader, "attn_dq"), &params, &bindings, grid)?;
-    gpu.dispatch(kernel(shader, "attn_dkdv"), &params, &bindings[..5], grid)
+    gpu.dispatch(kernel(shader, "attn_dq"), &params, &bindings, grid_dq)?;
+    gpu.dispatch(
+        kernel(shader, "attn_dkdv"),
+        &params,
+        &bindings[..5],
+        grid_dkdv,
+    )
 }
 
 fn naive_groups(gpu: &Gpu, dims: &AttentionDims) -> Result<[u32; 3]> {
