@@ -2,8 +2,8 @@
 //! (`shaders/attention_naive.wgsl`) against an f64 CPU computation, against each other, for
 //! masking, and the `CausalSelfAttention` layer against finite differences and bad input.
 //!
-//! Shapes: odd sequence lengths (19, 37, 70, 131: one to three 64-row workgroups, partial
-//! 32-key and 16-query tiles) and head sizes 16, 32 and 64.
+//! Shapes: odd sequence lengths (19, 37, 70, 131: one to five 32-row workgroups, partial
+//! 32-key and 16-key or 16-query tiles) and head sizes 16, 32 and 64.
 //!
 //! Tolerances. Inputs are uniform in [-1, 1), so with head size d ≤ 64 the scaled scores are
 //! O(1) and every output and gradient is a sum of at most 131 terms of O(1) each, accumulated in

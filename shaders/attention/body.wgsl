@@ -13,19 +13,23 @@
 // workgroups: attn_dq owns query rows (dq), attn_dkdv key rows (dk, dv). Every sum runs in a
 // fixed order, so results are bit-for-bit repeatable.
 //
-// Register blocking: a kernel that gives each thread one whole row reads every K/V element it
-// uses from workgroup memory once per 4 FMAs, and is bound by that bandwidth. The blocked
-// kernels (see each one's comment) give each thread a small block of rows x keys for the
-// scores and of rows x columns for the outputs, so that one load feeds 8 to 16 FMAs, with
-// the tiles' rows padded against bank conflicts.
+// Register blocking: a kernel that gives each thread one whole row (16 vec4 in registers)
+// reads every K/V element it uses from workgroup memory once per 4 FMAs, and is bound by that
+// bandwidth. All three kernels here run 64 threads on BR = 32 rows (queries; keys in
+// attn_dkdv) with every operand tile in workgroup memory, and give each thread a 4-row block:
+// 4 rows x 4 (or 2) keys of the score products, 4 rows x 8 vec4 columns (kg and kg + 8) of
+// the outputs, so that one load feeds 6 to 16 FMAs (each kernel's comment counts them). Scores
+// and probabilities pass between the two products through a [column][row / 4] block in
+// workgroup memory; the tiles the score products read have rows padded to PAD = 17 vec4, so
+// that the 8 threads of a quarter-warp reading 8 rows at one column hit 8 different banks.
 //
 // Masking: key j is visible to query i iff j <= i. Tiles wholly above the diagonal are
-// skipped; masked scores are -1e30, whose exp underflows to exactly 0 (no inf arithmetic).
+// skipped; masked entries are given probability exactly 0 (a select, or not folded in).
 //
-// Head sizes up to DMAX = 64. Every row is held as 16 vec4s, components past the head size
-// zero, and every loop over them has the constant trip count D4: a compiler can unroll them and
-// keep the per-thread arrays in registers (a loop bounded by the runtime head size would force
-// them into local memory). A head of 64 wastes nothing; smaller heads compute on zeros.
+// Head sizes up to DMAX = 64. Every row is 16 vec4s, components past the head size zero, and
+// every loop over them has the constant trip count D4, so that a compiler unrolls them and
+// keeps the per-thread blocks in registers (a loop bounded by the runtime head size would
+// force them into local memory). A head of 64 wastes nothing; smaller heads compute on zeros.
 //
 // Storage: qkv, o, do and dqkv are `act` (f32 or f16, from the header piece
 // shaders/attention/f32.wgsl or f16.wgsl), converted to f32 as they are loaded; lse, delta,
@@ -57,9 +61,6 @@ struct Params {
 
 const DMAX: u32 = 64u;
 const D4: u32 = 16u;
-// attn_dkdv: one key row per thread, 64 per workgroup, query tiles of 16.
-const ROWS: u32 = 64u;
-const QUERIES: u32 = 16u;
 const MASKED: f32 = -1e30;
 // The blocked kernels: 64 threads own BR = 32 rows (queries, or keys in attn_dkdv), walk the
 // other side in tiles of BK = 32 (attn_forward) or BN = 16 (attn_dq, attn_dkdv), with rows
@@ -72,24 +73,22 @@ const BN: u32 = 16u;
 const PAD: u32 = 17u;
 const PSTRIDE: u32 = 9u;
 // Tiles of BR padded rows (2 x 8.5 KiB). attn_forward: Q and K. attn_dq: Q and dO.
+// attn_dkdv: K and V.
 var<workgroup> tile_wide_a: array<vec4<f32>, 544>;
 var<workgroup> tile_wide_b: array<vec4<f32>, 544>;
 // attn_forward: V (8 KiB) and the scores, then probabilities, [key][row / 4] (4.5 KiB).
 // With the wide tiles and tile_row: 29.6 KiB.
 var<workgroup> tile_fv: array<vec4<f32>, 512>;
 var<workgroup> tile_p: array<vec4<f32>, 288>;
-// Tiles of BN padded rows (2 x 4.25 KiB). attn_dq: K and V.
+// Tiles of BN padded rows (2 x 4.25 KiB). attn_dq: K and V. attn_dkdv: Q and dO.
 var<workgroup> tile_narrow_a: array<vec4<f32>, 272>;
 var<workgroup> tile_narrow_b: array<vec4<f32>, 272>;
-// Score blocks of BN columns (2.25 KiB). attn_dq: ds [key][row / 4].
+// Score blocks of BN columns (2.25 KiB each). attn_dq: ds [key][row / 4]. attn_dkdv: p and ds
+// [query][key / 4].
 var<workgroup> tile_blk_a: array<vec4<f32>, 144>;
-// Q and dO tiles of attn_dkdv: 2 x 4 KiB.
-var<workgroup> tile_q: array<vec4<f32>, 256>;
-var<workgroup> tile_do: array<vec4<f32>, 256>;
-var<workgroup> tile_lse: array<f32, 16>;
-var<workgroup> tile_delta: array<f32, 16>;
+var<workgroup> tile_blk_b: array<vec4<f32>, 144>;
 // A value per row: attn_forward's rescale factors and 1 / l; attn_dq's lse and delta (with
-// tile_row2). attn_dq in all: 28 KiB.
+// tile_row2); attn_dkdv's per query of the tile. attn_dq in all: 28 KiB; attn_dkdv 30.25 KiB.
 var<workgroup> tile_row: array<f32, 32>;
 var<workgroup> tile_row2: array<f32, 32>;
 
@@ -143,7 +142,8 @@ fn store4(base: u32, c: u32, v: vec4<f32>) {
     }
 }
 
-// attn_forward is register-blocked: a workgroup of 64 threads owns BR = 32 query rows and walks
+// o_i = sum_j softmax_j(s_ij) v_j, s_ij = scale q_i . k_j.
+// Blocked: a workgroup of 64 threads owns BR = 32 query rows and walks
 // the keys in tiles of BK = 32. Per tile, (1) every thread computes a 4 x 4 block of scores
 // (rows 4 rg + r, keys kg + 8 n) from the Q and K tiles in workgroup memory: per vec4 column,
 // 4 + 4 loads feed 16 dot products (64 FMAs), where one row per thread needed one load per 4
@@ -400,33 +400,44 @@ fn attn_dq(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
 }
 
 // dv_j = sum_i p_ij do_i and dk_j = scale * sum_i p_ij (dp_ij - delta_i) q_i over i >= j.
+// Blocked: 64 threads own BR = 32 key rows and walk the queries from the first of them in
+// tiles of BN = 16. Per tile, (1) every thread computes s and dp for keys 4 rg + r and
+// queries kg, kg + 8 from the K, V, Q and dO tiles (per vec4 column, 4 + 4 + 2 + 2 loads feed
+// 16 dot products, 64 FMAs) and leaves p in tile_blk_a and ds = p (dp - delta) in tile_blk_b
+// (exactly 0 where masked); (2) accumulates 4 x 8 blocks of dv and dk (keys 4 rg + r, vec4
+// columns kg and kg + 8): per query, 2 + 4 loads feed 64 FMAs.
 @compute @workgroup_size(64)
 fn attn_dkdv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l: u32) {
     let b = wg.y / params.heads;
     let h = wg.y % params.heads;
-    let k0 = wg.x * ROWS;
-    let j = k0 + l;
-    let valid = j < params.seq;
-    var k: array<vec4<f32>, 16>;
-    var v: array<vec4<f32>, 16>;
-    var dk: array<vec4<f32>, 16>;
-    var dv: array<vec4<f32>, 16>;
-    for (var c = 0u; c < D4; c++) {
-        dk[c] = vec4<f32>(0.0);
-        dv[c] = vec4<f32>(0.0);
-        k[c] = vec4<f32>(0.0);
-        v[c] = vec4<f32>(0.0);
-        if (valid) {
-            k[c] = qkv4(qkv_row(b, j, 1u, h), c) * params.scale;
-            v[c] = qkv4(qkv_row(b, j, 2u, h), c);
+    let k0 = wg.x * BR;
+    let rg = l / 8u;
+    let kg = l % 8u;
+    for (var e = l; e < BR * D4; e += THREADS) {
+        let j = k0 + e / D4;
+        var ke = vec4<f32>(0.0);
+        var ve = vec4<f32>(0.0);
+        if (j < params.seq) {
+            ke = qkv4(qkv_row(b, j, 1u, h), e % D4) * params.scale;
+            ve = qkv4(qkv_row(b, j, 2u, h), e % D4);
         }
+        tile_wide_a[(e / D4) * PAD + e % D4] = ke;
+        tile_wide_b[(e / D4) * PAD + e % D4] = ve;
     }
-    // Query tiles from the one holding this workgroup's first key to the end.
-    let tiles = (params.seq + QUERIES - 1u) / QUERIES;
-    for (var qt = k0 / QUERIES; qt < tiles; qt++) {
-        let i0 = qt * QUERIES;
+    let r0 = 4u * rg;
+    let keys = vec4<u32>(k0 + r0) + vec4<u32>(0u, 1u, 2u, 3u);
+    // dk[2 r + half], dv[2 r + half]: key 4 rg + r, vec4 column kg + 8 half.
+    var dk: array<vec4<f32>, 8>;
+    var dv: array<vec4<f32>, 8>;
+    for (var x = 0u; x < 8u; x++) {
+        dk[x] = vec4<f32>(0.0);
+        dv[x] = vec4<f32>(0.0);
+    }
+    let tiles = (params.seq + BN - 1u) / BN;
+    for (var qt = k0 / BN; qt < tiles; qt++) {
+        let i0 = qt * BN;
         workgroupBarrier();
-        for (var e = l; e < QUERIES * D4; e += ROWS) {
+        for (var e = l; e < BN * D4; e += THREADS) {
             let i = i0 + e / D4;
             var qe = vec4<f32>(0.0);
             var ge = vec4<f32>(0.0);
@@ -434,44 +445,74 @@ fn attn_dkdv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
                 qe = qkv4(qkv_row(b, i, 0u, h), e % D4);
                 ge = dout4(o_row(b, i, h), e % D4);
             }
-            tile_q[e] = qe;
-            tile_do[e] = ge;
+            tile_narrow_a[(e / D4) * PAD + e % D4] = qe;
+            tile_narrow_b[(e / D4) * PAD + e % D4] = ge;
         }
-        if (l < QUERIES) {
+        if (l < BN) {
             var ld = vec2<f32>(0.0, 0.0);
             if (i0 + l < params.seq) {
                 ld = vec2<f32>(lse[wg.y * params.seq + i0 + l], delta[wg.y * params.seq + i0 + l]);
             }
-            tile_lse[l] = ld.x;
-            tile_delta[l] = ld.y;
+            tile_row[l] = ld.x;
+            tile_row2[l] = ld.y;
         }
         workgroupBarrier();
-        if (valid && i0 + QUERIES > j) {
-            for (var r = 0u; r < QUERIES; r++) {
-                let i = i0 + r;
-                if (i >= j && i < params.seq) {
-                    var s = 0.0;
-                    var dp = 0.0;
-                    for (var c = 0u; c < D4; c++) {
-                        s += dot(k[c], tile_q[r * D4 + c]);
-                        dp += dot(v[c], tile_do[r * D4 + c]);
-                    }
-                    let p = exp(s - tile_lse[r]);
-                    let ds = p * (dp - tile_delta[r]);
-                    for (var c = 0u; c < D4; c++) {
-                        dv[c] += p * tile_do[r * D4 + c];
-                        dk[c] += ds * tile_q[r * D4 + c];
-                    }
-                }
+        // s[n][r], dp[n][r]: key 4 rg + r against query kg + 8 n.
+        var s: array<vec4<f32>, 2>;
+        var dp: array<vec4<f32>, 2>;
+        for (var n = 0u; n < 2u; n++) {
+            s[n] = vec4<f32>(0.0);
+            dp[n] = vec4<f32>(0.0);
+        }
+        for (var c = 0u; c < D4; c++) {
+            let ka = tile_wide_a[r0 * PAD + c];
+            let kb = tile_wide_a[(r0 + 1u) * PAD + c];
+            let kc = tile_wide_a[(r0 + 2u) * PAD + c];
+            let kd = tile_wide_a[(r0 + 3u) * PAD + c];
+            let va = tile_wide_b[r0 * PAD + c];
+            let vb = tile_wide_b[(r0 + 1u) * PAD + c];
+            let vc = tile_wide_b[(r0 + 2u) * PAD + c];
+            let vd = tile_wide_b[(r0 + 3u) * PAD + c];
+            for (var n = 0u; n < 2u; n++) {
+                let qq = tile_narrow_a[(kg + 8u * n) * PAD + c];
+                let gg = tile_narrow_b[(kg + 8u * n) * PAD + c];
+                s[n] += vec4<f32>(dot(ka, qq), dot(kb, qq), dot(kc, qq), dot(kd, qq));
+                dp[n] += vec4<f32>(dot(va, gg), dot(vb, gg), dot(vc, gg), dot(vd, gg));
+            }
+        }
+        for (var n = 0u; n < 2u; n++) {
+            let col = kg + 8u * n;
+            let i = i0 + col;
+            let visible = (keys <= vec4<u32>(i)) & vec4<bool>(i < params.seq);
+            let p = select(vec4<f32>(0.0), exp(s[n] - tile_row[col]), visible);
+            tile_blk_a[col * PSTRIDE + rg] = p;
+            tile_blk_b[col * PSTRIDE + rg] = p * (dp[n] - tile_row2[col]);
+        }
+        workgroupBarrier();
+        for (var j = 0u; j < BN; j++) {
+            let p = tile_blk_a[j * PSTRIDE + rg];
+            let ds = tile_blk_b[j * PSTRIDE + rg];
+            let ga = tile_narrow_b[j * PAD + kg];
+            let gb = tile_narrow_b[j * PAD + kg + 8u];
+            let qa = tile_narrow_a[j * PAD + kg];
+            let qb = tile_narrow_a[j * PAD + kg + 8u];
+            for (var r = 0u; r < 4u; r++) {
+                dv[2u * r] += p[r] * ga;
+                dv[2u * r + 1u] += p[r] * gb;
+                dk[2u * r] += ds[r] * qa;
+                dk[2u * r + 1u] += ds[r] * qb;
             }
         }
     }
-    if (valid) {
-        let kb = qkv_row(b, j, 1u, h);
-        let vb = qkv_row(b, j, 2u, h);
-        for (var c = 0u; c < D4; c++) {
-            store4(kb, c, dk[c] * params.scale);
-            store4(vb, c, dv[c]);
+    for (var r = 0u; r < 4u; r++) {
+        let j = k0 + r0 + r;
+        if (j < params.seq) {
+            let kb = qkv_row(b, j, 1u, h);
+            let vb = qkv_row(b, j, 2u, h);
+            store4(kb, kg, dk[2u * r] * params.scale);
+            store4(kb, kg + 8u, dk[2u * r + 1u] * params.scale);
+            store4(vb, kg, dv[2u * r]);
+            store4(vb, kg + 8u, dv[2u * r + 1u]);
         }
     }
 }

@@ -19,17 +19,15 @@ use crate::error::{Error, Result};
 /// The largest head size the kernels hold per thread.
 pub const MAX_HEAD_DIM: usize = 64;
 
-/// Key rows one workgroup of `attn_dkdv` owns.
-const ROWS: usize = 64;
-
 /// Rows one workgroup of the register-blocked kernels owns (`BR` in the shader).
 const BLOCKED_ROWS: usize = 32;
 
 /// Workgroup memory of the fused forward kernel (its Q, K, V, probability and row tiles).
 const FORWARD_WORKGROUP_BYTES: u32 = (544 + 544 + 512 + 288) * 16 + 32 * 4;
 
-/// Workgroup memory of the fused backward kernels (`attn_dq`'s is the larger).
-const BACKWARD_WORKGROUP_BYTES: u32 = (544 + 544 + 272 + 272 + 144) * 16 + 2 * 32 * 4;
+/// Workgroup memory of the fused backward kernels (`attn_dkdv`'s, the larger: its K, V, Q, dO,
+/// probability, score-gradient and row tiles).
+const BACKWARD_WORKGROUP_BYTES: u32 = (544 + 544 + 272 + 272 + 144 + 144) * 16 + 2 * 32 * 4;
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -104,8 +102,8 @@ impl AttentionDims {
         })
     }
 
-    fn grid(&self, gpu: &Gpu, op: &'static str, rows: usize) -> Result<[u32; 3]> {
-        let tiles = self.seq.div_ceil(rows);
+    fn grid(&self, gpu: &Gpu, op: &'static str) -> Result<[u32; 3]> {
+        let tiles = self.seq.div_ceil(BLOCKED_ROWS);
         let heads = self.batch * self.heads;
         let max = gpu.max_groups_per_dim() as usize;
         if tiles > max || heads > max {
@@ -191,7 +189,7 @@ fn forward(
             Binding::of(qkv, dims.qkv_len(), act),
             Binding::f32s(lse, dims.rows_len()),
         ],
-        dims.grid(gpu, "attention_forward", BLOCKED_ROWS)?,
+        dims.grid(gpu, "attention_forward")?,
     )
 }
 
@@ -256,8 +254,7 @@ fn backward(
         distinct(w, &[saved.qkv, saved.o, d_o])?;
     }
     workgroup_storage(gpu, "attention_backward", BACKWARD_WORKGROUP_BYTES)?;
-    let grid_dq = dims.grid(gpu, "attention_backward", BLOCKED_ROWS)?;
-    let grid_dkdv = dims.grid(gpu, "attention_backward", ROWS)?;
+    let grid = dims.grid(gpu, "attention_backward")?;
     let bindings = [
         Binding::of(dqkv, q, act),
         Binding::of(saved.qkv, q, act),
@@ -266,13 +263,8 @@ fn backward(
         Binding::f32s(delta, r),
         Binding::of(saved.o, o, act),
     ];
-    gpu.dispatch(kernel(shader, "attn_dq"), &params, &bindings, grid_dq)?;
-    gpu.dispatch(
-        kernel(shader, "attn_dkdv"),
-        &params,
-        &bindings[..5],
-        grid_dkdv,
-    )
+    gpu.dispatch(kernel(shader, "attn_dq"), &params, &bindings, grid)?;
+    gpu.dispatch(kernel(shader, "attn_dkdv"), &params, &bindings[..5], grid)
 }
 
 fn naive_groups(gpu: &Gpu, dims: &AttentionDims) -> Result<[u32; 3]> {
