@@ -19,9 +19,11 @@
 // attn_dkdv) with every operand tile in workgroup memory, and give each thread a 4-row block:
 // 4 rows x 4 (or 2) keys of the score products, 4 rows x 8 vec4 columns (kg and kg + 8) of
 // the outputs, so that one load feeds 6 to 16 FMAs (each kernel's comment counts them). Scores
-// and probabilities pass between the two products through a [column][row / 4] block in
-// workgroup memory; the tiles the score products read have rows padded to PAD = 17 vec4, so
-// that the 8 threads of a quarter-warp reading 8 rows at one column hit 8 different banks.
+// and probabilities pass between the two products through a [column][row % 8] block
+// (component row / 8) in workgroup memory. Banks: a thread's rows are rg + 8 r (not 4 rg + r)
+// and the tiles the score products read have rows padded to PAD = 17 vec4, so that in one
+// load of a warp the 4 row groups (and the 8 column groups kg) read rows whose vec4s fall in
+// different banks: each load is one pass through workgroup memory, as a broadcast is.
 //
 // Masking: key j is visible to query i iff j <= i. Tiles wholly above the diagonal are
 // skipped; masked entries are given probability exactly 0 (a select, or not folded in).
@@ -64,7 +66,7 @@ const D4: u32 = 16u;
 const MASKED: f32 = -1e30;
 // The blocked kernels: 64 threads own BR = 32 rows (queries, or keys in attn_dkdv), walk the
 // other side in tiles of BK = 32 (attn_forward) or BN = 16 (attn_dq, attn_dkdv), with rows
-// padded to PAD vec4 in the tiles the score products read and [column][row / 4] score blocks
+// padded to PAD vec4 in the tiles the score products read and [column][row % 8] score blocks
 // padded to PSTRIDE vec4 per column.
 const THREADS: u32 = 64u;
 const BR: u32 = 32u;
@@ -76,15 +78,15 @@ const PSTRIDE: u32 = 9u;
 // attn_dkdv: K and V.
 var<workgroup> tile_wide_a: array<vec4<f32>, 544>;
 var<workgroup> tile_wide_b: array<vec4<f32>, 544>;
-// attn_forward: V (8 KiB) and the scores, then probabilities, [key][row / 4] (4.5 KiB).
+// attn_forward: V (8 KiB) and the scores, then probabilities, [key][row % 8] (4.5 KiB).
 // With the wide tiles and tile_row: 29.6 KiB.
 var<workgroup> tile_fv: array<vec4<f32>, 512>;
 var<workgroup> tile_p: array<vec4<f32>, 288>;
 // Tiles of BN padded rows (2 x 4.25 KiB). attn_dq: K and V. attn_dkdv: Q and dO.
 var<workgroup> tile_narrow_a: array<vec4<f32>, 272>;
 var<workgroup> tile_narrow_b: array<vec4<f32>, 272>;
-// Score blocks of BN columns (2.25 KiB each). attn_dq: ds [key][row / 4]. attn_dkdv: p and ds
-// [query][key / 4].
+// Score blocks of BN columns (2.25 KiB each). attn_dq: ds [key][row % 8]. attn_dkdv: p and ds
+// [query][key % 8].
 var<workgroup> tile_blk_a: array<vec4<f32>, 144>;
 var<workgroup> tile_blk_b: array<vec4<f32>, 144>;
 // A value per row: attn_forward's rescale factors and 1 / l; attn_dq's lse and delta (with
@@ -143,16 +145,15 @@ fn store4(base: u32, c: u32, v: vec4<f32>) {
 }
 
 // o_i = sum_j softmax_j(s_ij) v_j, s_ij = scale q_i . k_j.
-// Blocked: a workgroup of 64 threads owns BR = 32 query rows and walks
-// the keys in tiles of BK = 32. Per tile, (1) every thread computes a 4 x 4 block of scores
-// (rows 4 rg + r, keys kg + 8 n) from the Q and K tiles in workgroup memory: per vec4 column,
+// Blocked: a workgroup of 64 threads owns BR = 32 query rows and walks the keys in tiles of
+// BK = 32. Per tile, (1) every thread computes a 4 x 4 block of scores
+// (rows rg + 8 r, keys kg + 8 n) from the Q and K tiles in workgroup memory: per vec4 column,
 // 4 + 4 loads feed 16 dot products (64 FMAs), where one row per thread needed one load per 4
 // FMAs; (2) thread l < BR runs the online softmax of row l over the tile's scores, leaving the
 // probabilities in tile_p and the rescale factor in tile_row; (3) every thread accumulates a
-// 4 x 8 block of the output (rows 4 rg + r, vec4 columns kg and kg + 8): per key, 1 + 2 loads
-// feed 32 FMAs. Every sum runs in a fixed order (deterministic). Q and K rows are padded to
-// PAD = 17 vec4 so that the 8 threads of a quarter-warp, reading 8 rows at one column, hit 8
-// different banks; tile_p's key rows likewise to 9 vec4.
+// 4 x 8 block of the output (rows rg + 8 r, vec4 columns kg and kg + 8): per key, 1 + 2 loads
+// feed 32 FMAs. Every sum runs in a fixed order (deterministic). tile_p's key rows are padded
+// to 9 vec4, so that the score stores spread over the banks.
 @compute @workgroup_size(64)
 fn attn_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l: u32) {
     let b = wg.y / params.heads;
@@ -168,7 +169,7 @@ fn attn_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
         }
         tile_wide_a[(e / D4) * PAD + e % D4] = v;
     }
-    // acc[2 r + half]: row 4 rg + r, vec4 column kg + 8 half.
+    // acc[2 r + half]: row rg + 8 r, vec4 column kg + 8 half.
     var acc: array<vec4<f32>, 8>;
     for (var x = 0u; x < 8u; x++) {
         acc[x] = vec4<f32>(0.0);
@@ -195,16 +196,16 @@ fn attn_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
             tile_fv[e] = v;
         }
         workgroupBarrier();
-        // (1) s[n][r]: the score of row 4 rg + r against key kg + 8 n.
+        // (1) s[n][r]: the score of row rg + 8 r against key kg + 8 n.
         var s: array<vec4<f32>, 4>;
         for (var n = 0u; n < 4u; n++) {
             s[n] = vec4<f32>(0.0);
         }
         for (var c = 0u; c < D4; c++) {
-            let qa = tile_wide_a[(4u * rg) * PAD + c];
-            let qb = tile_wide_a[(4u * rg + 1u) * PAD + c];
-            let qc = tile_wide_a[(4u * rg + 2u) * PAD + c];
-            let qd = tile_wide_a[(4u * rg + 3u) * PAD + c];
+            let qa = tile_wide_a[rg * PAD + c];
+            let qb = tile_wide_a[(rg + 8u) * PAD + c];
+            let qc = tile_wide_a[(rg + 16u) * PAD + c];
+            let qd = tile_wide_a[(rg + 24u) * PAD + c];
             for (var n = 0u; n < 4u; n++) {
                 let kk = tile_wide_b[(kg + 8u * n) * PAD + c];
                 s[n] += vec4<f32>(dot(qa, kk), dot(qb, kk), dot(qc, kk), dot(qd, kk));
@@ -216,8 +217,8 @@ fn attn_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
         workgroupBarrier();
         // (2) Online softmax of row i_own; masked keys get probability exactly 0.
         if (l < BR) {
-            let col = l / 4u;
-            let comp = l % 4u;
+            let col = l % 8u;
+            let comp = l / 8u;
             var tile_max = MASKED;
             for (var j = 0u; j < BK; j++) {
                 if (k0 + j <= i_own) {
@@ -241,7 +242,7 @@ fn attn_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
         workgroupBarrier();
         // (3) acc = acc * correction + p v over the tile's keys.
         for (var r = 0u; r < 4u; r++) {
-            let correction = tile_row[4u * rg + r];
+            let correction = tile_row[rg + 8u * r];
             acc[2u * r] *= correction;
             acc[2u * r + 1u] *= correction;
         }
@@ -266,9 +267,9 @@ fn attn_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
     }
     workgroupBarrier();
     for (var r = 0u; r < 4u; r++) {
-        let i = q0 + 4u * rg + r;
+        let i = q0 + rg + 8u * r;
         if (i < params.seq) {
-            let inv = tile_row[4u * rg + r];
+            let inv = tile_row[rg + 8u * r];
             let base = o_row(b, i, h);
             store4(base, kg, acc[2u * r] * inv);
             store4(base, kg + 8u, acc[2u * r + 1u] * inv);
@@ -278,10 +279,10 @@ fn attn_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
 
 // dq_i = scale * sum_j p_ij (dp_ij - delta_i) k_j, with dp_ij = do_i . v_j.
 // Blocked: 64 threads own BR = 32 query rows and walk the keys in tiles of BN = 16. Per tile,
-// (1) every thread computes s and dp for rows 4 rg + r and keys kg, kg + 8 from the Q, dO, K
+// (1) every thread computes s and dp for rows rg + 8 r and keys kg, kg + 8 from the Q, dO, K
 // and V tiles (per vec4 column, 4 + 4 + 2 + 2 loads feed 16 dot products, 64 FMAs) and leaves
 // ds = p (dp - delta) in tile_blk_a (exactly 0 where masked); (2) accumulates a 4 x 8 block of
-// dq (rows 4 rg + r, vec4 columns kg and kg + 8): per key, 1 + 2 loads feed 32 FMAs.
+// dq (rows rg + 8 r, vec4 columns kg and kg + 8): per key, 1 + 2 loads feed 32 FMAs.
 @compute @workgroup_size(64)
 fn attn_dq(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l: u32) {
     let b = wg.y / params.heads;
@@ -315,16 +316,15 @@ fn attn_dq(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
         tile_row2[l] = di;
     }
     workgroupBarrier();
-    let r0 = 4u * rg;
-    let lse_r = vec4<f32>(tile_row[r0], tile_row[r0 + 1u], tile_row[r0 + 2u], tile_row[r0 + 3u]);
+    let lse_r = vec4<f32>(tile_row[rg], tile_row[rg + 8u], tile_row[rg + 16u], tile_row[rg + 24u]);
     let delta_r = vec4<f32>(
-        tile_row2[r0],
-        tile_row2[r0 + 1u],
-        tile_row2[r0 + 2u],
-        tile_row2[r0 + 3u],
+        tile_row2[rg],
+        tile_row2[rg + 8u],
+        tile_row2[rg + 16u],
+        tile_row2[rg + 24u],
     );
-    let rows = vec4<u32>(q0 + r0) + vec4<u32>(0u, 1u, 2u, 3u);
-    // dq[2 r + half]: row 4 rg + r, vec4 column kg + 8 half.
+    let rows = vec4<u32>(q0 + rg) + vec4<u32>(0u, 8u, 16u, 24u);
+    // dq[2 r + half]: row rg + 8 r, vec4 column kg + 8 half.
     var dq: array<vec4<f32>, 8>;
     for (var x = 0u; x < 8u; x++) {
         dq[x] = vec4<f32>(0.0);
@@ -346,7 +346,7 @@ fn attn_dq(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
             tile_narrow_b[(e / D4) * PAD + e % D4] = v;
         }
         workgroupBarrier();
-        // s[n][r], dp[n][r]: row 4 rg + r against key kg + 8 n.
+        // s[n][r], dp[n][r]: row rg + 8 r against key kg + 8 n.
         var s: array<vec4<f32>, 2>;
         var dp: array<vec4<f32>, 2>;
         for (var n = 0u; n < 2u; n++) {
@@ -354,14 +354,14 @@ fn attn_dq(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
             dp[n] = vec4<f32>(0.0);
         }
         for (var c = 0u; c < D4; c++) {
-            let qa = tile_wide_a[r0 * PAD + c];
-            let qb = tile_wide_a[(r0 + 1u) * PAD + c];
-            let qc = tile_wide_a[(r0 + 2u) * PAD + c];
-            let qd = tile_wide_a[(r0 + 3u) * PAD + c];
-            let ga = tile_wide_b[r0 * PAD + c];
-            let gb = tile_wide_b[(r0 + 1u) * PAD + c];
-            let gc = tile_wide_b[(r0 + 2u) * PAD + c];
-            let gd = tile_wide_b[(r0 + 3u) * PAD + c];
+            let qa = tile_wide_a[rg * PAD + c];
+            let qb = tile_wide_a[(rg + 8u) * PAD + c];
+            let qc = tile_wide_a[(rg + 16u) * PAD + c];
+            let qd = tile_wide_a[(rg + 24u) * PAD + c];
+            let ga = tile_wide_b[rg * PAD + c];
+            let gb = tile_wide_b[(rg + 8u) * PAD + c];
+            let gc = tile_wide_b[(rg + 16u) * PAD + c];
+            let gd = tile_wide_b[(rg + 24u) * PAD + c];
             for (var n = 0u; n < 2u; n++) {
                 let kk = tile_narrow_a[(kg + 8u * n) * PAD + c];
                 let vv = tile_narrow_b[(kg + 8u * n) * PAD + c];
@@ -390,7 +390,7 @@ fn attn_dq(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
         }
     }
     for (var r = 0u; r < 4u; r++) {
-        let i = q0 + r0 + r;
+        let i = q0 + rg + 8u * r;
         if (i < params.seq) {
             let base = qkv_row(b, i, 0u, h);
             store4(base, kg, dq[2u * r] * params.scale);
@@ -401,10 +401,10 @@ fn attn_dq(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
 
 // dv_j = sum_i p_ij do_i and dk_j = scale * sum_i p_ij (dp_ij - delta_i) q_i over i >= j.
 // Blocked: 64 threads own BR = 32 key rows and walk the queries from the first of them in
-// tiles of BN = 16. Per tile, (1) every thread computes s and dp for keys 4 rg + r and
+// tiles of BN = 16. Per tile, (1) every thread computes s and dp for keys rg + 8 r and
 // queries kg, kg + 8 from the K, V, Q and dO tiles (per vec4 column, 4 + 4 + 2 + 2 loads feed
 // 16 dot products, 64 FMAs) and leaves p in tile_blk_a and ds = p (dp - delta) in tile_blk_b
-// (exactly 0 where masked); (2) accumulates 4 x 8 blocks of dv and dk (keys 4 rg + r, vec4
+// (exactly 0 where masked); (2) accumulates 4 x 8 blocks of dv and dk (keys rg + 8 r, vec4
 // columns kg and kg + 8): per query, 2 + 4 loads feed 64 FMAs.
 @compute @workgroup_size(64)
 fn attn_dkdv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l: u32) {
@@ -424,9 +424,8 @@ fn attn_dkdv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
         tile_wide_a[(e / D4) * PAD + e % D4] = ke;
         tile_wide_b[(e / D4) * PAD + e % D4] = ve;
     }
-    let r0 = 4u * rg;
-    let keys = vec4<u32>(k0 + r0) + vec4<u32>(0u, 1u, 2u, 3u);
-    // dk[2 r + half], dv[2 r + half]: key 4 rg + r, vec4 column kg + 8 half.
+    let keys = vec4<u32>(k0 + rg) + vec4<u32>(0u, 8u, 16u, 24u);
+    // dk[2 r + half], dv[2 r + half]: key rg + 8 r, vec4 column kg + 8 half.
     var dk: array<vec4<f32>, 8>;
     var dv: array<vec4<f32>, 8>;
     for (var x = 0u; x < 8u; x++) {
@@ -457,7 +456,7 @@ fn attn_dkdv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
             tile_row2[l] = ld.y;
         }
         workgroupBarrier();
-        // s[n][r], dp[n][r]: key 4 rg + r against query kg + 8 n.
+        // s[n][r], dp[n][r]: key rg + 8 r against query kg + 8 n.
         var s: array<vec4<f32>, 2>;
         var dp: array<vec4<f32>, 2>;
         for (var n = 0u; n < 2u; n++) {
@@ -465,14 +464,14 @@ fn attn_dkdv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
             dp[n] = vec4<f32>(0.0);
         }
         for (var c = 0u; c < D4; c++) {
-            let ka = tile_wide_a[r0 * PAD + c];
-            let kb = tile_wide_a[(r0 + 1u) * PAD + c];
-            let kc = tile_wide_a[(r0 + 2u) * PAD + c];
-            let kd = tile_wide_a[(r0 + 3u) * PAD + c];
-            let va = tile_wide_b[r0 * PAD + c];
-            let vb = tile_wide_b[(r0 + 1u) * PAD + c];
-            let vc = tile_wide_b[(r0 + 2u) * PAD + c];
-            let vd = tile_wide_b[(r0 + 3u) * PAD + c];
+            let ka = tile_wide_a[rg * PAD + c];
+            let kb = tile_wide_a[(rg + 8u) * PAD + c];
+            let kc = tile_wide_a[(rg + 16u) * PAD + c];
+            let kd = tile_wide_a[(rg + 24u) * PAD + c];
+            let va = tile_wide_b[rg * PAD + c];
+            let vb = tile_wide_b[(rg + 8u) * PAD + c];
+            let vc = tile_wide_b[(rg + 16u) * PAD + c];
+            let vd = tile_wide_b[(rg + 24u) * PAD + c];
             for (var n = 0u; n < 2u; n++) {
                 let qq = tile_narrow_a[(kg + 8u * n) * PAD + c];
                 let gg = tile_narrow_b[(kg + 8u * n) * PAD + c];
@@ -505,7 +504,7 @@ fn attn_dkdv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
         }
     }
     for (var r = 0u; r < 4u; r++) {
-        let j = k0 + r0 + r;
+        let j = k0 + rg + 8u * r;
         if (j < params.seq) {
             let kb = qkv_row(b, j, 1u, h);
             let vb = qkv_row(b, j, 2u, h);
