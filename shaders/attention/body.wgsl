@@ -79,9 +79,11 @@ const PSTRIDE: u32 = 9u;
 var<workgroup> tile_wide_a: array<vec4<f32>, 544>;
 var<workgroup> tile_wide_b: array<vec4<f32>, 544>;
 // attn_forward: V (8 KiB) and the scores, then probabilities, [key][row % 8] (4.5 KiB).
-// With the wide tiles and tile_row: 29.6 KiB.
 var<workgroup> tile_fv: array<vec4<f32>, 512>;
 var<workgroup> tile_p: array<vec4<f32>, 288>;
+// attn_forward: per key group kg and row group rg, the 4 rows' maximum score over the group's
+// keys, and at the end their partial sums (1 KiB; the forward in all: 30.5 KiB).
+var<workgroup> tile_part: array<vec4<f32>, 64>;
 // Tiles of BN padded rows (2 x 4.25 KiB). attn_dq: K and V. attn_dkdv: Q and dO.
 var<workgroup> tile_narrow_a: array<vec4<f32>, 272>;
 var<workgroup> tile_narrow_b: array<vec4<f32>, 272>;
@@ -89,8 +91,8 @@ var<workgroup> tile_narrow_b: array<vec4<f32>, 272>;
 // [query][key % 8].
 var<workgroup> tile_blk_a: array<vec4<f32>, 144>;
 var<workgroup> tile_blk_b: array<vec4<f32>, 144>;
-// A value per row: attn_forward's rescale factors and 1 / l; attn_dq's lse and delta (with
-// tile_row2); attn_dkdv's per query of the tile. attn_dq in all: 28 KiB; attn_dkdv 30.25 KiB.
+// A value per row: attn_dq's lse and delta (with tile_row2); attn_dkdv's per query of the
+// tile. attn_dq in all: 28 KiB; attn_dkdv 30.25 KiB.
 var<workgroup> tile_row: array<f32, 32>;
 var<workgroup> tile_row2: array<f32, 32>;
 
@@ -146,14 +148,15 @@ fn store4(base: u32, c: u32, v: vec4<f32>) {
 
 // o_i = sum_j softmax_j(s_ij) v_j, s_ij = scale q_i . k_j.
 // Blocked: a workgroup of 64 threads owns BR = 32 query rows and walks the keys in tiles of
-// BK = 32. Per tile, (1) every thread computes a 4 x 4 block of scores
-// (rows rg + 8 r, keys kg + 8 n) from the Q and K tiles in workgroup memory: per vec4 column,
-// 4 + 4 loads feed 16 dot products (64 FMAs), where one row per thread needed one load per 4
-// FMAs; (2) thread l < BR runs the online softmax of row l over the tile's scores, leaving the
-// probabilities in tile_p and the rescale factor in tile_row; (3) every thread accumulates a
-// 4 x 8 block of the output (rows rg + 8 r, vec4 columns kg and kg + 8): per key, 1 + 2 loads
-// feed 32 FMAs. Every sum runs in a fixed order (deterministic). tile_p's key rows are padded
-// to 9 vec4, so that the score stores spread over the banks.
+// BK = 32. Per tile, (1) every thread computes a 4 x 4 block of scores (rows rg + 8 r, keys
+// kg + 8 n) from the Q and K tiles in workgroup memory: per vec4 column, 4 + 4 loads feed 16
+// dot products (64 FMAs), where one row per thread needed one load per 4 FMAs; (2) every
+// thread takes its rows' tile maximum from the 8 key groups' maxima (tile_part), rescales its
+// output block and its partial row sums (online softmax) and leaves its 16 probabilities in
+// tile_p; (3) every thread accumulates a 4 x 8 block of the output (rows rg + 8 r, vec4
+// columns kg and kg + 8): per key, 1 + 2 loads feed 32 FMAs. The row sums are the 8 key
+// groups' parts, added in order at the end: every sum runs in a fixed order (deterministic).
+// tile_p's key rows are padded to 9 vec4, so that the stores spread over the banks.
 @compute @workgroup_size(64)
 fn attn_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l: u32) {
     let b = wg.y / params.heads;
@@ -174,10 +177,11 @@ fn attn_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
     for (var x = 0u; x < 8u; x++) {
         acc[x] = vec4<f32>(0.0);
     }
-    // The softmax state of row q0 + l (threads l < BR).
-    let i_own = q0 + l;
-    var m = MASKED;
-    var sum = 0.0;
+    // The softmax state of this thread's rows (component r: row rg + 8 r): the running maximum
+    // and the running sum over this thread's keys (kg + 8 n of every tile).
+    let rows = vec4<u32>(q0 + rg) + vec4<u32>(0u, 8u, 16u, 24u);
+    var m = vec4<f32>(MASKED);
+    var part_sum = vec4<f32>(0.0);
     // Key tiles up to the diagonal of this workgroup's last row.
     let last = min(params.seq, q0 + BR) - 1u;
     let tiles = last / BK + 1u;
@@ -196,7 +200,7 @@ fn attn_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
             tile_fv[e] = v;
         }
         workgroupBarrier();
-        // (1) s[n][r]: the score of row rg + 8 r against key kg + 8 n.
+        // (1) s[n][r]: the score of row rg + 8 r against key kg + 8 n; MASKED where not visible.
         var s: array<vec4<f32>, 4>;
         for (var n = 0u; n < 4u; n++) {
             s[n] = vec4<f32>(0.0);
@@ -211,41 +215,35 @@ fn attn_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
                 s[n] += vec4<f32>(dot(qa, kk), dot(qb, kk), dot(qc, kk), dot(qd, kk));
             }
         }
+        var own_max = vec4<f32>(MASKED);
         for (var n = 0u; n < 4u; n++) {
-            tile_p[(kg + 8u * n) * PSTRIDE + rg] = s[n];
+            s[n] = select(vec4<f32>(MASKED), s[n], vec4<u32>(k0 + kg + 8u * n) <= rows);
+            own_max = max(own_max, s[n]);
         }
+        tile_part[kg * 8u + rg] = own_max;
         workgroupBarrier();
-        // (2) Online softmax of row i_own; masked keys get probability exactly 0.
-        if (l < BR) {
-            let col = l % 8u;
-            let comp = l / 8u;
-            var tile_max = MASKED;
-            for (var j = 0u; j < BK; j++) {
-                if (k0 + j <= i_own) {
-                    tile_max = max(tile_max, tile_p[j * PSTRIDE + col][comp]);
-                }
-            }
-            let m_new = max(m, tile_max);
-            let correction = exp(m - m_new);
-            sum *= correction;
-            for (var j = 0u; j < BK; j++) {
-                var p = 0.0;
-                if (k0 + j <= i_own) {
-                    p = exp(tile_p[j * PSTRIDE + col][comp] - m_new);
-                }
-                sum += p;
-                tile_p[j * PSTRIDE + col][comp] = p;
-            }
-            m = m_new;
-            tile_row[l] = correction;
+        // (2) The tile's maximum per row over the 8 key groups (each thread the same, in the
+        // same order), the online-softmax rescale, and the probabilities (exactly 0 where
+        // masked: every tile has a visible key for every row, so m_new is never MASKED).
+        var tile_max = tile_part[rg];
+        for (var g = 1u; g < 8u; g++) {
+            tile_max = max(tile_max, tile_part[g * 8u + rg]);
         }
-        workgroupBarrier();
-        // (3) acc = acc * correction + p v over the tile's keys.
+        let m_new = max(m, tile_max);
+        let correction = exp(m - m_new);
+        m = m_new;
+        part_sum *= correction;
+        for (var n = 0u; n < 4u; n++) {
+            let p = exp(s[n] - m_new);
+            part_sum += p;
+            tile_p[(kg + 8u * n) * PSTRIDE + rg] = p;
+        }
         for (var r = 0u; r < 4u; r++) {
-            let correction = tile_row[rg + 8u * r];
-            acc[2u * r] *= correction;
-            acc[2u * r + 1u] *= correction;
+            acc[2u * r] *= correction[r];
+            acc[2u * r + 1u] *= correction[r];
         }
+        workgroupBarrier();
+        // (3) acc += p v over the tile's keys.
         for (var j = 0u; j < BK; j++) {
             let p = tile_p[j * PSTRIDE + rg];
             let va = tile_fv[j * D4 + kg];
@@ -260,19 +258,24 @@ fn attn_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
             acc[7] += p.w * vb;
         }
     }
+    // The row sums: the 8 key groups' parts, added in order.
     workgroupBarrier();
-    if (l < BR && i_own < params.seq) {
-        tile_row[l] = 1.0 / sum;
-        lse[wg.y * params.seq + i_own] = m + log(sum);
+    tile_part[kg * 8u + rg] = part_sum;
+    workgroupBarrier();
+    var sum = tile_part[rg];
+    for (var g = 1u; g < 8u; g++) {
+        sum += tile_part[g * 8u + rg];
     }
-    workgroupBarrier();
     for (var r = 0u; r < 4u; r++) {
-        let i = q0 + rg + 8u * r;
+        let i = rows[r];
         if (i < params.seq) {
-            let inv = tile_row[rg + 8u * r];
+            let inv = 1.0 / sum[r];
             let base = o_row(b, i, h);
             store4(base, kg, acc[2u * r] * inv);
             store4(base, kg + 8u, acc[2u * r + 1u] * inv);
+            if (kg == 0u) {
+                lse[wg.y * params.seq + i] = m[r] + log(sum[r]);
+            }
         }
     }
 }

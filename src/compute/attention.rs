@@ -22,8 +22,8 @@ pub const MAX_HEAD_DIM: usize = 64;
 /// Rows one workgroup of the register-blocked kernels owns (`BR` in the shader).
 const BLOCKED_ROWS: usize = 32;
 
-/// Workgroup memory of the fused forward kernel (its Q, K, V, probability and row tiles).
-const FORWARD_WORKGROUP_BYTES: u32 = (544 + 544 + 512 + 288) * 16 + 32 * 4;
+/// Workgroup memory of the fused forward kernel (its Q, K, V, probability and per-group tiles).
+const FORWARD_WORKGROUP_BYTES: u32 = (544 + 544 + 512 + 288 + 64) * 16;
 
 /// Workgroup memory of the fused backward kernels (`attn_dkdv`'s, the larger: its K, V, Q, dO,
 /// probability, score-gradient and row tiles).
