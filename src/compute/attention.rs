@@ -11,6 +11,7 @@
 //! probabilities tile by tile, so its memory is linear in `seq`. The naive one needs
 //! `batch * heads * seq²` floats of probabilities, kept from forward to backward.
 
+use super::attention_kernels::{FusedKernel, FusedKernels};
 use super::validate::{distinct, distinct_written, elements, elements_of, product};
 use super::{Binding, Gpu, Kernel};
 use crate::DType;
@@ -19,14 +20,12 @@ use crate::error::{Error, Result};
 /// The largest head size the kernels hold per thread.
 pub const MAX_HEAD_DIM: usize = 64;
 
-/// Rows one workgroup of the register-blocked kernels owns (`BR` in the shader).
-const BLOCKED_ROWS: usize = 32;
-
-/// Workgroup memory of the fused forward kernel (its Q, K, V, probability and per-group tiles).
+/// Workgroup memory of the blocked forward kernel (its Q, K, V, probability and per-group
+/// tiles).
 const FORWARD_WORKGROUP_BYTES: u32 = (544 + 544 + 512 + 288 + 64) * 16;
 
-/// Workgroup memory of the fused backward kernels (`attn_dkdv`'s, the larger: its K, V, Q, dO,
-/// probability, score-gradient and row tiles).
+/// Workgroup memory of the blocked backward kernels (`attn_dkdv`'s, the larger: its K, V, Q,
+/// dO, probability, score-gradient and row tiles).
 const BACKWARD_WORKGROUP_BYTES: u32 = (544 + 544 + 272 + 272 + 144 + 144) * 16 + 2 * 32 * 4;
 
 #[repr(C)]
@@ -102,8 +101,8 @@ impl AttentionDims {
         })
     }
 
-    fn grid(&self, gpu: &Gpu, op: &'static str) -> Result<[u32; 3]> {
-        let tiles = self.seq.div_ceil(BLOCKED_ROWS);
+    fn grid(&self, gpu: &Gpu, op: &'static str, kernel: FusedKernel) -> Result<[u32; 3]> {
+        let tiles = self.seq.div_ceil(kernel.rows());
         let heads = self.batch * self.heads;
         let max = gpu.max_groups_per_dim() as usize;
         if tiles > max || heads > max {
@@ -116,8 +115,12 @@ impl AttentionDims {
     }
 }
 
-/// [`Error::InvalidArgument`] unless the device gives a workgroup `bytes` of memory.
-fn workgroup_storage(gpu: &Gpu, op: &'static str, bytes: u32) -> Result<()> {
+/// [`Error::InvalidArgument`] unless the device gives a workgroup `bytes` of memory (the
+/// blocked kernels; one row per thread needs 16 KiB, WebGPU's least).
+fn workgroup_storage(gpu: &Gpu, op: &'static str, kernel: FusedKernel, bytes: u32) -> Result<()> {
+    if kernel == FusedKernel::Rows {
+        return Ok(());
+    }
     let storage = gpu.limits().max_compute_workgroup_storage_size;
     if storage < bytes {
         return Err(Error::invalid(
@@ -141,7 +144,8 @@ fn fused(gpu: &Gpu, act: DType) -> Result<&'static str> {
 }
 
 /// Fused causal attention forward: `o = softmax(q kᵀ / sqrt(dim), causal) v` per head, and
-/// `lse[bh, i]` = the log of row `i`'s softmax denominator (with its maximum folded in).
+/// `lse[bh, i]` = the log of row `i`'s softmax denominator (with its maximum folded in). Runs
+/// the kernel [`FusedKernels::current`] names.
 pub fn attention_forward(
     gpu: &Gpu,
     dims: AttentionDims,
@@ -149,7 +153,20 @@ pub fn attention_forward(
     o: &wgpu::Buffer,
     lse: &wgpu::Buffer,
 ) -> Result<()> {
-    forward(gpu, DType::F32, dims, qkv, o, lse)
+    let kernel = FusedKernels::current().forward;
+    forward(gpu, DType::F32, kernel, dims, qkv, o, lse)
+}
+
+/// As [`attention_forward`], with the kernel named.
+pub fn attention_forward_with(
+    gpu: &Gpu,
+    kernel: FusedKernel,
+    dims: AttentionDims,
+    qkv: &wgpu::Buffer,
+    o: &wgpu::Buffer,
+    lse: &wgpu::Buffer,
+) -> Result<()> {
+    forward(gpu, DType::F32, kernel, dims, qkv, o, lse)
 }
 
 /// As [`attention_forward`], with `qkv` and `o` f16 (f32 arithmetic, `o` rounded once); `lse`
@@ -161,12 +178,14 @@ pub fn attention_forward_f16(
     o: &wgpu::Buffer,
     lse: &wgpu::Buffer,
 ) -> Result<()> {
-    forward(gpu, DType::F16, dims, qkv, o, lse)
+    let kernel = FusedKernels::current().forward;
+    forward(gpu, DType::F16, kernel, dims, qkv, o, lse)
 }
 
 fn forward(
     gpu: &Gpu,
     act: DType,
+    which: FusedKernel,
     dims: AttentionDims,
     qkv: &wgpu::Buffer,
     o: &wgpu::Buffer,
@@ -180,16 +199,16 @@ fn forward(
     distinct_written(&[o, lse])?;
     distinct(o, &[qkv])?;
     distinct(lse, &[qkv])?;
-    workgroup_storage(gpu, "attention_forward", FORWARD_WORKGROUP_BYTES)?;
+    workgroup_storage(gpu, "attention_forward", which, FORWARD_WORKGROUP_BYTES)?;
     gpu.dispatch(
-        kernel(shader, "attn_forward"),
+        kernel(shader, which.entry("attn_forward")),
         &params,
         &[
             Binding::of(o, dims.o_len(), act),
             Binding::of(qkv, dims.qkv_len(), act),
             Binding::f32s(lse, dims.rows_len()),
         ],
-        dims.grid(gpu, "attention_forward")?,
+        dims.grid(gpu, "attention_forward", which)?,
     )
 }
 
@@ -215,7 +234,22 @@ pub fn attention_backward(
     dqkv: &wgpu::Buffer,
     delta: &wgpu::Buffer,
 ) -> Result<()> {
-    backward(gpu, DType::F32, dims, saved, d_o, dqkv, delta)
+    let how = (DType::F32, FusedKernels::current());
+    backward(gpu, how, dims, saved, d_o, dqkv, delta)
+}
+
+/// As [`attention_backward`], with the kernels of the dq and dkdv passes named
+/// (`kernels.forward` is not used).
+pub fn attention_backward_with(
+    gpu: &Gpu,
+    kernels: FusedKernels,
+    dims: AttentionDims,
+    saved: &AttentionSaved<'_>,
+    d_o: &wgpu::Buffer,
+    dqkv: &wgpu::Buffer,
+    delta: &wgpu::Buffer,
+) -> Result<()> {
+    backward(gpu, (DType::F32, kernels), dims, saved, d_o, dqkv, delta)
 }
 
 /// As [`attention_backward`], with `saved.qkv`, `saved.o`, `d_o` and `dqkv` f16 (f32
@@ -228,12 +262,14 @@ pub fn attention_backward_f16(
     dqkv: &wgpu::Buffer,
     delta: &wgpu::Buffer,
 ) -> Result<()> {
-    backward(gpu, DType::F16, dims, saved, d_o, dqkv, delta)
+    let how = (DType::F16, FusedKernels::current());
+    backward(gpu, how, dims, saved, d_o, dqkv, delta)
 }
 
+/// `how`: the activations' type and the kernels.
 fn backward(
     gpu: &Gpu,
-    act: DType,
+    (act, kernels): (DType, FusedKernels),
     dims: AttentionDims,
     saved: &AttentionSaved<'_>,
     d_o: &wgpu::Buffer,
@@ -253,8 +289,14 @@ fn backward(
     for w in [dqkv, delta] {
         distinct(w, &[saved.qkv, saved.o, d_o])?;
     }
-    workgroup_storage(gpu, "attention_backward", BACKWARD_WORKGROUP_BYTES)?;
-    let grid = dims.grid(gpu, "attention_backward")?;
+    let op = "attention_backward";
+    for pass in [kernels.dq, kernels.dkdv] {
+        workgroup_storage(gpu, op, pass, BACKWARD_WORKGROUP_BYTES)?;
+    }
+    let (dq_grid, dkdv_grid) = (
+        dims.grid(gpu, op, kernels.dq)?,
+        dims.grid(gpu, op, kernels.dkdv)?,
+    );
     let bindings = [
         Binding::of(dqkv, q, act),
         Binding::of(saved.qkv, q, act),
@@ -263,8 +305,10 @@ fn backward(
         Binding::f32s(delta, r),
         Binding::of(saved.o, o, act),
     ];
-    gpu.dispatch(kernel(shader, "attn_dq"), &params, &bindings, grid)?;
-    gpu.dispatch(kernel(shader, "attn_dkdv"), &params, &bindings[..5], grid)
+    let dq = kernel(shader, kernels.dq.entry("attn_dq"));
+    gpu.dispatch(dq, &params, &bindings, dq_grid)?;
+    let dkdv = kernel(shader, kernels.dkdv.entry("attn_dkdv"));
+    gpu.dispatch(dkdv, &params, &bindings[..5], dkdv_grid)
 }
 
 fn naive_groups(gpu: &Gpu, dims: &AttentionDims) -> Result<[u32; 3]> {

@@ -1,22 +1,10 @@
-// Fused causal self-attention, FlashAttention-2 style, forward and backward.
-//
-// Layout. qkv: [batch * seq, 3 * width], row b * seq + t; columns [0, width) are the queries,
-// [width, 2 width) the keys, [2 width, 3 width) the values; head h owns columns
-// [h * dim, (h + 1) * dim) of each part. o and do: [batch * seq, width], same head columns.
-// lse and delta: [batch * heads, seq]. The grid is (tiles along seq, batch * heads).
-//
-// Nothing of size seq x seq is ever written: the forward pass keeps, per query row, a running
-// maximum m, a running sum l and an output accumulator, and folds in one tile of keys at a
-// time from workgroup memory (online softmax); it saves only lse = m + log(l) per row. The
-// backward pass recomputes the probabilities p = exp(s - lse) tile by tile. With no float
-// atomics in WGSL, the gradients are split by owner instead of accumulated across
-// workgroups: attn_dq owns query rows (dq), attn_dkdv key rows (dk, dv). Every sum runs in a
-// fixed order, so results are bit-for-bit repeatable.
+// Register-blocked fused attention (shaders/attention/common.wgsl has the layout, bindings and
+// helpers).
 //
 // Register blocking: a kernel that gives each thread one whole row (16 vec4 in registers)
-// reads every K/V element it uses from workgroup memory once per 4 FMAs, and is bound by that
-// bandwidth. All three kernels here run 64 threads on BR = 32 rows (queries; keys in
-// attn_dkdv) with every operand tile in workgroup memory, and give each thread a 4-row block:
+// reads every K/V element it uses from workgroup memory once per 4 FMAs. All three kernels
+// here run 64 threads on BR = 32 rows (queries; keys in attn_dkdv) with every operand tile
+// in workgroup memory, and give each thread a 4-row block:
 // 4 rows x 4 (or 2) keys of the score products, 4 rows x 8 vec4 columns (kg and kg + 8) of
 // the outputs, so that one load feeds 6 to 16 FMAs (each kernel's comment counts them). Scores
 // and probabilities pass between the two products through a [column][row % 8] block
@@ -24,46 +12,7 @@
 // and the tiles the score products read have rows padded to PAD = 17 vec4, so that in one
 // load of a warp the 4 row groups (and the 8 column groups kg) read rows whose vec4s fall in
 // different banks: each load is one pass through workgroup memory, as a broadcast is.
-//
-// Masking: key j is visible to query i iff j <= i. Tiles wholly above the diagonal are
-// skipped; masked entries are given probability exactly 0 (a select, or not folded in).
-//
-// Head sizes up to DMAX = 64. Every row is 16 vec4s, components past the head size zero, and
-// every loop over them has the constant trip count D4, so that a compiler unrolls them and
-// keeps the per-thread blocks in registers (a loop bounded by the runtime head size would
-// force them into local memory). A head of 64 wastes nothing; smaller heads compute on zeros.
-//
-// Storage: qkv, o, do and dqkv are `act` (f32 or f16, from the header piece
-// shaders/attention/f32.wgsl or f16.wgsl), converted to f32 as they are loaded; lse, delta,
-// the workgroup tiles and all arithmetic are f32 in both.
 
-override WG: u32 = 256u; // Unused: the workgroup sizes below are fixed.
-
-struct Params {
-    batch: u32,
-    seq: u32,
-    heads: u32,
-    dim: u32,
-    width: u32,
-    scale: f32,
-    _pad0: u32,
-    _pad1: u32,
-}
-
-@group(0) @binding(0) var<uniform> params: Params;
-// attn_forward: o. attn_dq, attn_dkdv: dqkv (each writes its own part).
-@group(0) @binding(1) var<storage, read_write> out: array<act>;
-@group(0) @binding(2) var<storage, read> qkv: array<act>;
-// Written by attn_forward, read by the backward kernels.
-@group(0) @binding(3) var<storage, read_write> lse: array<f32>;
-@group(0) @binding(4) var<storage, read> dout: array<act>;
-// delta[i] = dot(do_i, o_i): written by attn_dq, read by attn_dkdv.
-@group(0) @binding(5) var<storage, read_write> delta: array<f32>;
-@group(0) @binding(6) var<storage, read> o: array<act>;
-
-const DMAX: u32 = 64u;
-const D4: u32 = 16u;
-const MASKED: f32 = -1e30;
 // The blocked kernels: 64 threads own BR = 32 rows (queries, or keys in attn_dkdv), walk the
 // other side in tiles of BK = 32 (attn_forward) or BN = 16 (attn_dq, attn_dkdv), with rows
 // padded to PAD vec4 in the tiles the score products read and [column][row % 8] score blocks
@@ -95,56 +44,6 @@ var<workgroup> tile_blk_b: array<vec4<f32>, 144>;
 // tile. attn_dq in all: 28 KiB; attn_dkdv 30.25 KiB.
 var<workgroup> tile_row: array<f32, 32>;
 var<workgroup> tile_row2: array<f32, 32>;
-
-// Index into qkv (and dqkv) of component 0 of row (b, t), part 0/1/2 (q/k/v), head h.
-fn qkv_row(b: u32, t: u32, part: u32, h: u32) -> u32 {
-    return (b * params.seq + t) * 3u * params.width + part * params.width + h * params.dim;
-}
-
-// Index into o / do of component 0 of row (b, t), head h.
-fn o_row(b: u32, t: u32, h: u32) -> u32 {
-    return (b * params.seq + t) * params.width + h * params.dim;
-}
-
-// Components 4c .. 4c + 3 of the row at `base` of qkv, zero past the head size.
-fn qkv4(base: u32, c: u32) -> vec4<f32> {
-    var v = vec4<f32>(0.0);
-    for (var k = 0u; k < 4u; k++) {
-        if (4u * c + k < params.dim) {
-            v[k] = f32(qkv[base + 4u * c + k]);
-        }
-    }
-    return v;
-}
-
-fn dout4(base: u32, c: u32) -> vec4<f32> {
-    var v = vec4<f32>(0.0);
-    for (var k = 0u; k < 4u; k++) {
-        if (4u * c + k < params.dim) {
-            v[k] = f32(dout[base + 4u * c + k]);
-        }
-    }
-    return v;
-}
-
-fn o4(base: u32, c: u32) -> vec4<f32> {
-    var v = vec4<f32>(0.0);
-    for (var k = 0u; k < 4u; k++) {
-        if (4u * c + k < params.dim) {
-            v[k] = f32(o[base + 4u * c + k]);
-        }
-    }
-    return v;
-}
-
-// Stores components 4c .. 4c + 3 that lie within the head size into `out` at `base`.
-fn store4(base: u32, c: u32, v: vec4<f32>) {
-    for (var k = 0u; k < 4u; k++) {
-        if (4u * c + k < params.dim) {
-            out[base + 4u * c + k] = act(v[k]);
-        }
-    }
-}
 
 // o_i = sum_j softmax_j(s_ij) v_j, s_ij = scale q_i . k_j.
 // Blocked: a workgroup of 64 threads owns BR = 32 query rows and walks the keys in tiles of
