@@ -12,6 +12,11 @@
 // and the tiles the score products read have rows padded to PAD = 17 vec4, so that in one
 // load of a warp the 4 row groups (and the 8 column groups kg) read rows whose vec4s fall in
 // different banks: each load is one pass through workgroup memory, as a broadcast is.
+//
+// The tiles are two-dimensional ([row][vec4 column]): naga clamps every runtime index (its
+// bounds checks), and a flat index such as rg * PAD + c would need a clamp per load, where
+// tile[rg + 8][c] clamps the row once per tile (loop-invariant) and the column not at all once
+// the loop over c is unrolled (a constant).
 
 // The blocked kernels: 64 threads own BR = 32 rows (queries, or keys in attn_dkdv), walk the
 // other side in tiles of BK = 32 (attn_forward) or BN = 16 (attn_dq, attn_dkdv), with rows
@@ -25,21 +30,21 @@ const PAD: u32 = 17u;
 const PSTRIDE: u32 = 9u;
 // Tiles of BR padded rows (2 x 8.5 KiB). attn_forward: Q and K. attn_dq: Q and dO.
 // attn_dkdv: K and V.
-var<workgroup> tile_wide_a: array<vec4<f32>, 544>;
-var<workgroup> tile_wide_b: array<vec4<f32>, 544>;
+var<workgroup> tile_wide_a: array<array<vec4<f32>, PAD>, BR>;
+var<workgroup> tile_wide_b: array<array<vec4<f32>, PAD>, BR>;
 // attn_forward: V (8 KiB) and the scores, then probabilities, [key][row % 8] (4.5 KiB).
-var<workgroup> tile_fv: array<vec4<f32>, 512>;
-var<workgroup> tile_p: array<vec4<f32>, 288>;
+var<workgroup> tile_fv: array<array<vec4<f32>, D4>, BK>;
+var<workgroup> tile_p: array<array<vec4<f32>, PSTRIDE>, BK>;
 // attn_forward: per key group kg and row group rg, the 4 rows' maximum score over the group's
 // keys, and at the end their partial sums (1 KiB; the forward in all: 30.5 KiB).
-var<workgroup> tile_part: array<vec4<f32>, 64>;
+var<workgroup> tile_part: array<array<vec4<f32>, 8>, 8>;
 // Tiles of BN padded rows (2 x 4.25 KiB). attn_dq: K and V. attn_dkdv: Q and dO.
-var<workgroup> tile_narrow_a: array<vec4<f32>, 272>;
-var<workgroup> tile_narrow_b: array<vec4<f32>, 272>;
+var<workgroup> tile_narrow_a: array<array<vec4<f32>, PAD>, BN>;
+var<workgroup> tile_narrow_b: array<array<vec4<f32>, PAD>, BN>;
 // Score blocks of BN columns (2.25 KiB each). attn_dq: ds [key][row % 8]. attn_dkdv: p and ds
 // [query][key % 8].
-var<workgroup> tile_blk_a: array<vec4<f32>, 144>;
-var<workgroup> tile_blk_b: array<vec4<f32>, 144>;
+var<workgroup> tile_blk_a: array<array<vec4<f32>, PSTRIDE>, BN>;
+var<workgroup> tile_blk_b: array<array<vec4<f32>, PSTRIDE>, BN>;
 // A value per row: attn_dq's lse and delta (with tile_row2); attn_dkdv's per query of the
 // tile. attn_dq in all: 28 KiB; attn_dkdv 30.25 KiB.
 var<workgroup> tile_row: array<f32, 32>;
@@ -69,7 +74,7 @@ fn attn_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
         if (i < params.seq) {
             v = qkv4(qkv_row(b, i, 0u, h), e % D4) * params.scale;
         }
-        tile_wide_a[(e / D4) * PAD + e % D4] = v;
+        tile_wide_a[e / D4][e % D4] = v;
     }
     // acc[2 r + half]: row rg + 8 r, vec4 column kg + 8 half.
     var acc: array<vec4<f32>, 8>;
@@ -95,8 +100,8 @@ fn attn_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
                 k = qkv4(qkv_row(b, key, 1u, h), e % D4);
                 v = qkv4(qkv_row(b, key, 2u, h), e % D4);
             }
-            tile_wide_b[(e / D4) * PAD + e % D4] = k;
-            tile_fv[e] = v;
+            tile_wide_b[e / D4][e % D4] = k;
+            tile_fv[e / D4][e % D4] = v;
         }
         workgroupBarrier();
         // (1) s[n][r]: the score of row rg + 8 r against key kg + 8 n; MASKED where not visible.
@@ -105,12 +110,12 @@ fn attn_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
             s[n] = vec4<f32>(0.0);
         }
         for (var c = 0u; c < D4; c++) {
-            let qa = tile_wide_a[rg * PAD + c];
-            let qb = tile_wide_a[(rg + 8u) * PAD + c];
-            let qc = tile_wide_a[(rg + 16u) * PAD + c];
-            let qd = tile_wide_a[(rg + 24u) * PAD + c];
+            let qa = tile_wide_a[rg][c];
+            let qb = tile_wide_a[rg + 8u][c];
+            let qc = tile_wide_a[rg + 16u][c];
+            let qd = tile_wide_a[rg + 24u][c];
             for (var n = 0u; n < 4u; n++) {
-                let kk = tile_wide_b[(kg + 8u * n) * PAD + c];
+                let kk = tile_wide_b[kg + 8u * n][c];
                 s[n] += vec4<f32>(dot(qa, kk), dot(qb, kk), dot(qc, kk), dot(qd, kk));
             }
         }
@@ -119,14 +124,14 @@ fn attn_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
             s[n] = select(vec4<f32>(MASKED), s[n], vec4<u32>(k0 + kg + 8u * n) <= rows);
             own_max = max(own_max, s[n]);
         }
-        tile_part[kg * 8u + rg] = own_max;
+        tile_part[kg][rg] = own_max;
         workgroupBarrier();
         // (2) The tile's maximum per row over the 8 key groups (each thread the same, in the
         // same order), the online-softmax rescale, and the probabilities (exactly 0 where
         // masked: every tile has a visible key for every row, so m_new is never MASKED).
-        var tile_max = tile_part[rg];
+        var tile_max = tile_part[0][rg];
         for (var g = 1u; g < 8u; g++) {
-            tile_max = max(tile_max, tile_part[g * 8u + rg]);
+            tile_max = max(tile_max, tile_part[g][rg]);
         }
         let m_new = max(m, tile_max);
         let correction = exp(m - m_new);
@@ -135,7 +140,7 @@ fn attn_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
         for (var n = 0u; n < 4u; n++) {
             let p = exp(s[n] - m_new);
             part_sum += p;
-            tile_p[(kg + 8u * n) * PSTRIDE + rg] = p;
+            tile_p[kg + 8u * n][rg] = p;
         }
         for (var r = 0u; r < 4u; r++) {
             acc[2u * r] *= correction[r];
@@ -144,9 +149,9 @@ fn attn_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
         workgroupBarrier();
         // (3) acc += p v over the tile's keys.
         for (var j = 0u; j < BK; j++) {
-            let p = tile_p[j * PSTRIDE + rg];
-            let va = tile_fv[j * D4 + kg];
-            let vb = tile_fv[j * D4 + kg + 8u];
+            let p = tile_p[j][rg];
+            let va = tile_fv[j][kg];
+            let vb = tile_fv[j][kg + 8u];
             acc[0] += p.x * va;
             acc[1] += p.x * vb;
             acc[2] += p.y * va;
@@ -159,11 +164,11 @@ fn attn_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
     }
     // The row sums: the 8 key groups' parts, added in order.
     workgroupBarrier();
-    tile_part[kg * 8u + rg] = part_sum;
+    tile_part[kg][rg] = part_sum;
     workgroupBarrier();
-    var sum = tile_part[rg];
+    var sum = tile_part[0][rg];
     for (var g = 1u; g < 8u; g++) {
-        sum += tile_part[g * 8u + rg];
+        sum += tile_part[g][rg];
     }
     for (var r = 0u; r < 4u; r++) {
         let i = rows[r];
@@ -200,8 +205,8 @@ fn attn_dq(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
             qe = qkv4(qkv_row(b, i, 0u, h), e % D4) * params.scale;
             ge = dout4(o_row(b, i, h), e % D4);
         }
-        tile_wide_a[(e / D4) * PAD + e % D4] = qe;
-        tile_wide_b[(e / D4) * PAD + e % D4] = ge;
+        tile_wide_a[e / D4][e % D4] = qe;
+        tile_wide_b[e / D4][e % D4] = ge;
     }
     if (l < BR) {
         let i = q0 + l;
@@ -244,8 +249,8 @@ fn attn_dq(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
                 k = qkv4(qkv_row(b, key, 1u, h), e % D4);
                 v = qkv4(qkv_row(b, key, 2u, h), e % D4);
             }
-            tile_narrow_a[(e / D4) * PAD + e % D4] = k;
-            tile_narrow_b[(e / D4) * PAD + e % D4] = v;
+            tile_narrow_a[e / D4][e % D4] = k;
+            tile_narrow_b[e / D4][e % D4] = v;
         }
         workgroupBarrier();
         // s[n][r], dp[n][r]: row rg + 8 r against key kg + 8 n.
@@ -256,17 +261,17 @@ fn attn_dq(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
             dp[n] = vec4<f32>(0.0);
         }
         for (var c = 0u; c < D4; c++) {
-            let qa = tile_wide_a[rg * PAD + c];
-            let qb = tile_wide_a[(rg + 8u) * PAD + c];
-            let qc = tile_wide_a[(rg + 16u) * PAD + c];
-            let qd = tile_wide_a[(rg + 24u) * PAD + c];
-            let ga = tile_wide_b[rg * PAD + c];
-            let gb = tile_wide_b[(rg + 8u) * PAD + c];
-            let gc = tile_wide_b[(rg + 16u) * PAD + c];
-            let gd = tile_wide_b[(rg + 24u) * PAD + c];
+            let qa = tile_wide_a[rg][c];
+            let qb = tile_wide_a[rg + 8u][c];
+            let qc = tile_wide_a[rg + 16u][c];
+            let qd = tile_wide_a[rg + 24u][c];
+            let ga = tile_wide_b[rg][c];
+            let gb = tile_wide_b[rg + 8u][c];
+            let gc = tile_wide_b[rg + 16u][c];
+            let gd = tile_wide_b[rg + 24u][c];
             for (var n = 0u; n < 2u; n++) {
-                let kk = tile_narrow_a[(kg + 8u * n) * PAD + c];
-                let vv = tile_narrow_b[(kg + 8u * n) * PAD + c];
+                let kk = tile_narrow_a[kg + 8u * n][c];
+                let vv = tile_narrow_b[kg + 8u * n][c];
                 s[n] += vec4<f32>(dot(qa, kk), dot(qb, kk), dot(qc, kk), dot(qd, kk));
                 dp[n] += vec4<f32>(dot(ga, vv), dot(gb, vv), dot(gc, vv), dot(gd, vv));
             }
@@ -274,13 +279,13 @@ fn attn_dq(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
         for (var n = 0u; n < 2u; n++) {
             let visible = vec4<u32>(k0 + kg + 8u * n) <= rows;
             let ds = exp(s[n] - lse_r) * (dp[n] - delta_r);
-            tile_blk_a[(kg + 8u * n) * PSTRIDE + rg] = select(vec4<f32>(0.0), ds, visible);
+            tile_blk_a[kg + 8u * n][rg] = select(vec4<f32>(0.0), ds, visible);
         }
         workgroupBarrier();
         for (var j = 0u; j < BN; j++) {
-            let ds = tile_blk_a[j * PSTRIDE + rg];
-            let ka = tile_narrow_a[j * PAD + kg];
-            let kb = tile_narrow_a[j * PAD + kg + 8u];
+            let ds = tile_blk_a[j][rg];
+            let ka = tile_narrow_a[j][kg];
+            let kb = tile_narrow_a[j][kg + 8u];
             dq[0] += ds.x * ka;
             dq[1] += ds.x * kb;
             dq[2] += ds.y * ka;
@@ -323,8 +328,8 @@ fn attn_dkdv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
             ke = qkv4(qkv_row(b, j, 1u, h), e % D4) * params.scale;
             ve = qkv4(qkv_row(b, j, 2u, h), e % D4);
         }
-        tile_wide_a[(e / D4) * PAD + e % D4] = ke;
-        tile_wide_b[(e / D4) * PAD + e % D4] = ve;
+        tile_wide_a[e / D4][e % D4] = ke;
+        tile_wide_b[e / D4][e % D4] = ve;
     }
     let keys = vec4<u32>(k0 + rg) + vec4<u32>(0u, 8u, 16u, 24u);
     // dk[2 r + half], dv[2 r + half]: key rg + 8 r, vec4 column kg + 8 half.
@@ -346,8 +351,8 @@ fn attn_dkdv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
                 qe = qkv4(qkv_row(b, i, 0u, h), e % D4);
                 ge = dout4(o_row(b, i, h), e % D4);
             }
-            tile_narrow_a[(e / D4) * PAD + e % D4] = qe;
-            tile_narrow_b[(e / D4) * PAD + e % D4] = ge;
+            tile_narrow_a[e / D4][e % D4] = qe;
+            tile_narrow_b[e / D4][e % D4] = ge;
         }
         if (l < BN) {
             var ld = vec2<f32>(0.0, 0.0);
@@ -366,17 +371,17 @@ fn attn_dkdv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
             dp[n] = vec4<f32>(0.0);
         }
         for (var c = 0u; c < D4; c++) {
-            let ka = tile_wide_a[rg * PAD + c];
-            let kb = tile_wide_a[(rg + 8u) * PAD + c];
-            let kc = tile_wide_a[(rg + 16u) * PAD + c];
-            let kd = tile_wide_a[(rg + 24u) * PAD + c];
-            let va = tile_wide_b[rg * PAD + c];
-            let vb = tile_wide_b[(rg + 8u) * PAD + c];
-            let vc = tile_wide_b[(rg + 16u) * PAD + c];
-            let vd = tile_wide_b[(rg + 24u) * PAD + c];
+            let ka = tile_wide_a[rg][c];
+            let kb = tile_wide_a[rg + 8u][c];
+            let kc = tile_wide_a[rg + 16u][c];
+            let kd = tile_wide_a[rg + 24u][c];
+            let va = tile_wide_b[rg][c];
+            let vb = tile_wide_b[rg + 8u][c];
+            let vc = tile_wide_b[rg + 16u][c];
+            let vd = tile_wide_b[rg + 24u][c];
             for (var n = 0u; n < 2u; n++) {
-                let qq = tile_narrow_a[(kg + 8u * n) * PAD + c];
-                let gg = tile_narrow_b[(kg + 8u * n) * PAD + c];
+                let qq = tile_narrow_a[kg + 8u * n][c];
+                let gg = tile_narrow_b[kg + 8u * n][c];
                 s[n] += vec4<f32>(dot(ka, qq), dot(kb, qq), dot(kc, qq), dot(kd, qq));
                 dp[n] += vec4<f32>(dot(va, gg), dot(vb, gg), dot(vc, gg), dot(vd, gg));
             }
@@ -386,17 +391,17 @@ fn attn_dkdv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
             let i = i0 + col;
             let visible = (keys <= vec4<u32>(i)) & vec4<bool>(i < params.seq);
             let p = select(vec4<f32>(0.0), exp(s[n] - tile_row[col]), visible);
-            tile_blk_a[col * PSTRIDE + rg] = p;
-            tile_blk_b[col * PSTRIDE + rg] = p * (dp[n] - tile_row2[col]);
+            tile_blk_a[col][rg] = p;
+            tile_blk_b[col][rg] = p * (dp[n] - tile_row2[col]);
         }
         workgroupBarrier();
         for (var j = 0u; j < BN; j++) {
-            let p = tile_blk_a[j * PSTRIDE + rg];
-            let ds = tile_blk_b[j * PSTRIDE + rg];
-            let ga = tile_narrow_b[j * PAD + kg];
-            let gb = tile_narrow_b[j * PAD + kg + 8u];
-            let qa = tile_narrow_a[j * PAD + kg];
-            let qb = tile_narrow_a[j * PAD + kg + 8u];
+            let p = tile_blk_a[j][rg];
+            let ds = tile_blk_b[j][rg];
+            let ga = tile_narrow_b[j][kg];
+            let gb = tile_narrow_b[j][kg + 8u];
+            let qa = tile_narrow_a[j][kg];
+            let qb = tile_narrow_a[j][kg + 8u];
             for (var r = 0u; r < 4u; r++) {
                 dv[2u * r] += p[r] * ga;
                 dv[2u * r + 1u] += p[r] * gb;
