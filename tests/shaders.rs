@@ -23,7 +23,7 @@ fn shader_files() -> BTreeSet<String> {
 }
 
 /// The modules joined from pieces in subfolders of `shaders/` (`compute::shaders`).
-const JOINED: [&str; 17] = [
+const JOINED: [&str; 19] = [
     "matmul",
     "matmul_splitk",
     "colsum",
@@ -41,6 +41,8 @@ const JOINED: [&str; 17] = [
     "dropout_f16",
     "attention",
     "attention_f16",
+    "attention_rows",
+    "attention_rows_f16",
 ];
 
 #[test]

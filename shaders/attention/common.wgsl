@@ -13,10 +13,12 @@
 // workgroups: attn_dq owns query rows (dq), attn_dkdv key rows (dk, dv). Every sum runs in a
 // fixed order, so results are bit-for-bit repeatable.
 //
-// Two variants of each kernel, which the host chooses between per kernel
-// (src/compute/attention.rs): shaders/attention/rows.wgsl gives each thread one whole row
-// (`attn_*_rows`); shaders/attention/blocked.wgsl gives each thread a block of rows and columns
-// from tiles in workgroup memory (`attn_*`). Both compute the same sums (in different orders).
+// Two variants of each kernel, joined with this piece into separate modules, which the host
+// chooses between per pass (src/compute/attention_kernels.rs): shaders/attention/rows.wgsl
+// (modules attention_rows*) gives each thread one whole row (`attn_*_rows`);
+// shaders/attention/blocked.wgsl (modules attention*) gives each thread a block of rows and
+// columns from tiles in workgroup memory (`attn_*`). Both compute the same sums (in different
+// orders).
 //
 // Masking: key j is visible to query i iff j <= i. Tiles wholly above the diagonal are
 // skipped; masked entries get probability exactly 0.

@@ -135,12 +135,19 @@ const fn kernel(shader: &'static str, entry: &'static str) -> Kernel {
     Kernel { shader, entry }
 }
 
-/// The fused module for activations of type `act`; f16 needs `SHADER_F16`.
-fn fused(gpu: &Gpu, act: DType) -> Result<&'static str> {
-    match act {
-        DType::F32 => Ok("attention"),
-        DType::F16 => gpu.require_f16().map(|()| "attention_f16"),
+/// The fused module of `kernel` for activations of type `act`; f16 needs `SHADER_F16`. The
+/// two variants are separate modules, so that a backend that counted workgroup memory over a
+/// whole module would still see each within its limit.
+fn fused(gpu: &Gpu, act: DType, kernel: FusedKernel) -> Result<&'static str> {
+    if act == DType::F16 {
+        gpu.require_f16()?;
     }
+    Ok(match (act, kernel) {
+        (DType::F32, FusedKernel::Blocked) => "attention",
+        (DType::F32, FusedKernel::Rows) => "attention_rows",
+        (DType::F16, FusedKernel::Blocked) => "attention_f16",
+        (DType::F16, FusedKernel::Rows) => "attention_rows_f16",
+    })
 }
 
 /// Fused causal attention forward: `o = softmax(q kᵀ / sqrt(dim), causal) v` per head, and
@@ -191,7 +198,7 @@ fn forward(
     o: &wgpu::Buffer,
     lse: &wgpu::Buffer,
 ) -> Result<()> {
-    let shader = fused(gpu, act)?;
+    let shader = fused(gpu, act, which)?;
     let params = dims.params("attention_forward")?;
     elements_of(gpu, "attention_forward qkv", qkv, dims.qkv_len(), act)?;
     elements_of(gpu, "attention_forward o", o, dims.o_len(), act)?;
@@ -276,7 +283,7 @@ fn backward(
     dqkv: &wgpu::Buffer,
     delta: &wgpu::Buffer,
 ) -> Result<()> {
-    let shader = fused(gpu, act)?;
+    let (dq_shader, dkdv_shader) = (fused(gpu, act, kernels.dq)?, fused(gpu, act, kernels.dkdv)?);
     let params = dims.params("attention_backward")?;
     let (q, o, r) = (dims.qkv_len(), dims.o_len(), dims.rows_len());
     elements_of(gpu, "attention_backward qkv", saved.qkv, q, act)?;
@@ -305,9 +312,9 @@ fn backward(
         Binding::f32s(delta, r),
         Binding::of(saved.o, o, act),
     ];
-    let dq = kernel(shader, kernels.dq.entry("attn_dq"));
+    let dq = kernel(dq_shader, kernels.dq.entry("attn_dq"));
     gpu.dispatch(dq, &params, &bindings, dq_grid)?;
-    let dkdv = kernel(shader, kernels.dkdv.entry("attn_dkdv"));
+    let dkdv = kernel(dkdv_shader, kernels.dkdv.entry("attn_dkdv"));
     gpu.dispatch(dkdv, &params, &bindings[..5], dkdv_grid)
 }
 
