@@ -16,12 +16,16 @@
 //! of them the recomputed q kᵀ).
 //!
 //! Run: `cargo bench --bench attention` (`-- --small` for T = 128 and 256, chosen by itself on
-//! a software adapter such as lavapipe; set `WGMEM_BENCH_TSV=path` to also write the table as
+//! a software adapter such as lavapipe; `-- --gpt` for the default GPT's batch 64 at T = 256;
+//! `WGMEM_ATTENTION_ROWS=all` (or `forward`, `dq`, `dkdv`, comma-separated) times the
+//! one-row-per-thread kernels of those passes, `none` every pass blocked; set `WGMEM_BENCH_TSV=path` to also write the table as
 //! TSV, which `torch_attention.py` reads to print ratios).
 
 use std::sync::Arc;
 use std::time::Instant;
-use wgmem::compute::{AttentionDims, AttentionSaved, attention_backward, attention_forward};
+use wgmem::compute::{
+    AttentionDims, AttentionSaved, FusedKernels, attention_backward, attention_forward,
+};
 use wgmem::{Backend, BufferUsage, Gpu, KernelChecks, WgpuBackend, WgpuBackendOptions};
 
 const REPEATS: usize = 7;
@@ -172,8 +176,8 @@ struct Row {
 }
 
 /// Forward FLOPs of causal attention: two products of `B·H·T²·D` multiply-adds, halved.
-fn forward_flops(seq: usize) -> f64 {
-    2.0 * 2.0 * (BATCH * HEADS * seq * seq * HEAD_DIM) as f64 / 2.0
+fn forward_flops(batch: usize, seq: usize) -> f64 {
+    2.0 * 2.0 * (batch * HEADS * seq * seq * HEAD_DIM) as f64 / 2.0
 }
 
 fn main() {
@@ -198,13 +202,24 @@ fn main() {
     if software {
         println!("software driver: small shapes only; these are not GPU figures");
     }
+    println!(
+        "fused kernels: {:?} (WGMEM_ATTENTION_ROWS names the passes that run one row per thread)",
+        FusedKernels::current()
+    );
     let small = software || std::env::args().any(|a| a == "--small");
-    let seqs: &[usize] = if small { &[128, 256] } else { &[1024, 2048] };
+    let gpt = !software && std::env::args().any(|a| a == "--gpt");
+    // (batch, T): --gpt is the default GPT's training shape.
+    let shapes: &[(usize, usize)] = match (gpt, small) {
+        (true, _) => &[(64, 256)],
+        (false, true) => &[(BATCH, 128), (BATCH, 256)],
+        (false, false) => &[(BATCH, 1024), (BATCH, 2048)],
+    };
+    let batch = shapes[0].0;
     let mut rng = Rng(17);
     let mut rows = Vec::new();
-    for &seq in seqs {
+    for &(_, seq) in shapes {
         let dims = AttentionDims {
-            batch: BATCH,
+            batch,
             seq,
             heads: HEADS,
             head_dim: HEAD_DIM,
@@ -233,7 +248,7 @@ fn main() {
         let dqkv_gpu = download(&backend, &dqkv, dims.qkv_len());
         assert_eq!(backend.uncaptured_errors(), 0, "every kernel ran");
         let sampled = [0, 1, seq / 3, seq / 2 + 5, seq - 2, seq - 1];
-        let err = [(0, 0), (BATCH - 1, HEADS - 1)]
+        let err = [(0, 0), (batch - 1, HEADS - 1)]
             .into_iter()
             .map(|head| {
                 check_head(
@@ -248,7 +263,7 @@ fn main() {
             .fold(0.0, f64::max);
         println!("T = {seq}: rel err {err:.1e} (o, dq, dk, dv on sampled rows vs f64)");
 
-        let flops = 3.5 * forward_flops(seq);
+        let flops = 3.5 * forward_flops(batch, seq);
         let iters = if software {
             1
         } else {
@@ -282,7 +297,7 @@ fn main() {
     }
 
     println!(
-        "causal attention B={BATCH} H={HEADS} D={HEAD_DIM} fp32; TFLOP/s counts causal FLOPs: \
+        "causal attention B={batch} H={HEADS} D={HEAD_DIM} fp32; TFLOP/s counts causal FLOPs: \
          forward 2·2·B·H·T²·D/2, backward 2.5x forward; ms per call, submit to idle, median of {REPEATS}"
     );
     println!(
@@ -292,7 +307,7 @@ fn main() {
     println!("|---|---|---|---|---|---|---|---|---|");
     let mut tsv = String::from("T\tvariant\tfwd_ms\tbwd_ms\tfwd_bwd_ms\tfwd_bwd_tflops\n");
     for r in &rows {
-        let f = forward_flops(r.seq);
+        let f = forward_flops(batch, r.seq);
         let tf = |flops: f64, ms: f64| flops / (ms * 1e-3) / 1e12;
         println!(
             "| {:>5} | {:<9} | {:>9.3} | {:>9.3} | {:>9.3} | {:>8.2} | {:>8.2} | {:>8.2} | {:>7.1e} |",

@@ -2,8 +2,8 @@
 //! (`shaders/attention_naive.wgsl`) against an f64 CPU computation, against each other, for
 //! masking, and the `CausalSelfAttention` layer against finite differences and bad input.
 //!
-//! Shapes: odd sequence lengths (19, 37, 70, 131: one to three 64-row workgroups, partial
-//! 32-key and 16-query tiles) and head sizes 16, 32 and 64.
+//! Shapes: odd sequence lengths (19, 37, 70, 131: one to five 32-row workgroups, partial
+//! 32-key and 16-key or 16-query tiles) and head sizes 16, 32 and 64.
 //!
 //! Tolerances. Inputs are uniform in [-1, 1), so with head size d ≤ 64 the scaled scores are
 //! O(1) and every output and gradient is a sum of at most 131 terms of O(1) each, accumulated in
@@ -14,7 +14,7 @@ mod common;
 
 use common::Rng;
 use std::sync::Arc;
-use wgmem::compute::{self, AttentionDims, AttentionSaved};
+use wgmem::compute::{self, AttentionDims, AttentionSaved, FusedKernel, FusedKernels};
 use wgmem::nn::{AttentionKernel, CausalSelfAttention, Module};
 use wgmem::{Backend, Context, Error, MemoryConfig, Tensor};
 
@@ -87,6 +87,18 @@ struct Run {
 }
 
 fn run(ctx: &Arc<Context>, dims: AttentionDims, qkv: &[f32], d_o: &[f32], naive: bool) -> Run {
+    run_with(ctx, dims, qkv, d_o, naive, None)
+}
+
+/// `kernels`: the fused passes' kernels, or `None` for the entry points' own choice.
+fn run_with(
+    ctx: &Arc<Context>,
+    dims: AttentionDims,
+    qkv: &[f32],
+    d_o: &[f32],
+    naive: bool,
+    kernels: Option<FusedKernels>,
+) -> Run {
     let gpu = ctx.gpu();
     let t = |data: &[f32]| ctx.from_slice(data, &[data.len()], "data").unwrap();
     let u = |n: usize| ctx.uninit(&[n], "activations").unwrap();
@@ -108,13 +120,23 @@ fn run(ctx: &Arc<Context>, dims: AttentionDims, qkv: &[f32], d_o: &[f32], naive:
         .unwrap();
     } else {
         let delta = u(dims.rows_len());
-        compute::attention_forward(gpu, dims, qkv.raw(), o.raw(), lse.raw()).unwrap();
         let saved = AttentionSaved {
             qkv: qkv.raw(),
             o: o.raw(),
             lse: lse.raw(),
         };
-        compute::attention_backward(gpu, dims, &saved, d_o.raw(), dqkv.raw(), delta.raw()).unwrap();
+        let (d_o, dqkv, delta) = (d_o.raw(), dqkv.raw(), delta.raw());
+        match kernels {
+            None => {
+                compute::attention_forward(gpu, dims, qkv.raw(), o.raw(), lse.raw()).unwrap();
+                compute::attention_backward(gpu, dims, &saved, d_o, dqkv, delta).unwrap();
+            }
+            Some(k) => {
+                let (qkv, o, lse) = (qkv.raw(), o.raw(), lse.raw());
+                compute::attention_forward_with(gpu, k.forward, dims, qkv, o, lse).unwrap();
+                compute::attention_backward_with(gpu, k, dims, &saved, d_o, dqkv, delta).unwrap();
+            }
+        }
     }
     let (o, dqkv) = (o.to_vec().unwrap(), dqkv.to_vec().unwrap());
     assert_eq!(ctx.backend().uncaptured_errors(), 0, "every kernel ran");
@@ -154,6 +176,33 @@ fn fused_and_naive_attention_match_an_f64_reference_at_odd_lengths_and_head_size
         for naive in [false, true] {
             let r = run(&ctx, dims, &qkv, &d_o, naive);
             let what = format!("{dims:?} naive={naive}");
+            assert_close(&r.o, &o, &format!("{what} o"));
+            assert_close(&r.dqkv, &dqkv, &format!("{what} dqkv"));
+        }
+    }
+}
+
+/// Both variants of every fused pass (one row per thread, register-blocked), alone and mixed.
+#[test]
+fn every_fused_kernel_variant_matches_an_f64_reference() {
+    use FusedKernel::{Blocked, Rows};
+    let ctx = ctx();
+    let mixed = |forward, dq, dkdv| FusedKernels { forward, dq, dkdv };
+    let variants = [
+        FusedKernels::ROWS,
+        FusedKernels::BLOCKED,
+        mixed(Blocked, Rows, Blocked),
+        mixed(Rows, Blocked, Rows),
+    ];
+    for (k, &(seq, d, h)) in SHAPES.iter().enumerate() {
+        let dims = dims(seq, d, h);
+        let mut rng = Rng::new(40 + k as u64);
+        let qkv = rng.vec(dims.qkv_len());
+        let d_o = rng.vec(dims.o_len());
+        let (o, dqkv) = reference(dims, &qkv, &d_o);
+        for kernels in variants {
+            let r = run_with(&ctx, dims, &qkv, &d_o, false, Some(kernels));
+            let what = format!("{dims:?} {kernels:?}");
             assert_close(&r.o, &o, &format!("{what} o"));
             assert_close(&r.dqkv, &dqkv, &format!("{what} dqkv"));
         }

@@ -23,7 +23,7 @@ fn shader_files() -> BTreeSet<String> {
 }
 
 /// The modules joined from pieces in subfolders of `shaders/` (`compute::shaders`).
-const JOINED: [&str; 18] = [
+const JOINED: [&str; 20] = [
     "matmul",
     "matmul_sliced",
     "matmul_splitk",
@@ -42,6 +42,8 @@ const JOINED: [&str; 18] = [
     "dropout_f16",
     "attention",
     "attention_f16",
+    "attention_rows",
+    "attention_rows_f16",
 ];
 
 #[test]

@@ -11,6 +11,7 @@
 //! probabilities tile by tile, so its memory is linear in `seq`. The naive one needs
 //! `batch * heads * seq²` floats of probabilities, kept from forward to backward.
 
+use super::attention_kernels::{FusedKernel, FusedKernels};
 use super::validate::{distinct, distinct_written, elements, elements_of, product};
 use super::{Binding, Gpu, Kernel};
 use crate::DType;
@@ -19,8 +20,13 @@ use crate::error::{Error, Result};
 /// The largest head size the kernels hold per thread.
 pub const MAX_HEAD_DIM: usize = 64;
 
-/// Rows of queries (or keys) one workgroup of the fused kernels owns.
-const ROWS: usize = 64;
+/// Workgroup memory of the blocked forward kernel (its Q, K, V, probability and per-group
+/// tiles).
+const FORWARD_WORKGROUP_BYTES: u32 = (544 + 544 + 512 + 288 + 64) * 16;
+
+/// Workgroup memory of the blocked backward kernels (`attn_dkdv`'s, the larger: its K, V, Q,
+/// dO, probability, score-gradient and row tiles).
+const BACKWARD_WORKGROUP_BYTES: u32 = (544 + 544 + 272 + 272 + 144 + 144) * 16 + 2 * 32 * 4;
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -95,8 +101,8 @@ impl AttentionDims {
         })
     }
 
-    fn grid(&self, gpu: &Gpu, op: &'static str) -> Result<[u32; 3]> {
-        let tiles = self.seq.div_ceil(ROWS);
+    fn grid(&self, gpu: &Gpu, op: &'static str, kernel: FusedKernel) -> Result<[u32; 3]> {
+        let tiles = self.seq.div_ceil(kernel.rows());
         let heads = self.batch * self.heads;
         let max = gpu.max_groups_per_dim() as usize;
         if tiles > max || heads > max {
@@ -109,20 +115,44 @@ impl AttentionDims {
     }
 }
 
+/// [`Error::InvalidArgument`] unless the device gives a workgroup `bytes` of memory (the
+/// blocked kernels; one row per thread needs 16 KiB, WebGPU's least).
+fn workgroup_storage(gpu: &Gpu, op: &'static str, kernel: FusedKernel, bytes: u32) -> Result<()> {
+    if kernel == FusedKernel::Rows {
+        return Ok(());
+    }
+    let storage = gpu.limits().max_compute_workgroup_storage_size;
+    if storage < bytes {
+        return Err(Error::invalid(
+            "attention workgroup memory",
+            format!("{op} needs {bytes} bytes of workgroup memory; this device has {storage}"),
+        ));
+    }
+    Ok(())
+}
+
 const fn kernel(shader: &'static str, entry: &'static str) -> Kernel {
     Kernel { shader, entry }
 }
 
-/// The fused module for activations of type `act`; f16 needs `SHADER_F16`.
-fn fused(gpu: &Gpu, act: DType) -> Result<&'static str> {
-    match act {
-        DType::F32 => Ok("attention"),
-        DType::F16 => gpu.require_f16().map(|()| "attention_f16"),
+/// The fused module of `kernel` for activations of type `act`; f16 needs `SHADER_F16`. The
+/// two variants are separate modules, so that a backend that counted workgroup memory over a
+/// whole module would still see each within its limit.
+fn fused(gpu: &Gpu, act: DType, kernel: FusedKernel) -> Result<&'static str> {
+    if act == DType::F16 {
+        gpu.require_f16()?;
     }
+    Ok(match (act, kernel) {
+        (DType::F32, FusedKernel::Blocked) => "attention",
+        (DType::F32, FusedKernel::Rows) => "attention_rows",
+        (DType::F16, FusedKernel::Blocked) => "attention_f16",
+        (DType::F16, FusedKernel::Rows) => "attention_rows_f16",
+    })
 }
 
 /// Fused causal attention forward: `o = softmax(q kᵀ / sqrt(dim), causal) v` per head, and
-/// `lse[bh, i]` = the log of row `i`'s softmax denominator (with its maximum folded in).
+/// `lse[bh, i]` = the log of row `i`'s softmax denominator (with its maximum folded in). Runs
+/// the kernel [`FusedKernels::current`] names.
 pub fn attention_forward(
     gpu: &Gpu,
     dims: AttentionDims,
@@ -130,7 +160,20 @@ pub fn attention_forward(
     o: &wgpu::Buffer,
     lse: &wgpu::Buffer,
 ) -> Result<()> {
-    forward(gpu, DType::F32, dims, qkv, o, lse)
+    let kernel = FusedKernels::current().forward;
+    forward(gpu, DType::F32, kernel, dims, qkv, o, lse)
+}
+
+/// As [`attention_forward`], with the kernel named.
+pub fn attention_forward_with(
+    gpu: &Gpu,
+    kernel: FusedKernel,
+    dims: AttentionDims,
+    qkv: &wgpu::Buffer,
+    o: &wgpu::Buffer,
+    lse: &wgpu::Buffer,
+) -> Result<()> {
+    forward(gpu, DType::F32, kernel, dims, qkv, o, lse)
 }
 
 /// As [`attention_forward`], with `qkv` and `o` f16 (f32 arithmetic, `o` rounded once); `lse`
@@ -142,18 +185,20 @@ pub fn attention_forward_f16(
     o: &wgpu::Buffer,
     lse: &wgpu::Buffer,
 ) -> Result<()> {
-    forward(gpu, DType::F16, dims, qkv, o, lse)
+    let kernel = FusedKernels::current().forward;
+    forward(gpu, DType::F16, kernel, dims, qkv, o, lse)
 }
 
 fn forward(
     gpu: &Gpu,
     act: DType,
+    which: FusedKernel,
     dims: AttentionDims,
     qkv: &wgpu::Buffer,
     o: &wgpu::Buffer,
     lse: &wgpu::Buffer,
 ) -> Result<()> {
-    let shader = fused(gpu, act)?;
+    let shader = fused(gpu, act, which)?;
     let params = dims.params("attention_forward")?;
     elements_of(gpu, "attention_forward qkv", qkv, dims.qkv_len(), act)?;
     elements_of(gpu, "attention_forward o", o, dims.o_len(), act)?;
@@ -161,15 +206,16 @@ fn forward(
     distinct_written(&[o, lse])?;
     distinct(o, &[qkv])?;
     distinct(lse, &[qkv])?;
+    workgroup_storage(gpu, "attention_forward", which, FORWARD_WORKGROUP_BYTES)?;
     gpu.dispatch(
-        kernel(shader, "attn_forward"),
+        kernel(shader, which.entry("attn_forward")),
         &params,
         &[
             Binding::of(o, dims.o_len(), act),
             Binding::of(qkv, dims.qkv_len(), act),
             Binding::f32s(lse, dims.rows_len()),
         ],
-        dims.grid(gpu, "attention_forward")?,
+        dims.grid(gpu, "attention_forward", which)?,
     )
 }
 
@@ -195,7 +241,22 @@ pub fn attention_backward(
     dqkv: &wgpu::Buffer,
     delta: &wgpu::Buffer,
 ) -> Result<()> {
-    backward(gpu, DType::F32, dims, saved, d_o, dqkv, delta)
+    let how = (DType::F32, FusedKernels::current());
+    backward(gpu, how, dims, saved, d_o, dqkv, delta)
+}
+
+/// As [`attention_backward`], with the kernels of the dq and dkdv passes named
+/// (`kernels.forward` is not used).
+pub fn attention_backward_with(
+    gpu: &Gpu,
+    kernels: FusedKernels,
+    dims: AttentionDims,
+    saved: &AttentionSaved<'_>,
+    d_o: &wgpu::Buffer,
+    dqkv: &wgpu::Buffer,
+    delta: &wgpu::Buffer,
+) -> Result<()> {
+    backward(gpu, (DType::F32, kernels), dims, saved, d_o, dqkv, delta)
 }
 
 /// As [`attention_backward`], with `saved.qkv`, `saved.o`, `d_o` and `dqkv` f16 (f32
@@ -208,19 +269,21 @@ pub fn attention_backward_f16(
     dqkv: &wgpu::Buffer,
     delta: &wgpu::Buffer,
 ) -> Result<()> {
-    backward(gpu, DType::F16, dims, saved, d_o, dqkv, delta)
+    let how = (DType::F16, FusedKernels::current());
+    backward(gpu, how, dims, saved, d_o, dqkv, delta)
 }
 
+/// `how`: the activations' type and the kernels.
 fn backward(
     gpu: &Gpu,
-    act: DType,
+    (act, kernels): (DType, FusedKernels),
     dims: AttentionDims,
     saved: &AttentionSaved<'_>,
     d_o: &wgpu::Buffer,
     dqkv: &wgpu::Buffer,
     delta: &wgpu::Buffer,
 ) -> Result<()> {
-    let shader = fused(gpu, act)?;
+    let (dq_shader, dkdv_shader) = (fused(gpu, act, kernels.dq)?, fused(gpu, act, kernels.dkdv)?);
     let params = dims.params("attention_backward")?;
     let (q, o, r) = (dims.qkv_len(), dims.o_len(), dims.rows_len());
     elements_of(gpu, "attention_backward qkv", saved.qkv, q, act)?;
@@ -233,7 +296,14 @@ fn backward(
     for w in [dqkv, delta] {
         distinct(w, &[saved.qkv, saved.o, d_o])?;
     }
-    let grid = dims.grid(gpu, "attention_backward")?;
+    let op = "attention_backward";
+    for pass in [kernels.dq, kernels.dkdv] {
+        workgroup_storage(gpu, op, pass, BACKWARD_WORKGROUP_BYTES)?;
+    }
+    let (dq_grid, dkdv_grid) = (
+        dims.grid(gpu, op, kernels.dq)?,
+        dims.grid(gpu, op, kernels.dkdv)?,
+    );
     let bindings = [
         Binding::of(dqkv, q, act),
         Binding::of(saved.qkv, q, act),
@@ -242,8 +312,10 @@ fn backward(
         Binding::f32s(delta, r),
         Binding::of(saved.o, o, act),
     ];
-    gpu.dispatch(kernel(shader, "attn_dq"), &params, &bindings, grid)?;
-    gpu.dispatch(kernel(shader, "attn_dkdv"), &params, &bindings[..5], grid)
+    let dq = kernel(dq_shader, kernels.dq.entry("attn_dq"));
+    gpu.dispatch(dq, &params, &bindings, dq_grid)?;
+    let dkdv = kernel(dkdv_shader, kernels.dkdv.entry("attn_dkdv"));
+    gpu.dispatch(dkdv, &params, &bindings[..5], dkdv_grid)
 }
 
 fn naive_groups(gpu: &Gpu, dims: &AttentionDims) -> Result<[u32; 3]> {

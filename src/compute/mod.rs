@@ -47,6 +47,7 @@
 //! validate every length reach it); user kernels are always compiled with every check.
 
 mod attention;
+mod attention_kernels;
 mod colsum;
 mod compress;
 mod coop_select;
@@ -72,8 +73,10 @@ mod validate;
 
 pub use attention::{
     AttentionDims, AttentionSaved, MAX_HEAD_DIM, attention_backward, attention_backward_f16,
-    attention_forward, attention_forward_f16, attention_naive_backward, attention_naive_forward,
+    attention_backward_with, attention_forward, attention_forward_f16, attention_forward_with,
+    attention_naive_backward, attention_naive_forward,
 };
+pub use attention_kernels::{FusedKernel, FusedKernels};
 pub use colsum::{CHUNK_ROWS, column_sum_partials, column_sums, column_sums_f16, column_sums_of};
 pub use compress::{f16_words, pack_f16, unpack_f16};
 pub use coop_select::{CoopAdapter, CoopChoice, CoopKernel, MatmulKernels, choose as choose_coop};

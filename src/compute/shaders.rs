@@ -64,8 +64,10 @@ shaders![
         "layernorm_f16" = ["layernorm/f16", "layernorm/body"],
         "dropout" = ["dropout/f32", "dropout/body"],
         "dropout_f16" = ["dropout/f16", "dropout/body"],
-        "attention" = ["attention/f32", "attention/body"],
-        "attention_f16" = ["attention/f16", "attention/body"],
+        "attention" = ["attention/f32", "attention/common", "attention/blocked"],
+        "attention_rows" = ["attention/f32", "attention/common", "attention/rows"],
+        "attention_f16" = ["attention/f16", "attention/common", "attention/blocked"],
+        "attention_rows_f16" = ["attention/f16", "attention/common", "attention/rows"],
     ]
 ];
 

@@ -1,121 +1,24 @@
-// Fused causal self-attention, FlashAttention-2 style, forward and backward.
-//
-// Layout. qkv: [batch * seq, 3 * width], row b * seq + t; columns [0, width) are the queries,
-// [width, 2 width) the keys, [2 width, 3 width) the values; head h owns columns
-// [h * dim, (h + 1) * dim) of each part. o and do: [batch * seq, width], same head columns.
-// lse and delta: [batch * heads, seq]. The grid is (tiles along seq, batch * heads).
-//
-// Nothing of size seq x seq is ever written: the forward pass keeps, per query row, a running
-// maximum m, a running sum l and an output accumulator, and folds in one tile of keys at a
-// time from workgroup memory (online softmax); it saves only lse = m + log(l) per row. The
-// backward pass recomputes the probabilities p = exp(s - lse) tile by tile. With no float
-// atomics in WGSL, the gradients are split by owner instead of accumulated across
-// workgroups: attn_dq gives each thread a query row (dq), attn_dkdv each thread a key row
-// (dk, dv). Every sum runs in a fixed order, so results are bit-for-bit repeatable.
-//
-// Masking: key j is visible to query i iff j <= i. Tiles wholly above the diagonal are
-// skipped; masked scores are -1e30, whose exp underflows to exactly 0 (no inf arithmetic).
-//
-// Head sizes up to DMAX = 64. Every row is held as 16 vec4s, components past the head size
-// zero, and every loop over them has the constant trip count D4: a compiler can unroll them and
-// keep the per-thread arrays in registers (a loop bounded by the runtime head size would force
-// them into local memory). A head of 64 wastes nothing; smaller heads compute on zeros.
-//
-// Storage: qkv, o, do and dqkv are `act` (f32 or f16, from the header piece
-// shaders/attention/f32.wgsl or f16.wgsl), converted to f32 as they are loaded; lse, delta,
-// the workgroup tiles and all arithmetic are f32 in both.
+// Fused attention, one row per thread (shaders/attention/common.wgsl has the layout, bindings
+// and helpers): attn_forward_rows and attn_dq_rows give each thread a query row, 64 per
+// workgroup, attn_dkdv_rows a key row; rows are 16 vec4 in registers, K/V (or Q/dO) tiles in
+// workgroup memory, every element of which a thread uses is one load per 4 FMAs (a broadcast:
+// all threads read the same address).
 
-override WG: u32 = 256u; // Unused: the workgroup sizes below are fixed.
-
-struct Params {
-    batch: u32,
-    seq: u32,
-    heads: u32,
-    dim: u32,
-    width: u32,
-    scale: f32,
-    _pad0: u32,
-    _pad1: u32,
-}
-
-@group(0) @binding(0) var<uniform> params: Params;
-// attn_forward: o. attn_dq, attn_dkdv: dqkv (each writes its own part).
-@group(0) @binding(1) var<storage, read_write> out: array<act>;
-@group(0) @binding(2) var<storage, read> qkv: array<act>;
-// Written by attn_forward, read by the backward kernels.
-@group(0) @binding(3) var<storage, read_write> lse: array<f32>;
-@group(0) @binding(4) var<storage, read> dout: array<act>;
-// delta[i] = dot(do_i, o_i): written by attn_dq, read by attn_dkdv.
-@group(0) @binding(5) var<storage, read_write> delta: array<f32>;
-@group(0) @binding(6) var<storage, read> o: array<act>;
-
-const DMAX: u32 = 64u;
-const D4: u32 = 16u;
-// Rows per workgroup (one per thread), keys per tile in forward and attn_dq, queries per tile
-// in attn_dkdv.
+// Rows per workgroup (one per thread), keys per tile in attn_forward_rows and attn_dq_rows,
+// queries per tile in attn_dkdv_rows.
 const ROWS: u32 = 64u;
 const KEYS: u32 = 32u;
 const QUERIES: u32 = 16u;
-const MASKED: f32 = -1e30;
 
-// K and V tiles of attn_forward and attn_dq: 2 x 8 KiB (WebGPU's 16 KiB default limit).
+// K and V tiles of attn_forward_rows and attn_dq_rows: 2 x 8 KiB (WebGPU's 16 KiB default
+// limit).
 var<workgroup> tile_a: array<vec4<f32>, 512>;
 var<workgroup> tile_b: array<vec4<f32>, 512>;
-// Q and dO tiles of attn_dkdv: 2 x 4 KiB.
+// Q and dO tiles of attn_dkdv_rows: 2 x 4 KiB.
 var<workgroup> tile_q: array<vec4<f32>, 256>;
 var<workgroup> tile_do: array<vec4<f32>, 256>;
 var<workgroup> tile_lse: array<f32, 16>;
 var<workgroup> tile_delta: array<f32, 16>;
-
-// Index into qkv (and dqkv) of component 0 of row (b, t), part 0/1/2 (q/k/v), head h.
-fn qkv_row(b: u32, t: u32, part: u32, h: u32) -> u32 {
-    return (b * params.seq + t) * 3u * params.width + part * params.width + h * params.dim;
-}
-
-// Index into o / do of component 0 of row (b, t), head h.
-fn o_row(b: u32, t: u32, h: u32) -> u32 {
-    return (b * params.seq + t) * params.width + h * params.dim;
-}
-
-// Components 4c .. 4c + 3 of the row at `base` of qkv, zero past the head size.
-fn qkv4(base: u32, c: u32) -> vec4<f32> {
-    var v = vec4<f32>(0.0);
-    for (var k = 0u; k < 4u; k++) {
-        if (4u * c + k < params.dim) {
-            v[k] = f32(qkv[base + 4u * c + k]);
-        }
-    }
-    return v;
-}
-
-fn dout4(base: u32, c: u32) -> vec4<f32> {
-    var v = vec4<f32>(0.0);
-    for (var k = 0u; k < 4u; k++) {
-        if (4u * c + k < params.dim) {
-            v[k] = f32(dout[base + 4u * c + k]);
-        }
-    }
-    return v;
-}
-
-fn o4(base: u32, c: u32) -> vec4<f32> {
-    var v = vec4<f32>(0.0);
-    for (var k = 0u; k < 4u; k++) {
-        if (4u * c + k < params.dim) {
-            v[k] = f32(o[base + 4u * c + k]);
-        }
-    }
-    return v;
-}
-
-// Stores components 4c .. 4c + 3 that lie within the head size into `out` at `base`.
-fn store4(base: u32, c: u32, v: vec4<f32>) {
-    for (var k = 0u; k < 4u; k++) {
-        if (4u * c + k < params.dim) {
-            out[base + 4u * c + k] = act(v[k]);
-        }
-    }
-}
 
 // Loads keys [k0, k0 + KEYS) of head (b, h) into tile_a (K) and tile_b (V); zeros past seq.
 fn load_kv(l: u32, b: u32, h: u32, k0: u32) {
@@ -133,7 +36,10 @@ fn load_kv(l: u32, b: u32, h: u32, k0: u32) {
 }
 
 @compute @workgroup_size(64)
-fn attn_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l: u32) {
+fn attn_forward_rows(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(local_invocation_index) l: u32,
+) {
     let b = wg.y / params.heads;
     let h = wg.y % params.heads;
     let q0 = wg.x * ROWS;
@@ -202,7 +108,7 @@ fn attn_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
 
 // dq_i = scale * sum_j p_ij (dp_ij - delta_i) k_j, with dp_ij = do_i . v_j.
 @compute @workgroup_size(64)
-fn attn_dq(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l: u32) {
+fn attn_dq_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l: u32) {
     let b = wg.y / params.heads;
     let h = wg.y % params.heads;
     let q0 = wg.x * ROWS;
@@ -261,7 +167,7 @@ fn attn_dq(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
 
 // dv_j = sum_i p_ij do_i and dk_j = scale * sum_i p_ij (dp_ij - delta_i) q_i over i >= j.
 @compute @workgroup_size(64)
-fn attn_dkdv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l: u32) {
+fn attn_dkdv_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l: u32) {
     let b = wg.y / params.heads;
     let h = wg.y % params.heads;
     let k0 = wg.x * ROWS;
