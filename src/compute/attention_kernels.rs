@@ -63,14 +63,13 @@ impl FusedKernels {
         dkdv: FusedKernel::Blocked,
     };
 
-    /// What the attention entry points run without `WGMEM_ATTENTION_ROWS`: on the H200 the
-    /// first blocked forward was 1.8x slower than one row per thread, the first blocked
-    /// backward within 10% of it either way (benches/attention.rs, T = 1024 and 2048).
-    pub const DEFAULT: FusedKernels = FusedKernels {
-        forward: FusedKernel::Rows,
-        dq: FusedKernel::Blocked,
-        dkdv: FusedKernel::Blocked,
-    };
+    /// What the attention entry points run without `WGMEM_ATTENTION_ROWS`: one row per thread
+    /// in every pass. On the H200 (BENCHMARKS.md, 2026-12-01, one call) at the default GPT's
+    /// shape (batch 64, 6 heads, T 256, head 64) forward + backward took 2.60 ms all rows, 2.93
+    /// with the blocked backward and 3.27 all blocked, and the GPT step 79.0 / 81.4 / 83.3 ms;
+    /// the blocked backward wins only at long contexts (T 1024: 3.58 against 3.99 ms; T 2048:
+    /// 12.18 against 11.54, a loss).
+    pub const DEFAULT: FusedKernels = FusedKernels::ROWS;
 
     /// [`FusedKernels::DEFAULT`], or as `WGMEM_ATTENTION_ROWS` says (read once): a
     /// comma-separated list of the passes that run one row per thread (`forward`, `dq`,
