@@ -12,7 +12,8 @@ use crate::compute::{
     LayerNormGrads, MatmulOptions,
 };
 use crate::error::{Error, Result};
-use crate::tensor::Tensor;
+use crate::tensor::{Context, Tensor, tags};
+use std::sync::Arc;
 
 /// `c = act(op(a) · op(b) + bias) (+ c)` for tensors read as matrices (shapes as stored, see
 /// [`compute::matmul`]; leading dimensions fold into the rows, [`Tensor::matrix_dims`]). `a`
@@ -26,34 +27,9 @@ pub fn matmul(a: &Tensor, b: &Tensor, c: &Tensor, opts: &MatmulOptions<'_>) -> R
     let gpu = a.context().gpu();
     match (a.dtype(), b.dtype(), c.dtype()) {
         (DType::F32, DType::F32, DType::F32) | (DType::F16, DType::F16, DType::F32) => {
-            let [m, k] = if opts.trans_a {
-                [a_shape[1], a_shape[0]]
-            } else {
-                a_shape
-            };
-            let n = if opts.trans_b { b_shape[0] } else { b_shape[1] };
-            let slices = match (opts.split_k, opts.tile) {
-                (None, compute::MatmulTile::Auto) => {
-                    compute::split_k_slices(gpu, a.dtype(), m, n, k)
-                }
-                _ => 1,
-            };
-            let scratch = (slices > 1)
-                .then(|| {
-                    a.context()
-                        .uninit(&[slices as usize, m, n], crate::tensor::tags::SCRATCH)
-                })
-                .transpose()?;
-            let opts = MatmulOptions {
-                split_k: scratch
-                    .as_ref()
-                    .map(|s| compute::SplitK {
-                        slices,
-                        scratch: s.raw(),
-                    })
-                    .or(opts.split_k),
-                ..*opts
-            };
+            let split =
+                split_k_scratch(a.context(), a.dtype(), DType::F32, a_shape, b_shape, opts)?;
+            let opts = with_split(opts, &split);
             let (a_raw, b_raw, c_raw) = (a.raw(), b.raw(), c.raw());
             match a.dtype() {
                 DType::F32 => compute::matmul(gpu, a_raw, a_shape, b_raw, b_shape, c_raw, &opts),
@@ -94,6 +70,50 @@ pub fn matmul(a: &Tensor, b: &Tensor, c: &Tensor, opts: &MatmulOptions<'_>) -> R
     }
 }
 
+/// The slices and pool scratch of a split-K product ([`compute::split_k_slices`]): an `input`
+/// product with an f32 `output`, `Auto` tiling and no split chosen by the caller, whose output
+/// alone cannot fill the GPU. `None` where it runs unsplit, and where the shapes disagree (the
+/// kernel then reports them). Shared by [`matmul`] and the layers that multiply raw buffers.
+pub(crate) fn split_k_scratch(
+    ctx: &Arc<Context>,
+    input: DType,
+    output: DType,
+    a_shape: [usize; 2],
+    b_shape: [usize; 2],
+    opts: &MatmulOptions<'_>,
+) -> Result<Option<(u32, Tensor)>> {
+    if output != DType::F32 || opts.split_k.is_some() || opts.tile != compute::MatmulTile::Auto {
+        return Ok(None);
+    }
+    let Ok((m, k, n)) = compute::product_dims("matmul", a_shape, b_shape, opts) else {
+        return Ok(None);
+    };
+    match compute::split_k_slices(ctx.gpu(), input, m, n, k) {
+        1 => Ok(None),
+        slices => Ok(Some((
+            slices,
+            ctx.uninit(&[slices as usize, m, n], tags::SCRATCH)?,
+        ))),
+    }
+}
+
+/// `opts` with the split of [`split_k_scratch`], where it gave one.
+pub(crate) fn with_split<'a>(
+    opts: &MatmulOptions<'a>,
+    split: &'a Option<(u32, Tensor)>,
+) -> MatmulOptions<'a> {
+    MatmulOptions {
+        split_k: split
+            .as_ref()
+            .map(|(slices, scratch)| compute::SplitK {
+                slices: *slices,
+                scratch: scratch.raw(),
+            })
+            .or(opts.split_k),
+        ..*opts
+    }
+}
+
 /// `grad *= act'(input)` elementwise; both tensors of one type and length.
 pub fn activation_backward_in_place(act: Activation, grad: &Tensor, input: &Tensor) -> Result<()> {
     input.expect_dtype(
@@ -130,7 +150,7 @@ pub fn column_sums(x: &Tensor, out: &Tensor, accumulate: bool) -> Result<()> {
     let ctx = x.context();
     // A tall matrix (a bias gradient over many rows) is summed in chunks side by side.
     let partials = compute::column_sum_partials(rows, cols)
-        .map(|len| ctx.uninit(&[len], crate::tensor::tags::SCRATCH))
+        .map(|len| ctx.uninit(&[len], tags::SCRATCH))
         .transpose()?;
     compute::column_sums_of(
         ctx.gpu(),

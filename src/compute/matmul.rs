@@ -327,7 +327,7 @@ pub fn matmul(
 
 /// `(m, k, n)` of `op(A) · op(B)` from the stored shapes and the transposes; inner dimensions
 /// that differ are a [`Error::Shape`] naming `op`. Shared by the f32, f16 and cooperative kernels.
-pub(super) fn product_dims(
+pub(crate) fn product_dims(
     op: &'static str,
     a_shape: [usize; 2],
     b_shape: [usize; 2],

@@ -98,6 +98,7 @@ pub use layernorm::{
     LayerNormBuffers, LayerNormGrads, layer_norm_backward, layer_norm_backward_f16,
     layer_norm_forward, layer_norm_forward_f16,
 };
+pub(crate) use matmul::product_dims;
 pub use matmul::{MatmulOptions, MatmulTile, SplitK, matmul, split_k_slices};
 pub use matmul_coop::matmul_coop;
 pub use matmul_f16::matmul_f16;

@@ -11,6 +11,7 @@ use super::{Module, missing_saved};
 use crate::DType;
 use crate::compute::{self, MatmulOptions};
 use crate::error::{Error, Result};
+use crate::ops;
 use crate::tensor::{Context, Tensor, tags};
 use std::sync::{Arc, Weak};
 
@@ -61,26 +62,8 @@ impl TiedHead {
         let gpu = self.ctx.gpu();
         // The table's gradient (`[vocab, width]` over every row) is small and long in K: split
         // K as `ops::matmul` does.
-        let [m, k] = if opts.trans_a {
-            [a_shape[1], a_shape[0]]
-        } else {
-            a_shape
-        };
-        let n = if opts.trans_b { b_shape[0] } else { b_shape[1] };
-        let slices = match c_dtype {
-            DType::F32 => compute::split_k_slices(gpu, dtype, m, n, k),
-            DType::F16 => 1,
-        };
-        let scratch = (slices > 1)
-            .then(|| self.ctx.uninit(&[slices as usize, m, n], tags::SCRATCH))
-            .transpose()?;
-        let opts = MatmulOptions {
-            split_k: scratch.as_ref().map(|s| compute::SplitK {
-                slices,
-                scratch: s.raw(),
-            }),
-            ..*opts
-        };
+        let split = ops::split_k_scratch(&self.ctx, dtype, c_dtype, a_shape, b_shape, opts)?;
+        let opts = ops::with_split(opts, &split);
         match dtype {
             DType::F32 => compute::matmul(gpu, a, a_shape, b, b_shape, c, &opts),
             DType::F16 => compute::matmul_f16(gpu, a, a_shape, b, b_shape, c, c_dtype, &opts),
