@@ -7,8 +7,9 @@
 
 use super::elementwise::Activation;
 pub use super::matmul_split::{SplitK, split_k_slices};
-use super::validate::{distinct, elements, product};
+use super::validate::{distinct, elements, elements_of, product};
 use super::{Binding, Gpu, Kernel};
+use crate::DType;
 use crate::error::{Error, Result};
 
 /// Which tiling runs a product.
@@ -256,24 +257,24 @@ pub fn matmul(
     c: &wgpu::Buffer,
     opts: &MatmulOptions<'_>,
 ) -> Result<()> {
-    let (m, k, n) = product_dims("matmul", a_shape, b_shape, opts)?;
-    let len_a = product("matmul A", m, k)?;
-    let len_b = product("matmul B", k, n)?;
-    let len_c = product("matmul C", m, n)?;
-    elements(gpu, "matmul A", a, len_a)?;
-    elements(gpu, "matmul B", b, len_b)?;
-    elements(gpu, "matmul C", c, len_c)?;
-    let (m32, n32, k32) = (
-        u32_dim("matmul m", m)?,
-        u32_dim("matmul n", n)?,
-        u32_dim("matmul k", k)?,
-    );
-    let mut reads = vec![a, b];
-    if let Some(bias) = opts.bias {
-        elements(gpu, "matmul bias", bias, n)?;
-        reads.push(bias);
-    }
-    distinct(c, &reads)?;
+    let Operands {
+        m,
+        n,
+        m32,
+        n32,
+        k32,
+        len_a,
+        len_b,
+        len_c,
+        ..
+    } = check_operands(
+        gpu,
+        &MATMUL,
+        [a, b, c],
+        [a_shape, b_shape],
+        [DType::F32; 2],
+        opts,
+    )?;
     if len_c == 0 {
         return Ok(());
     }
@@ -323,6 +324,85 @@ pub fn matmul(
         ],
         groups,
     )
+}
+
+/// The names a product's checks give in their errors (`Error` fields are `&'static str`).
+pub(super) struct Labels {
+    pub(super) op: &'static str,
+    pub(super) a: &'static str,
+    pub(super) b: &'static str,
+    pub(super) c: &'static str,
+    pub(super) bias: &'static str,
+    pub(super) m: &'static str,
+    pub(super) n: &'static str,
+    pub(super) k: &'static str,
+}
+
+/// The labels of [`matmul`] and the cooperative kernels.
+pub(super) const MATMUL: Labels = Labels {
+    op: "matmul",
+    a: "matmul A",
+    b: "matmul B",
+    c: "matmul C",
+    bias: "matmul bias",
+    m: "matmul m",
+    n: "matmul n",
+    k: "matmul k",
+};
+
+/// A product's sizes once [`check_operands`] has accepted them.
+pub(super) struct Operands {
+    pub(super) m: usize,
+    pub(super) n: usize,
+    pub(super) k: usize,
+    pub(super) m32: u32,
+    pub(super) n32: u32,
+    pub(super) k32: u32,
+    pub(super) len_a: usize,
+    pub(super) len_b: usize,
+    pub(super) len_c: usize,
+}
+
+/// What every matmul entry point checks first, in this order: the shapes agree, A and B hold
+/// their `input` elements and C its `output` elements, the sizes fit the kernels' u32, the bias
+/// (if any) holds `n` f32s, and C is none of the buffers read.
+pub(super) fn check_operands(
+    gpu: &Gpu,
+    labels: &Labels,
+    [a, b, c]: [&wgpu::Buffer; 3],
+    [a_shape, b_shape]: [[usize; 2]; 2],
+    [input, output]: [DType; 2],
+    opts: &MatmulOptions<'_>,
+) -> Result<Operands> {
+    let (m, k, n) = product_dims(labels.op, a_shape, b_shape, opts)?;
+    let len_a = product(labels.a, m, k)?;
+    let len_b = product(labels.b, k, n)?;
+    let len_c = product(labels.c, m, n)?;
+    elements_of(gpu, labels.a, a, len_a, input)?;
+    elements_of(gpu, labels.b, b, len_b, input)?;
+    elements_of(gpu, labels.c, c, len_c, output)?;
+    let (m32, n32, k32) = (
+        u32_dim(labels.m, m)?,
+        u32_dim(labels.n, n)?,
+        u32_dim(labels.k, k)?,
+    );
+    let mut reads = vec![a, b];
+    if let Some(bias) = opts.bias {
+        elements(gpu, labels.bias, bias, n)?;
+        reads.push(bias);
+    }
+    distinct(c, &reads)?;
+    Ok(Operands {
+        m,
+        n,
+        k,
+        m32,
+        n32,
+        k32,
+        len_a,
+        len_b,
+        len_c,
+    })
 }
 
 /// `(m, k, n)` of `op(A) · op(B)` from the stored shapes and the transposes; inner dimensions

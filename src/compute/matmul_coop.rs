@@ -6,9 +6,7 @@
 //! chose for the input type. Buffers are raw: f16 values are two bytes each (`half::f16`).
 
 use super::coop_select::CoopKernel;
-use super::matmul::MatmulOptions;
-use super::matmul::{Params, u32_dim};
-use super::validate::{distinct, elements, elements_of, product};
+use super::matmul::{MATMUL, MatmulOptions, Operands, Params, check_operands};
 use super::{Binding, Gpu, Kernel};
 use crate::DType;
 use crate::error::{Error, Result};
@@ -31,12 +29,6 @@ fn shader(kernel: CoopKernel, out: DType) -> Result<&'static str> {
             ));
         }
     })
-}
-
-/// Bytes of `len` elements of `dtype`, checked against the buffer and the binding limit.
-fn check(gpu: &Gpu, op: &'static str, buf: &wgpu::Buffer, len: usize, dtype: DType) -> Result<u64> {
-    elements_of(gpu, op, buf, len, dtype)?;
-    Ok(len as u64 * dtype.size() as u64)
 }
 
 /// `C = act(op(A) · op(B) + bias)` (or `C += ...`) with the cooperative-matrix kernel the device
@@ -68,28 +60,34 @@ pub fn matmul_coop(
             format!("{input:?} inputs on this device run the {choice}"),
         )
     })?;
-    let (m, k, n) = super::matmul::product_dims("matmul", a_shape, b_shape, opts)?;
     let half_in = kernel.input() == DType::F16;
     let name = shader(kernel, output)?;
-    let len_a = product("matmul A", m, k)?;
-    let len_b = product("matmul B", k, n)?;
-    let len_c = product("matmul C", m, n)?;
-    let bytes_a = check(gpu, "matmul A", a, len_a, kernel.input())?;
-    let bytes_b = check(gpu, "matmul B", b, len_b, kernel.input())?;
-    let bytes_c = check(gpu, "matmul C", c, len_c, output)?;
-    // The kernels index with u32 and read vectors of 4 from buffers of at least one vector.
-    let (m32, n32, k32) = (
-        u32_dim("matmul m", m)?,
-        u32_dim("matmul n", n)?,
-        u32_dim("matmul k", k)?,
+    // The kernels index with u32 (the element checks refuse more elements than that) and read
+    // vectors of 4 from buffers of at least one vector.
+    let Operands {
+        m,
+        n,
+        k,
+        m32,
+        n32,
+        k32,
+        len_a,
+        len_b,
+        len_c,
+    } = check_operands(
+        gpu,
+        &MATMUL,
+        [a, b, c],
+        [a_shape, b_shape],
+        [kernel.input(), output],
+        opts,
+    )?;
+    let bytes = |len: usize, dtype: DType| len as u64 * dtype.size() as u64;
+    let (bytes_a, bytes_b, bytes_c) = (
+        bytes(len_a, kernel.input()),
+        bytes(len_b, kernel.input()),
+        bytes(len_c, output),
     );
-    u32_dim("matmul C elements", len_c)?;
-    let mut reads = vec![a, b];
-    if let Some(bias) = opts.bias {
-        elements(gpu, "matmul bias", bias, n)?;
-        reads.push(bias);
-    }
-    distinct(c, &reads)?;
     if len_c == 0 {
         return Ok(());
     }

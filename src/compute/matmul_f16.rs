@@ -7,8 +7,7 @@
 //! always the f32 master copy. The same products and options as [`super::matmul`], in a 64 or a
 //! 128 tile.
 
-use super::matmul::{MatmulOptions, Params, u32_dim};
-use super::validate::{distinct, elements, elements_of, product};
+use super::matmul::{Labels, MatmulOptions, Operands, Params, check_operands};
 use super::{Binding, Gpu, Kernel, MatmulTile};
 use crate::DType;
 use crate::error::{Error, Result};
@@ -41,6 +40,18 @@ fn kernel(wide: bool, c: DType, trans_a: bool, trans_b: bool) -> Kernel {
         entry,
     }
 }
+
+/// The names [`matmul_f16`]'s errors give.
+const LABELS: Labels = Labels {
+    op: "matmul_f16",
+    a: "matmul_f16 A",
+    b: "matmul_f16 B",
+    c: "matmul_f16 C",
+    bias: "matmul_f16 bias",
+    m: "matmul_f16 m",
+    n: "matmul_f16 n",
+    k: "matmul_f16 k",
+};
 
 /// `C = act(op(A) · op(B) + bias)`, or `C += ...` with `accumulate`; A and B row-major f16,
 /// `bias` (if any) `n` f32 values, `c` of `c_dtype` (f16 or f32).
@@ -76,24 +87,24 @@ pub fn matmul_f16(
             ),
         ));
     }
-    let (m, k, n) = super::matmul::product_dims("matmul_f16", a_shape, b_shape, opts)?;
-    let len_a = product("matmul_f16 A", m, k)?;
-    let len_b = product("matmul_f16 B", k, n)?;
-    let len_c = product("matmul_f16 C", m, n)?;
-    elements_of(gpu, "matmul_f16 A", a, len_a, DType::F16)?;
-    elements_of(gpu, "matmul_f16 B", b, len_b, DType::F16)?;
-    elements_of(gpu, "matmul_f16 C", c, len_c, c_dtype)?;
-    let (m32, n32, k32) = (
-        u32_dim("matmul_f16 m", m)?,
-        u32_dim("matmul_f16 n", n)?,
-        u32_dim("matmul_f16 k", k)?,
-    );
-    let mut reads = vec![a, b];
-    if let Some(bias) = opts.bias {
-        elements(gpu, "matmul_f16 bias", bias, n)?;
-        reads.push(bias);
-    }
-    distinct(c, &reads)?;
+    let Operands {
+        m,
+        n,
+        m32,
+        n32,
+        k32,
+        len_a,
+        len_b,
+        len_c,
+        ..
+    } = check_operands(
+        gpu,
+        &LABELS,
+        [a, b, c],
+        [a_shape, b_shape],
+        [DType::F16, c_dtype],
+        opts,
+    )?;
     if len_c == 0 {
         return Ok(());
     }
